@@ -1,0 +1,42 @@
+"""ChronosDefrag app frame: page config, session defaults, shared sidebar and navigation.
+
+Start with:  streamlit run app.py
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")      # before numpy / torch: 2-core machines stall otherwise
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import streamlit as st  # noqa: E402
+import torch  # noqa: E402
+
+from pages import session  # noqa: E402
+
+torch.set_num_threads(1)
+st.set_page_config(page_title="ChronosDefrag", page_icon="🧭", layout="wide")
+session.init_defaults()
+
+with st.sidebar:
+    ds, info, eng = session.dataset(), session.model_info(), session.engine()
+    st.markdown("### 🧭 ChronosDefrag")
+    st.caption(f"**Data:** {ds.name} · {ds.features.shape[0]:,} ticks × {ds.features.shape[1]} features")
+    if eng is not None:
+        st.caption(f"**Model:** {info.get('origin', '?')} on *{info.get('dataset', '?')}* · "
+                   f"{len(eng.block_latents):,} blocks · {info.get('when', '?')}")
+    st.caption(f"**Device:** {'cuda' if torch.cuda.is_available() else 'cpu'}")
+
+pages = [
+    st.Page("pages/data.py", title="Data", icon=":material/table_chart:", default=True),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/manifold.py", title="Manifold", icon=":material/scatter_plot:"),
+    st.Page("pages/timeline.py", title="Timeline", icon=":material/view_timeline:"),
+    st.Page("pages/replay.py", title="Live replay", icon=":material/play_circle:"),
+    st.Page("pages/latency.py", title="Latency", icon=":material/speed:"),
+    st.Page("pages/diagnostics.py", title="Diagnostics", icon=":material/monitor_heart:"),
+    st.Page("pages/evidence.py", title="Evidence", icon=":material/science:"),
+]
+st.session_state[session.K_ROUTER] = True
+st.navigation(pages).run()

@@ -1,0 +1,94 @@
+"""Argument parsing and the ``train`` command; ``bench`` and ``evaluate`` live in their own modules.
+
+``main(argv)`` returns an exit status; user errors (ValueError / RuntimeError / OSError from the library)
+become one line on stderr and status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+
+import torch
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train an engine on a CSV / Parquet file and save a checkpoint")
+    p.add_argument("data", help="CSV or Parquet file, one row per tick")
+    p.add_argument("--out", required=True, help="checkpoint path to write (atomically)")
+    p.add_argument("--features", default="", help="comma-separated feature columns (default: all numeric)")
+    p.add_argument("--timestamp", default="", help="timestamp column (default: detected)")
+    p.add_argument("--label", default="", help="ground-truth label column, excluded from features")
+    p.add_argument("--epochs", type=int, default=None, help="encoder epochs")
+    p.add_argument("--predictor-epochs", type=int, default=None)
+    p.add_argument("--block-len", type=int, default=None)
+    p.add_argument("--latent-dim", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--holdout", type=float, default=0.0, help="fraction of the end kept out of training")
+    p.add_argument("--config", default="", help="JSON file with a DefragConfig dict to start from")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import DefragConfig
+    from .data import load_for_training
+    from .engine import ChronosDefragEngine
+
+    cfg = DefragConfig()
+    if args.config:
+        with open(args.config) as f:
+            cfg = DefragConfig.from_dict(json.load(f))
+    for attr, (sec, field) in {"epochs": ("optim", "encoder_epochs"),
+                               "predictor_epochs": ("optim", "predictor_epochs"),
+                               "block_len": ("encoder", "block_len"), "batch_size": ("optim", "batch_size"),
+                               "latent_dim": ("encoder", "latent_dim")}.items():
+        v = getattr(args, attr)
+        if v is not None:
+            setattr(getattr(cfg, sec), field, v)
+            if field == "latent_dim":
+                cfg.predictor.latent_dim = v
+                cfg.predictor.forecast_dim = min(cfg.predictor.forecast_dim, v)
+    if args.seed is not None:
+        cfg.seed = args.seed
+    features = [c.strip() for c in args.features.split(",") if c.strip()]
+    ds, cfg = load_for_training(args.data, cfg, features=features, timestamp_col=args.timestamp,
+                                label_col=args.label, holdout=args.holdout)
+    cfg.validate()
+
+    def progress(stage: str, step: int, total: int, metrics: dict) -> None:
+        if not args.quiet and stage == "encoder":
+            print(f"[encoder {step}/{total}] loss={metrics['loss']:.4f} infonce={metrics['infonce']:.4f} "
+                  f"ter={metrics['ter']:.4f} lcr={metrics['lcr']:.4f} entropy={metrics['entropy']:.3f}/"
+                  f"{metrics['entropy_target']:.3f} eff_rank={metrics['eff_rank']:.2f} {metrics['verdict']}",
+                  file=sys.stderr)
+
+    t0 = time.perf_counter()
+    eng = ChronosDefragEngine(cfg).fit(ds.train, progress=progress)
+    eng.meta.update(dataset=ds.name, features=list(ds.feature_names))
+    eng.save(args.out)
+    summary = {k: v for k, v in eng.fit_summary.items()}
+    summary.update(out=args.out, seconds=round(time.perf_counter() - t0, 2))
+    print(json.dumps(summary, default=float))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    torch.set_num_threads(1)
+    parser = argparse.ArgumentParser(prog="python -m chronoslib", description="ChronosDefrag command line")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    _add_train(sub)
+    from . import bench, experiments
+
+    bench.add_parser(sub)
+    experiments.add_parser(sub)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ValueError, RuntimeError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,216 @@
+"""Configuration dataclasses: defaults, validation and a JSON-safe round trip.
+
+``DefragConfig`` groups five sub-configs (encoder, routing, predictor, optim, data) plus ``seed`` and
+``device``. Fields are plain Python scalars / lists so ``to_dict`` output can go straight into JSON and into a
+checkpoint (which is loaded with ``weights_only=True``). Validation raises ``ConfigError`` (a ``ValueError``),
+never ``assert``, so it survives ``python -O``. This module knows nothing about torch or data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+
+@dataclass
+class EncoderConfig:
+    input_dim: int = 6          # F: features per tick
+    block_len: int = 64         # L: ticks per block
+    hidden_dim: int = 32        # conv channels
+    latent_dim: int = 32        # D: size of the L2-normalised latent
+    proj_dim: int = 32          # size of the projection head used by InfoNCE
+    n_layers: int = 3           # residual blocks (dilations 1, 2, 4, ...)
+    kernel_size: int = 3
+    temperature: float = 0.2    # initial InfoNCE temperature (learnable, stored as a log)
+    learn_temperature: bool = True
+    entropy_weight: float = 1.0     # lambda of Temporal Entropy Regularisation
+    continuity_weight: float = 0.5  # lambda of Latent Continuity Regularisation
+    jitter_std: float = 0.1     # Gaussian jitter, in units of the normalised features
+    max_shift: int = -1         # largest cyclic shift in ticks; -1 means block_len - 1
+
+
+@dataclass
+class RoutingConfig:
+    registry_capacity: int = 65536
+    top_k: int = 8
+    decay: float = 0.9          # SPD delta in (0, 1]
+    chain_method: str = "auto"  # auto | exact | approx
+    approx_threshold: int = 50_000  # auto switches to the approximate chain above this many blocks
+
+
+@dataclass
+class PredictorConfig:
+    latent_dim: int = 32        # must equal encoder.latent_dim
+    hidden_dim: int = 64
+    n_layers: int = 2
+    window: int = 8             # pseudo-timeline positions seen per training example
+    forecast_dim: int = 8       # leading latent coordinates predicted for the next position
+
+
+@dataclass
+class OptimConfig:
+    encoder_epochs: int = 30
+    predictor_epochs: int = 20
+    batch_size: int = 32
+    lr: float = 3e-3
+    predictor_lr: float = 3e-3
+    weight_decay: float = 1e-5
+    grad_clip: float = 1.0
+
+
+@dataclass
+class DataConfig:
+    """How raw input becomes the (T, F) array the encoder sees; stored so a live window is treated alike."""
+
+    normalize: str = "zscore"   # zscore | robust | none  (fitted on the training span only)
+    features: list[str] = field(default_factory=list)   # chosen column names (empty = all numeric)
+    transforms: list[str] = field(default_factory=list)  # feature engineering recipe (empty = raw)
+    timestamp_col: str = ""
+    label_col: str = ""
+    nan_policy: str = "refuse"  # refuse | ffill
+    price_col: str = ""
+
+
+_SECTIONS = {
+    "encoder": EncoderConfig,
+    "routing": RoutingConfig,
+    "predictor": PredictorConfig,
+    "optim": OptimConfig,
+    "data": DataConfig,
+}
+
+
+@dataclass
+class DefragConfig:
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
+    predictor: PredictorConfig = field(default_factory=PredictorConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    seed: int = 42
+    device: str = "auto"        # auto | cpu | cuda
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> DefragConfig:
+        """Raise ``ConfigError`` naming the first bad field; return self when all is well."""
+        e, r, p, o, d = self.encoder, self.routing, self.predictor, self.optim, self.data
+        _positive_int("encoder.input_dim", e.input_dim)
+        _positive_int("encoder.block_len", e.block_len, minimum=2)
+        _positive_int("encoder.hidden_dim", e.hidden_dim)
+        _positive_int("encoder.latent_dim", e.latent_dim, minimum=2)
+        _positive_int("encoder.proj_dim", e.proj_dim)
+        _positive_int("encoder.n_layers", e.n_layers)
+        _positive_int("encoder.kernel_size", e.kernel_size)
+        _positive_float("encoder.temperature", e.temperature)
+        if e.temperature > 10:
+            raise ConfigError(f"encoder.temperature must be in (0, 10], got {e.temperature}")
+        _nonneg_float("encoder.entropy_weight", e.entropy_weight)
+        _nonneg_float("encoder.continuity_weight", e.continuity_weight)
+        _nonneg_float("encoder.jitter_std", e.jitter_std)
+        if not isinstance(e.max_shift, int) or e.max_shift < -1 or e.max_shift >= e.block_len:
+            raise ConfigError(
+                f"encoder.max_shift must be -1 (auto) or in [0, block_len={e.block_len}), got {e.max_shift!r}"
+            )
+        if e.latent_dim != p.latent_dim:
+            raise ConfigError(
+                "encoder.latent_dim must match predictor.latent_dim "
+                f"(got {e.latent_dim} and {p.latent_dim}); modify both together"
+            )
+        _positive_int("routing.registry_capacity", r.registry_capacity, minimum=4)
+        _positive_int("routing.top_k", r.top_k)
+        if not (isinstance(r.decay, (int, float)) and 0 < r.decay <= 1):
+            raise ConfigError(f"routing.decay (SPD delta) must be in (0, 1], got {r.decay!r}")
+        _choice("routing.chain_method", r.chain_method, ("auto", "exact", "approx"))
+        _positive_int("routing.approx_threshold", r.approx_threshold)
+        _positive_int("predictor.hidden_dim", p.hidden_dim)
+        _positive_int("predictor.n_layers", p.n_layers)
+        _positive_int("predictor.window", p.window)
+        _positive_int("predictor.forecast_dim", p.forecast_dim)
+        if p.forecast_dim > p.latent_dim:
+            raise ConfigError(
+                f"predictor.forecast_dim ({p.forecast_dim}) cannot exceed predictor.latent_dim ({p.latent_dim})"
+            )
+        _nonneg_int("optim.encoder_epochs", o.encoder_epochs)
+        _nonneg_int("optim.predictor_epochs", o.predictor_epochs)
+        _positive_int("optim.batch_size", o.batch_size, minimum=2)
+        _positive_float("optim.lr", o.lr)
+        _positive_float("optim.predictor_lr", o.predictor_lr)
+        _nonneg_float("optim.weight_decay", o.weight_decay)
+        _positive_float("optim.grad_clip", o.grad_clip)
+        _choice("data.normalize", d.normalize, ("zscore", "robust", "none"))
+        _choice("data.nan_policy", d.nan_policy, ("refuse", "ffill"))
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ConfigError(f"seed must be an integer, got {self.seed!r}")
+        _choice("device", self.device, ("auto", "cpu", "cuda"))
+        return self
+
+    # ------------------------------------------------------------------ round trip
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe nested dict (lists are copied)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DefragConfig:
+        """Inverse of ``to_dict``. Unknown keys are an error (they are usually typos); missing keys take defaults."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"config must be a dict, got {type(d).__name__}")
+        top_fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - top_fields
+        if unknown:
+            raise ConfigError(f"unknown config keys: {sorted(unknown)} (known: {sorted(top_fields)})")
+        kwargs: dict[str, Any] = {}
+        for name, sub_cls in _SECTIONS.items():
+            sub = d.get(name, {})
+            if not isinstance(sub, dict):
+                raise ConfigError(f"config section '{name}' must be a dict, got {type(sub).__name__}")
+            known = {f.name for f in dataclasses.fields(sub_cls)}
+            bad = set(sub) - known
+            if bad:
+                raise ConfigError(f"unknown keys in config section '{name}': {sorted(bad)}")
+            kwargs[name] = sub_cls(**{k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in sub.items()})
+        for name in ("seed", "device"):
+            if name in d:
+                kwargs[name] = d[name]
+        return cls(**kwargs).validate()
+
+    def copy(self) -> DefragConfig:
+        return DefragConfig.from_dict(self.to_dict())
+
+    def architecture(self) -> dict[str, Any]:
+        """The fields that decide tensor shapes: two configs that differ here cannot share weights."""
+        e, p = self.encoder, self.predictor
+        return {
+            "encoder.input_dim": e.input_dim, "encoder.block_len": e.block_len,
+            "encoder.hidden_dim": e.hidden_dim, "encoder.latent_dim": e.latent_dim,
+            "encoder.proj_dim": e.proj_dim, "encoder.n_layers": e.n_layers,
+            "encoder.kernel_size": e.kernel_size, "predictor.hidden_dim": p.hidden_dim,
+            "predictor.n_layers": p.n_layers, "predictor.window": p.window,
+            "predictor.forecast_dim": p.forecast_dim,
+        }
+
+
+def _positive_int(name: str, v: Any, minimum: int = 1) -> None:
+    if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {v!r}")
+
+
+def _nonneg_int(name: str, v: Any) -> None:
+    _positive_int(name, v, minimum=0)
+
+
+def _positive_float(name: str, v: Any) -> None:
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0 or v != v or v == float("inf"):
+        raise ConfigError(f"{name} must be a finite number > 0, got {v!r}")
+
+
+def _nonneg_float(name: str, v: Any) -> None:
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not v >= 0 or v == float("inf"):
+        raise ConfigError(f"{name} must be a finite number >= 0, got {v!r}")
+
+
+def _choice(name: str, v: Any, options: tuple[str, ...]) -> None:
+    if v not in options:
+        raise ConfigError(f"{name} must be one of {list(options)}, got {v!r}")

@@ -1,0 +1,361 @@
+"""ChronosDefragEngine: wires the stages together (fit / embed / predict_live / save / load).
+
+fit: data (T, F) -> normalise (fitted on this span) -> blocks (N, L, F) -> encoder -> latents (N, D)
+     -> pseudo-timeline pi -> registry -> predictor trained on windows in pi order -> registry states.
+predict_live: window (L, F) -> latent q -> registry top-k with SPD -> blended predictor state -> one step
+     -> LivePrediction (alpha, confidence, neighbours, per-stage latency).
+The engine owns no maths of its own; each stage lives in its module and can be used alone.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import diagnostics
+from .blocks import slice_blocks
+from .checkpoint import checkpoint_bytes, read_checkpoint, save_checkpoint
+from .config import DefragConfig
+from .encoder import RegimeEncoder
+from .errors import CheckpointError, ConfigError, DataError, LookAheadError, NotFittedError, RegistryEmptyError
+from .predictor import TemporalPredictor
+from .router import Registry, build_pseudo_timeline, path_cost
+from .scaling import Normaliser
+from .training import encode_blocks, preceding_states, train_encoder, train_predictor
+
+Progress = Callable[[str, int, int, dict], None]
+
+
+@dataclass
+class LivePrediction:
+    alpha_prediction: torch.Tensor      # 0-d tensor: predicted first latent coordinate of the next position
+    regime_confidence: float            # in [0, 1]: SPD-weighted cosine of the query to its neighbours
+    system_latency_ms: float            # wall time of the whole call
+    neighbour_indices: list[int]        # training block ids of the neighbours (-1: appended live entry)
+    neighbour_scores: list[float]       # their SPD-weighted scores s_hat
+    stage_latency_ms: dict[str, float] = field(default_factory=dict)  # encode / query / spd / predictor
+    latent: torch.Tensor | None = None          # (D,) the window's latent
+    forecast: torch.Tensor | None = None        # (forecast_dim,) predicted leading coordinates
+    neighbour_weights: list[float] = field(default_factory=list)  # normalised SPD weights (sum to 1)
+    neighbour_ticks: list[float] = field(default_factory=list)    # start ticks of the neighbours
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device='cuda' was requested but no CUDA device is available; use 'auto' or 'cpu'")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class ChronosDefragEngine:
+    def __init__(self, cfg: DefragConfig | None = None) -> None:
+        self._explicit_cfg = cfg is not None
+        self.cfg = (cfg if cfg is not None else DefragConfig()).validate()
+        self.encoder: RegimeEncoder | None = None
+        self.predictor: TemporalPredictor | None = None
+        self.registry: Registry | None = None
+        self.normaliser: Normaliser | None = None
+        self.block_latents: np.ndarray | None = None   # (N, D)
+        self.block_starts: np.ndarray | None = None    # (N,)
+        self.pseudo_timeline: np.ndarray | None = None  # (N,)
+        self.history: list[dict] = []
+        self.fit_summary: dict[str, Any] = {}
+        self.meta: dict[str, Any] = {}                 # free-form provenance (dataset name, fitted_at, ...)
+        self.train_end_tick: int = 0                   # live windows must start at or after this tick
+
+    # ------------------------------------------------------------------ input handling
+    @property
+    def fitted(self) -> bool:
+        return self.registry is not None and len(self.registry) > 0
+
+    def _as_array(self, data: Any, what: str = "data") -> np.ndarray:
+        """(T, F) float32 from ndarray / tensor / DataFrame, with shape and value checks."""
+        if hasattr(data, "columns") and hasattr(data, "to_numpy"):  # pandas DataFrame
+            cols = self.cfg.data.features or [c for c in data.columns if str(data[c].dtype) != "object"
+                                              and c not in (self.cfg.data.label_col, self.cfg.data.timestamp_col)]
+            missing = [c for c in cols if c not in data.columns]
+            if missing:
+                raise DataError(f"{what}: columns {missing} not found; available: {list(data.columns)}")
+            data = data[cols].to_numpy(dtype=np.float64, na_value=np.nan)
+        arr = data.detach().cpu().numpy() if torch.is_tensor(data) else np.asarray(data)
+        if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
+            raise DataError(f"{what} must be numeric, got dtype {arr.dtype}")
+        if arr.ndim != 2:
+            raise DataError(f"{what} must be 2-D (T ticks, F features), got shape {arr.shape}")
+        f = self.cfg.encoder.input_dim
+        if arr.shape[1] != f:
+            raise DataError(f"{what} has {arr.shape[1]} features but encoder.input_dim is {f}")
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            rows, cols = np.nonzero(bad)
+            raise DataError(f"{what} contains {int(bad.sum())} NaN/inf value(s); first at row {int(rows[0])}, "
+                            f"column {int(cols[0])}. Clean or forward-fill the data first")
+        return arr.astype(np.float32, copy=False)
+
+    # ------------------------------------------------------------------ training
+    def fit(self, data: Any, progress: Progress | None = None, warm_start: bool = False) -> ChronosDefragEngine:
+        """Train encoder, build pseudo-timeline and registry, train predictor. Returns self.
+
+        A second call starts from fresh weights unless ``warm_start=True``.
+        """
+        t_start = time.perf_counter()
+        cfg = self.cfg.validate()
+        arr = self._as_array(data)
+        sl = slice_blocks(arr, cfg.encoder.block_len)  # raises "Need at least 4 blocks"
+        if sl.trailing:
+            warnings.warn(f"{sl.trailing} trailing tick(s) do not fill a block of {cfg.encoder.block_len} "
+                          "and were not used for training", stacklevel=2)
+        normaliser = Normaliser(cfg.data.normalize).fit(arr[: sl.n_blocks * cfg.encoder.block_len])
+        dev = _resolve_device(cfg.device)
+        blocks = torch.from_numpy(normaliser.transform(sl.blocks)).to(dev)  # (N, L, F)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        history: list[dict] = []
+
+        if warm_start and self.encoder is not None and self.predictor is not None:
+            encoder, predictor = self.encoder.to(dev), self.predictor.to(dev)
+        else:
+            with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's global RNG
+                torch.manual_seed(cfg.seed)
+                encoder = RegimeEncoder(cfg.encoder).to(dev)
+                predictor = TemporalPredictor(cfg.predictor).to(dev)
+
+        train_encoder(encoder, blocks, cfg, gen, history, progress)
+        encoder = encoder.cpu().eval()
+        z = encode_blocks(encoder, blocks.cpu())                             # (N, D)
+        t0 = time.perf_counter()
+        order_np = build_pseudo_timeline(z, cfg.routing.chain_method, cfg.routing.approx_threshold)
+        chain_s = time.perf_counter() - t0
+        order = torch.from_numpy(order_np)
+        if progress is not None:
+            progress("pseudo_timeline", 1, 1, {"seconds": chain_s})
+
+        train_predictor(predictor, z, order, cfg, gen, history, progress)
+        predictor = predictor.cpu().eval()
+        states = preceding_states(predictor, z, order)                       # (N, S)
+
+        n = sl.n_blocks
+        if cfg.routing.registry_capacity < n:
+            warnings.warn(f"routing.registry_capacity={cfg.routing.registry_capacity} is below the "
+                          f"{n} training blocks: the {n - cfg.routing.registry_capacity} oldest cannot be "
+                          "retrieved live. Raise the capacity to keep them routable", stacklevel=2)
+        registry = Registry(cfg.routing.registry_capacity, cfg.encoder.latent_dim, predictor.state_dim,
+                            cfg.encoder.block_len, cfg.routing.decay)
+        registry.add(z, sl.starts, torch.arange(n), states)
+
+        # Commit state only now: a failure above leaves a previously fitted engine untouched.
+        self.encoder, self.predictor, self.registry, self.normaliser = encoder, predictor, registry, normaliser
+        self.block_latents, self.block_starts, self.pseudo_timeline = z.numpy(), sl.starts, order_np
+        self.history = history
+        self.train_end_tick = int(arr.shape[0])
+        zn = self.block_latents
+        pc_pseudo, pc_chrono = path_cost(zn, order_np), path_cost(zn)
+        self.fit_summary = {
+            "n_blocks": n, "n_ticks": int(arr.shape[0]), "trailing_ticks": sl.trailing,
+            "timeline_entropy": diagnostics.timeline_entropy(order_np),
+            "path_cost_pseudo": pc_pseudo, "path_cost_chrono": pc_chrono,
+            "path_cost_ratio": pc_pseudo / pc_chrono if pc_chrono > 0 else 1.0,
+            "pseudo_timeline_seconds": chain_s, "fit_seconds": time.perf_counter() - t_start,
+            **{f"final_{k}": v for k, v in diagnostics.collapse_stats(zn).items()},
+        }
+        self.meta["fitted_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self._warm_up()
+        return self
+
+    @property
+    def timeline_entropy(self) -> float:
+        return float(self.fit_summary.get("timeline_entropy", float("nan")))
+
+    def _require_fitted(self) -> None:
+        if self.encoder is None or self.normaliser is None:
+            raise NotFittedError("the engine is not fitted: call fit() or load a checkpoint first")
+
+    # ------------------------------------------------------------------ encoding
+    def embed(self, data: Any) -> np.ndarray:
+        """Unit latents (N, D), one per complete non-overlapping block of ``data`` (T, F)."""
+        self._require_fitted()
+        arr = self._as_array(data)
+        sl = slice_blocks(arr, self.cfg.encoder.block_len, min_blocks=1)
+        x = torch.from_numpy(self.normaliser.transform(sl.blocks))
+        return encode_blocks(self.encoder, x).numpy()
+
+    def _check_windows(self, windows: Any) -> torch.Tensor:
+        """(M, L, F) float32 tensor from the caller's windows, with the shape named in any error."""
+        w = windows.detach().cpu() if torch.is_tensor(windows) else torch.from_numpy(np.asarray(windows))
+        L, f = self.cfg.encoder.block_len, self.cfg.encoder.input_dim
+        if w.ndim == 2:
+            w = w.unsqueeze(0)
+        if w.ndim != 3 or tuple(w.shape[1:]) != (L, f):
+            raise DataError(f"window must have shape (block_len={L}, input_dim={f}), got {tuple(w.shape)}")
+        w = w.float()
+        if not torch.isfinite(w).all():
+            raise DataError("window contains NaN or inf values")
+        c, s = self._norm_t
+        return (w - c) / s
+
+    # ------------------------------------------------------------------ live inference
+    def _warm_up(self) -> None:
+        c, s = self.normaliser.arrays()
+        self._norm_t = (torch.from_numpy(c), torch.from_numpy(s))
+        self._live_w = self.encoder.live_weights()  # conv weights laid out for the one-window fast path
+        self.registry.decay_factors(float(self.train_end_tick))
+        with torch.inference_mode():  # first calls allocate kernels; keep that out of measured latency
+            z = torch.zeros(1, self.cfg.encoder.block_len, self.cfg.encoder.input_dim)
+            for _ in range(2):
+                self.encoder(z)
+
+    def _query_time(self, timestamp: float | None) -> float:
+        if timestamp is None:
+            return float(self.train_end_tick)
+        t = float(timestamp)
+        if not np.isfinite(t):
+            raise DataError(f"timestamp must be a finite number of ticks, got {timestamp!r}")
+        if t < self.train_end_tick:
+            raise LookAheadError(
+                f"timestamp {timestamp} is inside the training span [0, {self.train_end_tick}): a live window "
+                f"must start at or after tick {self.train_end_tick} (anti-look-ahead check)")
+        return t
+
+    def predict_live(self, window: Any, timestamp: float | None = None) -> LivePrediction:
+        """Route one live window (L, F) through encoder, registry (SPD) and predictor."""
+        t0 = time.perf_counter()
+        if self.registry is None or len(self.registry) == 0:
+            raise RegistryEmptyError("Registry is empty: fit() must be called before predict_live()")
+        x = self._check_windows(window)
+        tq = self._query_time(timestamp)
+        reg, k = self.registry, self.cfg.routing.top_k
+        with torch.inference_mode():
+            t1 = time.perf_counter()
+            q = self.encoder.forward_one(x[0], self._live_w).unsqueeze(0)  # (1, D)
+            t2 = time.perf_counter()
+            cos = q @ reg.latents[: reg.count].T                       # (1, R)
+            t3 = time.perf_counter()
+            scores = cos * reg.decay_factors(tq)
+            top, slots = torch.topk(scores, min(k, reg.count), dim=1)  # (1, k)
+            w = top.clamp_min(0)
+            w = w / w.sum() if float(w.sum()) > 0 else torch.full_like(w, 1.0 / w.shape[1])
+            cosk = cos.gather(1, slots)
+            conf = float((w * cosk).sum().clamp(0.0, 1.0))
+            state = w @ reg.states[slots[0]]                           # (1, S)
+            t4 = time.perf_counter()
+            fc = self.predictor.readout(self.predictor.step(q, state))[0]  # (forecast_dim,)
+            t5 = time.perf_counter()
+        s0 = slots[0]
+        return LivePrediction(
+            alpha_prediction=fc[0], regime_confidence=conf, system_latency_ms=(t5 - t0) * 1e3,
+            neighbour_indices=reg.ids[s0].tolist(), neighbour_scores=top[0].tolist(),
+            stage_latency_ms={"encode": (t2 - t1) * 1e3, "query": (t3 - t2) * 1e3,
+                              "spd": (t4 - t3) * 1e3, "predictor": (t5 - t4) * 1e3},
+            latent=q[0], forecast=fc, neighbour_weights=w[0].tolist(), neighbour_ticks=reg.ticks[s0].tolist())
+
+    def predict_batch(self, windows: Any, timestamp: float | None = None, chunk: int = 8192) -> dict[str, np.ndarray]:
+        """Vectorised ``predict_live`` over windows (M, L, F); returns arrays with M rows.
+
+        Keys: alpha (M,), confidence (M,), forecast (M, forecast_dim), latent (M, D), neighbour_indices (M, k),
+        neighbour_scores (M, k). Equal to calling ``predict_live`` on each window with the same timestamp.
+        """
+        if self.registry is None or len(self.registry) == 0:
+            raise RegistryEmptyError("Registry is empty: fit() must be called before predict_batch()")
+        x = self._check_windows(windows)
+        tq = self._query_time(timestamp)
+        reg, k = self.registry, self.cfg.routing.top_k
+        parts: dict[str, list[torch.Tensor]] = {k_: [] for k_ in
+                                                ("alpha", "confidence", "forecast", "latent", "ids", "scores")}
+        with torch.inference_mode():
+            for i in range(0, x.shape[0], chunk):
+                q = self.encoder(x[i:i + chunk])                       # (m, D)
+                res = reg.query(q, k, tq)
+                w, state = reg.reconstruct_context(res)
+                fc = self.predictor.readout(self.predictor.step(q, state))
+                parts["alpha"].append(fc[:, 0])
+                parts["confidence"].append((w * res.cosines).sum(1).clamp(0.0, 1.0))
+                parts["forecast"].append(fc)
+                parts["latent"].append(q)
+                parts["ids"].append(res.ids)
+                parts["scores"].append(res.scores)
+        cat = {k_: torch.cat(v).numpy() for k_, v in parts.items()}
+        return {"alpha": cat["alpha"], "confidence": cat["confidence"], "forecast": cat["forecast"],
+                "latent": cat["latent"], "neighbour_indices": cat["ids"], "neighbour_scores": cat["scores"]}
+
+    # ------------------------------------------------------------------ persistence
+    def _payload(self) -> dict[str, Any]:
+        self._require_fitted()
+        return {
+            "config": self.cfg.to_dict(),
+            "encoder": self.encoder.state_dict(), "predictor": self.predictor.state_dict(),
+            "registry": self.registry.state_dict(), "normaliser": self.normaliser.to_dict(),
+            "block_latents": torch.from_numpy(self.block_latents),
+            "block_starts": torch.from_numpy(self.block_starts),
+            "pseudo_timeline": torch.from_numpy(self.pseudo_timeline),
+            "history": self.history, "fit_summary": self.fit_summary, "meta": self.meta,
+            "train_end_tick": self.train_end_tick,
+        }
+
+    def save(self, path: str) -> None:
+        """Write a checkpoint atomically (temp file + rename)."""
+        save_checkpoint(self._payload(), path)
+
+    def to_bytes(self) -> bytes:
+        """The checkpoint as bytes, e.g. for a download button."""
+        return checkpoint_bytes(self._payload())
+
+    @classmethod
+    def load(cls, source: Any) -> ChronosDefragEngine:
+        """Rebuild an engine from a checkpoint path, bytes or binary file object."""
+        eng = cls.__new__(cls)
+        cls.__init__(eng, None)
+        eng._restore(read_checkpoint(source))
+        return eng
+
+    def load_checkpoint(self, source: Any) -> ChronosDefragEngine:
+        """The spec's name: load into this engine. If it was built with an explicit config, the checkpoint's
+        architecture must match it (else ``CheckpointError`` listing the differences). Returns self."""
+        data = read_checkpoint(source)
+        if self._explicit_cfg:
+            try:
+                theirs = DefragConfig.from_dict(data["config"]).architecture()
+            except (KeyError, ValueError) as exc:
+                raise CheckpointError(f"checkpoint config is unreadable: {exc}") from exc
+            mine = self.cfg.architecture()
+            diff = {k: (mine[k], theirs[k]) for k in mine if mine[k] != theirs[k]}
+            if diff:
+                raise CheckpointError("checkpoint is incompatible with this engine's config: " + ", ".join(
+                    f"{k} is {a} here but {b} in the checkpoint" for k, (a, b) in diff.items()))
+        self._restore(data)
+        return self
+
+    def _restore(self, data: dict[str, Any]) -> None:
+        """Build everything from ``data`` first and assign at the end, so a bad file leaves self unchanged."""
+        try:
+            cfg = DefragConfig.from_dict(data["config"])
+            encoder = RegimeEncoder(cfg.encoder)
+            encoder.load_state_dict(data["encoder"])
+            predictor = TemporalPredictor(cfg.predictor)
+            predictor.load_state_dict(data["predictor"])
+            registry = Registry.from_state_dict(data["registry"])
+            normaliser = Normaliser.from_dict(data["normaliser"])
+            if registry.dim != cfg.encoder.latent_dim or registry.state_dim != predictor.state_dim:
+                raise CheckpointError("registry shape does not match the checkpoint's config")
+            latents = data["block_latents"].numpy()
+            starts = data["block_starts"].numpy()
+            order = data["pseudo_timeline"].numpy()
+        except CheckpointError:
+            raise
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise CheckpointError(f"checkpoint does not fit its own config: {str(exc).splitlines()[0][:300]}") \
+                from exc
+        self.cfg, self.encoder, self.predictor = cfg, encoder.eval(), predictor.eval()
+        self.registry, self.normaliser = registry, normaliser
+        self.block_latents, self.block_starts, self.pseudo_timeline = latents, starts, order
+        self.history = list(data.get("history", []))
+        self.fit_summary = dict(data.get("fit_summary", {}))
+        self.meta = dict(data.get("meta", {}))
+        self.train_end_tick = int(data.get("train_end_tick", 0))
+        self._warm_up()

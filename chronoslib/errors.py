@@ -1,0 +1,37 @@
+"""Exception types of chronoslib.
+
+Every error a user can trigger with bad input is a ``ValueError`` subclass (bad data, bad config, bad
+checkpoint, look-ahead) or a ``RuntimeError`` subclass (calling things in the wrong order), so callers can
+catch broadly and the app can show the message instead of a traceback. Messages name the problem: the field,
+column, row or shape, with what was expected and what was got.
+"""
+
+from __future__ import annotations
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range or inconsistent with another one."""
+
+
+class DataError(ValueError):
+    """Input data has the wrong shape, type or values."""
+
+
+class NotEnoughBlocksError(DataError):
+    """Fewer than 4 complete blocks can be cut from the data."""
+
+
+class LookAheadError(ValueError):
+    """A live query claims a timestamp inside the span the model was trained on."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is unreadable, of an unknown format, or incompatible with the engine's config."""
+
+
+class RegistryEmptyError(RuntimeError):
+    """The registry holds no latents yet (``fit`` or ``load`` must come first)."""
+
+
+class NotFittedError(RuntimeError):
+    """A method that needs a trained model was called before ``fit`` / ``load``."""

@@ -1,0 +1,66 @@
+"""Synthetic Markov-switching regime data with ground-truth labels.
+
+Each regime k has its own drift mu_k, volatility sigma_k and lag-1 autocorrelation phi_k; features follow
+x_t = mu_k + phi_k * (x_{t-1} - mu_k) + sigma_k * A eps_t  with a fixed cross-feature mixing A. The regime
+chain is persistent (mean duration ``mean_duration`` ticks) so regimes recur at scattered times: exactly the
+case the pseudo-timeline is meant to defragment. Used by the tests and to make ``sample_data/``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# (drift, volatility, lag-1 autocorrelation) per regime: calm trend, turbulent mean-reversion, choppy down.
+DEFAULT_REGIMES = ((0.05, 0.5, 0.6), (0.0, 1.6, -0.4), (-0.04, 0.9, 0.0), (0.02, 1.1, 0.85))
+
+
+@dataclass
+class RegimeSeries:
+    data: np.ndarray        # (T, F) float32 features
+    labels: np.ndarray      # (T,) int regime id per tick
+    prices: np.ndarray      # (T,) a price path: exp of the cumulative first feature scaled to returns
+    params: tuple           # the (drift, vol, autocorr) of each regime used
+
+
+def make_regime_series(n_ticks: int = 4096, n_features: int = 6, n_regimes: int = 3, mean_duration: int = 256,
+                       seed: int = 0) -> RegimeSeries:
+    """Generate a regime-switching series; deterministic for a given ``seed``."""
+    if not 1 <= n_regimes <= len(DEFAULT_REGIMES):
+        raise ValueError(f"n_regimes must be in [1, {len(DEFAULT_REGIMES)}], got {n_regimes}")
+    if n_ticks < 1 or n_features < 1 or mean_duration < 1:
+        raise ValueError("n_ticks, n_features and mean_duration must be >= 1")
+    rng = np.random.default_rng(seed)
+    params = DEFAULT_REGIMES[:n_regimes]
+    # Regime path: geometric durations, next regime uniform among the others.
+    labels = np.empty(n_ticks, dtype=np.int64)
+    t, k = 0, int(rng.integers(n_regimes))
+    while t < n_ticks:
+        d = int(rng.geometric(1.0 / mean_duration))
+        labels[t:t + d] = k
+        t += d
+        if n_regimes > 1:
+            k = int((k + rng.integers(1, n_regimes)) % n_regimes)
+    mix = np.eye(n_features) + 0.3 * rng.standard_normal((n_features, n_features)) / np.sqrt(n_features)
+    mix /= np.linalg.norm(mix, axis=1, keepdims=True)
+    eps = rng.standard_normal((n_ticks, n_features)) @ mix.T
+    mu = np.array([p[0] for p in params])[labels]
+    sig = np.array([p[1] for p in params])[labels]
+    phi = np.array([p[2] for p in params])[labels]
+    x = np.empty((n_ticks, n_features))
+    prev = np.zeros(n_features)
+    for i in range(n_ticks):  # AR(1) recursion: inherently sequential, O(T F)
+        prev = mu[i] + phi[i] * (prev - mu[i]) + sig[i] * eps[i]
+        x[i] = prev
+    prices = 100.0 * np.exp(np.cumsum(0.002 * x[:, 0]))
+    return RegimeSeries(data=x.astype(np.float32), labels=labels, prices=prices, params=params)
+
+
+def block_labels(labels: np.ndarray, block_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Majority regime per non-overlapping block and the share of the block it covers: ((N,), (N,))."""
+    n = labels.shape[0] // block_len
+    lb = labels[: n * block_len].reshape(n, block_len)
+    k = int(lb.max()) + 1
+    counts = np.stack([(lb == j).sum(axis=1) for j in range(k)], axis=1)  # (N, K)
+    return counts.argmax(axis=1), counts.max(axis=1) / block_len

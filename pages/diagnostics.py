@@ -1,0 +1,9 @@
+"""Diagnostics page (placeholder until its issue lands)."""
+
+import streamlit as st
+
+from pages import session
+
+session.guard()
+st.title("Diagnostics")
+st.info("This page is being built.")

@@ -1,0 +1,9 @@
+"""Latency page (placeholder until its issue lands)."""
+
+import streamlit as st
+
+from pages import session
+
+session.guard()
+st.title("Latency")
+st.info("This page is being built.")

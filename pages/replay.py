@@ -1,0 +1,9 @@
+"""Live replay page (placeholder until its issue lands)."""
+
+import streamlit as st
+
+from pages import session
+
+session.guard()
+st.title("Live replay")
+st.info("This page is being built.")
