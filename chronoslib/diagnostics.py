@@ -92,3 +92,228 @@ def adjacency_purity(labels: np.ndarray, order: np.ndarray | None = None) -> flo
     if lab.size < 2:
         return 1.0
     return float(np.mean(lab[1:] == lab[:-1]))
+
+
+# ---------------------------------------------------------------------- collapse: what to do about it
+# The spec's Failure Modes section, keyed by verdict, so the app and the CLI say the same thing.
+COLLAPSE_MITIGATIONS = {
+    "healthy": ["Latents are spread over the sphere: no action needed."],
+    "collapsing": [
+        "Increase encoder.entropy_weight (TER lambda) so batch entropy stays near its target.",
+        "Decrease encoder.temperature (sharper InfoNCE) or raise optim.batch_size for more negatives.",
+        "Watch the next epochs: mean pairwise cosine rising towards 0.9 means collapse is under way.",
+    ],
+    "collapsed": [
+        "Re-fit with a larger encoder.entropy_weight (TER lambda) relative to the InfoNCE temperature.",
+        "Decrease encoder.temperature and increase optim.batch_size.",
+        "Expect regime_confidence uniformly near 1 and every live window routed to the same neighbours "
+        "until then: do not trust the pseudo-timeline of a collapsed model.",
+    ],
+}
+
+
+def pairwise_similarities(z: np.ndarray, max_pairs: int = 50_000, seed: int = 0) -> np.ndarray:
+    """Cosines of distinct pairs of rows of z (N, D), for a similarity histogram.
+
+    All N (N - 1) / 2 pairs when that is at most ``max_pairs``, else ``max_pairs`` pairs drawn uniformly
+    (i != j) with an explicit seed, so the histogram costs O(max_pairs * D) for any N.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    n = z.shape[0]
+    if n < 2:
+        return np.empty(0)
+    z = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+    if n * (n - 1) // 2 <= max_pairs:
+        i, j = np.triu_indices(n, k=1)
+    else:
+        rng = np.random.default_rng(seed)
+        i = rng.integers(0, n, max_pairs)
+        j = (i + rng.integers(1, n, max_pairs)) % n  # never equal to i
+    return np.einsum("md,md->m", z[i], z[j])
+
+
+def collapse_curves(history: list[dict]) -> dict[str, np.ndarray]:
+    """Per-epoch encoder curves from ``engine.history``: epoch, entropy, entropy_target, mean_cos, eff_rank,
+    loss and verdict (missing values as NaN / ''), one entry per encoder epoch."""
+    rows = [h for h in history if h.get("stage", "encoder") == "encoder"]
+    out: dict[str, np.ndarray] = {"epoch": np.array([int(h.get("epoch", i + 1)) for i, h in enumerate(rows)])}
+    for k in ("entropy", "entropy_target", "mean_cos", "eff_rank", "loss", "infonce", "ter", "lcr"):
+        out[k] = np.array([float(h.get(k, np.nan)) for h in rows])
+    out["verdict"] = np.array([str(h.get("verdict", "")) for h in rows])
+    return out
+
+
+# ---------------------------------------------------------------------- drift
+# A window whose MMD^2 against the training latents exceeds the permutation (1 - alpha) quantile is flagged;
+# drift "persists" when at least this share of the most recent windows is flagged.
+DRIFT_PERSIST_SHARE = 0.5
+DRIFT_ACTIONS = {
+    "stable": "Live latents look like the training manifold: keep serving the frozen model.",
+    "drifting": "Some recent windows leave the training manifold: keep watching; consider online registry "
+                "updates (forgetting factor) so new regimes become retrievable.",
+    "drifted": "Drift persists: re-fit the model on recent data (engine.fit on the latest span) or enable online "
+               "registry updates; until then treat alpha and regime_confidence with caution.",
+}
+
+
+def _unit(z: np.ndarray) -> np.ndarray:
+    z = np.asarray(z, dtype=np.float64)
+    if z.ndim != 2 or z.shape[0] == 0:
+        raise ValueError(f"latents must be a non-empty (N, D) array, got shape {z.shape}")
+    return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+
+
+def centroid_distance(ref: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Euclidean distance of each row of z (M, D) to the mean of the training latents ref (N, D): (M,)."""
+    ref, z = _unit(ref), _unit(z)
+    if ref.shape[1] != z.shape[1]:
+        raise ValueError(f"latent sizes differ: reference has D={ref.shape[1]}, new data D={z.shape[1]}")
+    return np.linalg.norm(z - ref.mean(axis=0), axis=1)
+
+
+def median_bandwidth(x: np.ndarray) -> float:
+    """Median heuristic for the RBF bandwidth: median distance between distinct rows (> 0)."""
+    x = np.asarray(x, dtype=np.float64)
+    sq = (x * x).sum(1)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0.0)
+    iu = np.triu_indices(x.shape[0], k=1)
+    med = float(np.sqrt(np.median(d2[iu]))) if iu[0].size else 1.0
+    return med if med > 1e-8 else 1.0
+
+
+def _rbf(a: np.ndarray, b: np.ndarray, bandwidth: float) -> np.ndarray:
+    d2 = np.maximum((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T, 0.0)
+    return np.exp(-d2 / (2.0 * bandwidth ** 2))
+
+
+def _mmd2_from_kernel(k: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Biased MMD^2 = a^T K a for signed assignment rows a (P, n+m) with +1/n on X and -1/m on Y: (P,)."""
+    return ((a @ k) * a).sum(axis=1)
+
+
+def mmd2(x: np.ndarray, y: np.ndarray, bandwidth: float | None = None) -> float:
+    """Biased (V-statistic) squared MMD between rows of x (N, D) and y (M, D) with an RBF kernel.
+
+    0 for identical samples, grows with the difference of the two distributions. The bandwidth defaults to
+    the median heuristic on x (the reference), so one reference gives one scale for every window.
+    """
+    x, y = _unit(x), _unit(y)
+    bw = median_bandwidth(x) if bandwidth is None else float(bandwidth)
+    n, m = len(x), len(y)
+    return float(_rbf(x, x, bw).sum() / n ** 2 + _rbf(y, y, bw).sum() / m ** 2 - 2 * _rbf(x, y, bw).sum() / (n * m))
+
+
+def mmd_test(ref: np.ndarray, z: np.ndarray, n_perm: int = 200, alpha: float = 0.05, seed: int = 0,
+             bandwidth: float | None = None) -> dict:
+    """Permutation two-sample test of z (M, D) against ref (N, D) with the MMD^2 statistic.
+
+    The null distribution comes from ``n_perm`` random re-splits of the pooled sample into groups of N and
+    M; ``threshold`` is its (1 - alpha) quantile and ``drift`` is ``mmd2 > threshold``. All permutations are
+    scored with one kernel matrix of the pooled sample ((N+M)^2 memory).
+    """
+    ref, z = _unit(ref), _unit(z)
+    if ref.shape[1] != z.shape[1]:
+        raise ValueError(f"latent sizes differ: reference has D={ref.shape[1]}, new data D={z.shape[1]}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if n_perm < 1:
+        raise ValueError(f"n_perm must be >= 1, got {n_perm}")
+    bw = median_bandwidth(ref) if bandwidth is None else float(bandwidth)
+    pooled = np.concatenate([ref, z])
+    n, m = len(ref), len(z)
+    k = _rbf(pooled, pooled, bw)                                  # (N+M, N+M)
+    base = np.concatenate([np.full(n, 1.0 / n), np.full(m, -1.0 / m)])
+    stat = float(_mmd2_from_kernel(k, base[None])[0])
+    rng = np.random.default_rng(seed)
+    perms = np.stack([base[rng.permutation(n + m)] for _ in range(n_perm)])  # (P, N+M)
+    null = _mmd2_from_kernel(k, perms)
+    threshold = float(np.quantile(null, 1 - alpha))
+    p_value = float((1 + np.count_nonzero(null >= stat)) / (1 + n_perm))
+    return {"mmd2": stat, "threshold": threshold, "p_value": p_value, "drift": stat > threshold, "bandwidth": bw}
+
+
+def neighbour_age(query_ticks: np.ndarray, neighbour_ticks: np.ndarray) -> np.ndarray:
+    """Age in ticks of retrieved neighbours: query tick (M,) minus neighbour start ticks (M, k) -> (M, k)."""
+    q = np.asarray(query_ticks, dtype=np.float64).reshape(-1, 1)
+    nb = np.asarray(neighbour_ticks, dtype=np.float64)
+    if nb.ndim != 2 or nb.shape[0] != q.shape[0]:
+        raise ValueError(f"neighbour_ticks must be (M={q.shape[0]}, k), got shape {nb.shape}")
+    return q - nb
+
+
+def low_confidence_alert(confidence: np.ndarray, threshold: float, patience: int) -> dict:
+    """The spec's deployment rule: re-fit when regime_confidence stays below ``threshold``.
+
+    Returns ``below`` (M,) bool, ``run`` the length of the current below-threshold streak at the end,
+    ``alert`` (streak >= patience), ``alerts`` (M,) bool: windows at which a streak of ``patience`` is reached
+    or continues, and ``first_alert`` the index of the first such window (-1 if none).
+    """
+    c = np.asarray(confidence, dtype=np.float64).reshape(-1)
+    if patience < 1:
+        raise ValueError(f"patience must be >= 1 window, got {patience}")
+    below = c < threshold
+    # Streak length ending at each index: reset to 0 where confidence is back above the threshold.
+    streak = np.zeros(c.size, dtype=np.int64)
+    run = 0
+    for i, b in enumerate(below):
+        run = run + 1 if b else 0
+        streak[i] = run
+    alerts = streak >= patience
+    first = int(np.argmax(alerts)) if alerts.any() else -1
+    return {"below": below, "streak": streak, "run": int(streak[-1]) if c.size else 0,
+            "alert": bool(alerts[-1]) if c.size else False, "alerts": alerts, "first_alert": first}
+
+
+def drift_timeline(ref: np.ndarray, z: np.ndarray, window: int = 16, step: int = 4, n_perm: int = 100,
+                   alpha: float = 0.05, seed: int = 0) -> dict[str, np.ndarray]:
+    """Rolling drift of latents z (M, D) (in time order) against the training latents ref (N, D).
+
+    For every trailing window of ``window`` rows ending at positions window-1, window-1+step, ...: the
+    distance of the window's mean latent to the training centroid, its MMD^2 against ref and the permutation
+    threshold (one shared bandwidth from ref). Also a centroid-distance threshold: the (1 - alpha) quantile of
+    the same distance for ``n_perm`` random windows of training latents. Returns arrays keyed end (index of
+    the last row), centroid_dist, centroid_threshold (scalar array), mmd2, mmd_threshold, drift (bool).
+    """
+    ref, z = _unit(ref), _unit(z)
+    if window < 2:
+        raise ValueError(f"drift window must be >= 2 rows, got {window}")
+    if z.shape[0] < window:
+        raise ValueError(f"need at least window={window} latents for a drift timeline, got {z.shape[0]}")
+    if step < 1:
+        raise ValueError(f"step must be >= 1, got {step}")
+    bw = median_bandwidth(ref)
+    centre = ref.mean(axis=0)
+    ends = np.arange(window - 1, z.shape[0], step)
+    if ends[-1] != z.shape[0] - 1:
+        ends = np.append(ends, z.shape[0] - 1)
+    rng = np.random.default_rng(seed)
+    w = min(window, ref.shape[0])
+    null_c = [np.linalg.norm(ref[rng.choice(ref.shape[0], w, replace=False)].mean(0) - centre)
+              for _ in range(n_perm)]
+    c_thr = float(np.quantile(null_c, 1 - alpha))
+    cd, stat, thr = np.empty(ends.size), np.empty(ends.size), np.empty(ends.size)
+    for i, e in enumerate(ends):
+        seg = z[e - window + 1: e + 1]
+        cd[i] = np.linalg.norm(seg.mean(0) - centre)
+        r = mmd_test(ref, seg, n_perm=n_perm, alpha=alpha, seed=seed + i, bandwidth=bw)
+        stat[i], thr[i] = r["mmd2"], r["threshold"]
+    return {"end": ends, "centroid_dist": cd, "centroid_threshold": np.full(ends.size, c_thr), "mmd2": stat,
+            "mmd_threshold": thr, "drift": stat > thr}
+
+
+def drift_verdict(drift_flags: np.ndarray, recent: int = 5, low_confidence_alert: bool = False) -> dict:
+    """'stable' / 'drifting' / 'drifted' from the most recent ``recent`` drift flags (and the confidence rule).
+
+    drifted: at least ``DRIFT_PERSIST_SHARE`` of the recent windows are flagged, or the low-confidence
+    re-fit alert is on; drifting: any recent flag; stable: none. Returns verdict, share and action.
+    """
+    f = np.asarray(drift_flags, dtype=bool).reshape(-1)
+    tail = f[-recent:] if f.size else f
+    share = float(tail.mean()) if tail.size else 0.0
+    if share >= DRIFT_PERSIST_SHARE or low_confidence_alert:
+        verdict = "drifted"
+    elif share > 0:
+        verdict = "drifting"
+    else:
+        verdict = "stable"
+    return {"verdict": verdict, "recent_share": share, "action": DRIFT_ACTIONS[verdict]}

@@ -284,6 +284,31 @@ class ChronosDefragEngine:
         return {"alpha": cat["alpha"], "confidence": cat["confidence"], "forecast": cat["forecast"],
                 "latent": cat["latent"], "neighbour_indices": cat["ids"], "neighbour_scores": cat["scores"]}
 
+    def update_registry(self, latents: Any, ticks: Any, forgetting: float = 0.99) -> None:
+        """Online registry update with a forgetting factor (the spec's future work).
+
+        Appends live latents (M, D) whose windows start at ``ticks`` (M,), in order, to ``self.registry``. Each
+        row's predictor state is the SPD-weighted context its own query blends (what preceded it), so a later
+        query that retrieves it continues from there. Every appended row multiplies the weight of all older
+        entries by ``forgetting`` (see ``Registry.append_live``); predictions made before any update are unchanged.
+        """
+        if self.registry is None or len(self.registry) == 0:
+            raise RegistryEmptyError("Registry is empty: fit() must be called before update_registry()")
+        q = torch.as_tensor(np.asarray(latents) if not torch.is_tensor(latents) else latents.detach().cpu(),
+                            dtype=torch.float32)
+        d = self.cfg.encoder.latent_dim
+        if q.ndim not in (1, 2) or q.shape[-1] != d:
+            raise DataError(f"latents must be (M, latent_dim={d}), got shape {tuple(q.shape)}")
+        q = q.reshape(-1, d)
+        t = np.asarray(ticks, dtype=np.float64).reshape(-1)
+        if t.shape[0] != q.shape[0]:
+            raise DataError(f"got {q.shape[0]} latents but {t.shape[0]} ticks")
+        with torch.inference_mode():
+            for i in range(q.shape[0]):  # one at a time: row i may retrieve rows appended before it
+                res = self.registry.query(q[i:i + 1], self.cfg.routing.top_k, self._query_time(t[i]))
+                _, state = self.registry.reconstruct_context(res)            # (1, S)
+                self.registry.append_live(q[i:i + 1], t[i:i + 1], state, forgetting)
+
     # ------------------------------------------------------------------ persistence
     def _payload(self) -> dict[str, Any]:
         self._require_fitted()

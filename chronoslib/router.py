@@ -100,6 +100,9 @@ class Registry:
         self.states = torch.zeros(self.capacity, self.state_dim)     # (C, S)
         self.head = 0    # next slot to write
         self.count = 0   # filled slots
+        # Online updates (forgetting factor): log of each entry's weight, 0 until ``append_live`` is used, so a
+        # registry without live updates answers queries exactly as before.
+        self.log_weights = torch.zeros(self.capacity, dtype=torch.float64)  # (C,)
         self._decay_cache: tuple[float, torch.Tensor] | None = None
 
     def __len__(self) -> int:
@@ -121,11 +124,33 @@ class Registry:
         self.latents[slots] = latents
         self.ticks[slots] = ticks
         self.ids[slots] = ids
+        self.log_weights[slots] = 0.0
         if states is not None and self.state_dim:
             self.states[slots] = torch.as_tensor(states, dtype=torch.float32).reshape(m, self.state_dim)
         self.head = int((self.head + m) % self.capacity)
         self.count = min(self.capacity, self.count + m)
         self._decay_cache = None
+
+    def append_live(self, latents: torch.Tensor, ticks: torch.Tensor | np.ndarray, states: torch.Tensor | None = None,
+                    forgetting: float = 0.99) -> None:
+        """Online update (the spec's future work): append live latents (M, D) and age every older entry.
+
+        Each appended row multiplies the weight of every entry already stored by ``forgetting`` (in (0, 1]),
+        so an entry's weight is forgetting ** (rows appended after it). Weights scale SPD scores (through
+        ``decay_factors``), which makes old entries lose retrieval rank gradually rather than only at eviction.
+        Appended rows get block id -1.
+        """
+        f = float(forgetting)
+        if not 0.0 < f <= 1.0:
+            raise DataError(f"forgetting factor must be in (0, 1], got {forgetting!r}")
+        m = torch.as_tensor(latents).reshape(-1, self.dim).shape[0]
+        if f < 1.0 and self.count:
+            self.log_weights[: self.count] += m * math.log(f)
+        self.add(latents, ticks, None, states)
+
+    def weights(self) -> torch.Tensor:
+        """Forgetting weights of the filled slots, (count,) float32 (all 1 without online updates)."""
+        return torch.exp(self.log_weights[: self.count]).float()
 
     def order(self) -> torch.Tensor:
         """Filled slots from oldest to newest."""
@@ -148,6 +173,8 @@ class Registry:
             f = torch.ones(self.count)
         else:
             f = torch.exp(math.log(self.decay) * (t_query - t).abs() / self.span()).float()
+        if bool((self.log_weights[: self.count] != 0).any()):  # forgetting weights of online updates
+            f = f * self.weights()
         self._decay_cache = (float(t_query), f)
         return f
 
@@ -177,11 +204,23 @@ class Registry:
         return {"capacity": self.capacity, "dim": self.dim, "state_dim": self.state_dim,
                 "block_len": self.block_len, "decay": self.decay,
                 "latents": self.latents[o].clone(), "ticks": self.ticks[o].clone(),
-                "ids": self.ids[o].clone(), "states": self.states[o].clone()}
+                "ids": self.ids[o].clone(), "states": self.states[o].clone(),
+                # Only written after online updates, so unchanged registries keep the original format.
+                **({"log_weights": self.log_weights[o].clone()} if bool((self.log_weights != 0).any()) else {})}
 
     @classmethod
     def from_state_dict(cls, d: dict) -> Registry:
         r = cls(int(d["capacity"]), int(d["dim"]), int(d["state_dim"]), int(d["block_len"]), float(d["decay"]))
         if d["latents"].shape[0]:
             r.add(d["latents"], d["ticks"].numpy(), d["ids"], d["states"])
+            if "log_weights" in d:
+                r.log_weights[r.order()] = d["log_weights"].to(torch.float64)
+        return r
+
+    def clone(self) -> Registry:
+        """An independent copy (e.g. an online-updating registry next to the frozen one)."""
+        r = Registry(self.capacity, self.dim, self.state_dim, self.block_len, self.decay)
+        for name in ("latents", "ticks", "ids", "states", "log_weights"):
+            getattr(r, name).copy_(getattr(self, name))
+        r.head, r.count = self.head, self.count
         return r
