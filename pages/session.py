@@ -7,11 +7,16 @@ browser tab gets its own dataset and model, and nothing here is shared through `
 from __future__ import annotations
 
 import os
+import re
+import threading
+import time
+from datetime import datetime, timezone
 from typing import Any
 
+import numpy as np
 import streamlit as st
 
-from chronoslib import ChronosDefragEngine
+from chronoslib import ChronosDefragEngine, DefragConfig
 from chronoslib.data import SAMPLES, Dataset, load_sample
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -19,6 +24,11 @@ SAMPLE_CHECKPOINT = os.path.join(ROOT, "sample_data", "sample_model.pt")
 DEFAULT_SAMPLE = next(iter(SAMPLES))
 
 K_DATASET, K_ENGINE, K_MODEL_INFO, K_ROUTER = "cd_dataset", "cd_engine", "cd_model_info", "_router_ran"
+K_JOB = "cd_train_job"
+# Where "Save model" writes (git-ignored); tests point it at a temporary folder.
+MODEL_DIR = os.environ.get("CHRONOS_MODEL_DIR", os.path.join(ROOT, "checkpoints"))
+# CHRONOS_FAST_UI=1 (set by the browser tests) makes the Train form default to a seconds-long run.
+FAST_UI = os.environ.get("CHRONOS_FAST_UI", "") not in ("", "0")
 
 
 @st.cache_resource(show_spinner=False)
@@ -74,3 +84,169 @@ def guard() -> None:
     """Send a direct first request for a page through app.py so the router and defaults run first."""
     if not st.session_state.get(K_ROUTER):
         st.switch_page("app.py")
+
+
+# ---------------------------------------------------------------------------------------------- model provenance
+def describe_when(iso: str | None) -> str:
+    """'2024-05-01 12:00 UTC' from the engine's ISO ``fitted_at`` stamp (anything unparsable is shown as is)."""
+    if not iso or iso == "?":
+        return "unknown time"
+    try:
+        return datetime.fromisoformat(iso).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        return str(iso)
+
+
+def model_mismatch() -> str | None:
+    """Why the active model cannot be applied to the active dataset (feature count), or None when it can."""
+    eng, ds = engine(), dataset()
+    if eng is None:
+        return None
+    f_model, f_data = eng.cfg.encoder.input_dim, ds.features.shape[1]
+    if f_model != f_data:
+        return (f"the model expects {f_model} features per tick but *{ds.name}* has {f_data}: "
+                "train a new model on the Train page or load a matching checkpoint")
+    return None
+
+
+def safe_filename(name: str, suffix: str = ".pt") -> str:
+    """A plain file name (letters, digits, '-', '_', '.') for saving on the server: no folders, no dot-files."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.basename(name.strip())).strip("._") or "model"
+    return stem if stem.endswith(suffix) else stem + suffix
+
+
+def saved_models() -> list[str]:
+    """Checkpoint files in ``MODEL_DIR``, newest first."""
+    if not os.path.isdir(MODEL_DIR):
+        return []
+    files = [f for f in os.listdir(MODEL_DIR) if f.endswith(".pt") and not f.startswith(".")]
+    return sorted(files, key=lambda f: os.path.getmtime(os.path.join(MODEL_DIR, f)), reverse=True)
+
+
+# ---------------------------------------------------------------------------------------------- background training
+class TrainingCancelled(RuntimeError):
+    """Raised inside ``fit`` (through its progress callback) when the user presses Cancel."""
+
+
+class TrainJob:
+    """One training run of a fresh engine on a thread, so the page stays responsive while it trains.
+
+    The engine is private to the job until ``fit`` returns (``fit`` commits its state only at the end), and
+    only then does ``poll_training`` put it into this session's state: a failed or cancelled run leaves the
+    active model untouched, and no other browser session ever sees it. The page reads progress and the
+    per-epoch history through ``snapshot`` (under a lock: the training thread appends to it).
+    """
+
+    def __init__(self, cfg: DefragConfig, data: np.ndarray, dataset_name: str, meta: dict[str, Any]) -> None:
+        self.engine = ChronosDefragEngine(cfg)   # validates cfg: ConfigError before any thread starts
+        self.engine.meta.update(meta)
+        self.data = data                         # (T_train, F) the dataset's training span only
+        self.dataset_name = dataset_name
+        self.encoder_epochs, self.predictor_epochs = cfg.optim.encoder_epochs, cfg.optim.predictor_epochs
+        self.error: str | None = None
+        self.cancelled = False
+        self.done = False
+        self.installed = False                   # set by poll_training once the result reached the session
+        self.started = time.time()
+        self.finished: float | None = None
+        self._history: list[dict[str, Any]] = []
+        self._stage, self._step, self._total = "starting", 0, 1
+        self._lock = threading.Lock()
+        self._cancel = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="chronos-train", daemon=True)
+
+    def start(self) -> TrainJob:
+        self._thread.start()
+        return self
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the run to end; True when it has."""
+        self._thread.join(timeout)
+        return self.done
+
+    @property
+    def running(self) -> bool:
+        return not self.done
+
+    def _progress(self, stage: str, step: int, total: int, metrics: dict) -> None:
+        if self._cancel.is_set():
+            raise TrainingCancelled("training was cancelled")
+        with self._lock:
+            self._stage, self._step, self._total = stage, step, total
+            if stage in ("encoder", "predictor"):
+                self._history.append(dict(metrics))
+
+    def _run(self) -> None:
+        try:
+            self.engine.fit(self.data, progress=self._progress)
+        except TrainingCancelled:
+            self.cancelled = True
+            self.error = "Training was cancelled; the previous model is still active."
+        except (ValueError, RuntimeError) as exc:  # bad config / data: the library's messages name the problem
+            self.error = str(exc)
+        except Exception as exc:  # noqa: BLE001 — a page never shows a traceback; the message still names it
+            self.error = f"training failed: {type(exc).__name__}: {exc}"
+        finally:
+            self.finished = time.time()
+            self.done = True
+
+    def snapshot(self) -> tuple[str, int, int, list[dict[str, Any]]]:
+        """(stage, step, total, history copy) as of now."""
+        with self._lock:
+            return self._stage, self._step, self._total, list(self._history)
+
+    def fraction(self) -> float:
+        """Share of the run done, counting encoder epochs, the pseudo-timeline and predictor epochs as units."""
+        if self.done:
+            return 1.0
+        stage, step, _, _ = self.snapshot()
+        units = self.encoder_epochs + 1 + self.predictor_epochs
+        done = {"encoder": step, "pseudo_timeline": self.encoder_epochs + 1,
+                "predictor": self.encoder_epochs + 1 + step}.get(stage, 0)
+        return min(done / max(units, 1), 1.0)
+
+    def status_line(self) -> str:
+        stage, step, total, _ = self.snapshot()
+        elapsed = (self.finished or time.time()) - self.started
+        what = {"encoder": f"encoder epoch {step}/{total}", "pseudo_timeline": "building the pseudo-timeline",
+                "predictor": f"predictor epoch {step}/{total}"}.get(stage, "starting")
+        return f"{what} · {elapsed:.1f} s"
+
+
+def training_job() -> TrainJob | None:
+    return st.session_state.get(K_JOB)
+
+
+def start_training(cfg: DefragConfig, ds: Dataset) -> TrainJob:
+    """Train a fresh engine on ``ds.train`` in the background; ``poll_training`` installs it when done.
+
+    Sets ``cfg.encoder.input_dim`` and the data section from the dataset. Raises ConfigError for a bad
+    config and RuntimeError when this session is already training.
+    """
+    job = training_job()
+    if job is not None and job.running:
+        raise RuntimeError("a training run is already in progress in this session; wait for it or cancel it")
+    cfg.encoder.input_dim = int(ds.features.shape[1])
+    cfg.data.features = list(ds.feature_names)
+    for field_name in ("transforms", "timestamp_col", "label_col", "price_col", "nan_policy"):
+        value = getattr(ds, field_name, None)  # recorded by the data layer when it knows them
+        if value is not None:
+            setattr(cfg.data, field_name, list(value) if field_name == "transforms" else str(value))
+    meta = {"dataset": ds.name, "feature_names": list(ds.feature_names), "train_ticks": int(ds.split),
+            "source": "ChronosDefrag app"}
+    job = TrainJob(cfg, ds.train, ds.name, meta)
+    st.session_state[K_JOB] = job
+    return job.start()
+
+
+def poll_training() -> TrainJob | None:
+    """Install a finished job's engine as this session's model (once); return the job, if any."""
+    job = training_job()
+    if job is not None and job.done and not job.installed:
+        job.installed = True
+        if job.error is None:
+            set_engine(job.engine, "trained in this session", job.dataset_name)
+    return job

@@ -1,9 +1,278 @@
-"""Train page (placeholder until its issue lands)."""
+"""Train page: the settings that matter, a background training run with live loss chart, and model files.
+
+Training runs on a thread (``session.TrainJob``) so the page stays responsive and can be cancelled; a
+fragment polls it for the progress bar and the per-epoch chart, and the finished engine becomes this
+session's model only (``session.poll_training``). Below: the active model's fit summary (timeline entropy,
+path costs, collapse verdict), saving it on the server, downloading it, and loading a checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
 
 import streamlit as st
+import torch
 
+from chronoslib import ChronosDefragEngine, DefragConfig
+from chronoslib.errors import CheckpointError
+from chronoslib.plots_train import loss_figure
 from pages import session
 
 session.guard()
+
+LIVE_REFRESH_S = 0.7   # fragment poll interval while a run is in flight
+MIN_BLOCKS, RECOMMENDED_BLOCKS = 4, 50  # the engine refuses fewer than 4; the spec recommends at least 50
+
+
+def default_settings() -> dict[str, Any]:
+    """Form defaults: the library's DefragConfig, or a seconds-long run under CHRONOS_FAST_UI=1."""
+    c = DefragConfig()
+    s = {"block_len": c.encoder.block_len, "latent_dim": c.encoder.latent_dim,
+         "forecast_dim": c.predictor.forecast_dim, "hidden_dim": c.encoder.hidden_dim,
+         "encoder_epochs": c.optim.encoder_epochs, "predictor_epochs": c.optim.predictor_epochs,
+         "batch_size": c.optim.batch_size, "lr": c.optim.lr, "temperature": c.encoder.temperature,
+         "learn_temperature": c.encoder.learn_temperature, "entropy_weight": c.encoder.entropy_weight,
+         "continuity_weight": c.encoder.continuity_weight, "seed": c.seed, "device": c.device,
+         "normalize": c.data.normalize}
+    if session.FAST_UI:
+        s.update(latent_dim=8, forecast_dim=4, hidden_dim=16, encoder_epochs=3, predictor_epochs=2)
+    return s
+
+
+def build_config(s: dict[str, Any]) -> DefragConfig:
+    """DefragConfig from the form's values (latent dims of encoder and predictor are set together)."""
+    cfg = DefragConfig()
+    e, p, o = cfg.encoder, cfg.predictor, cfg.optim
+    e.block_len, e.hidden_dim, e.temperature = int(s["block_len"]), int(s["hidden_dim"]), float(s["temperature"])
+    e.latent_dim = p.latent_dim = int(s["latent_dim"])
+    e.learn_temperature = bool(s["learn_temperature"])
+    e.entropy_weight, e.continuity_weight = float(s["entropy_weight"]), float(s["continuity_weight"])
+    p.forecast_dim = int(s["forecast_dim"])
+    o.encoder_epochs, o.predictor_epochs = int(s["encoder_epochs"]), int(s["predictor_epochs"])
+    o.batch_size, o.lr = int(s["batch_size"]), float(s["lr"])
+    cfg.data.normalize = str(s["normalize"])
+    cfg.seed, cfg.device = int(s["seed"]), str(s["device"])
+    return cfg
+
+
+def collapse_banner(history: list[dict[str, Any]], summary: dict[str, Any], live: bool = False) -> None:
+    """Red banner for collapsed latents, amber for collapsing, a note when only some epochs were flagged."""
+    enc = [h for h in history if h.get("stage") == "encoder"]
+    if not enc and not summary:
+        return
+    last = enc[-1] if enc else {}
+    verdict = (last.get("verdict") if live else summary.get("final_verdict", last.get("verdict"))) or "healthy"
+    mc = last.get("mean_cos") if live else summary.get("final_mean_cos", last.get("mean_cos"))
+    er = last.get("eff_rank") if live else summary.get("final_eff_rank", last.get("eff_rank"))
+    stats = f"mean pairwise cosine {mc:.2f}, effective rank {er:.1f}" if mc is not None and er is not None else ""
+    flagged = [h["epoch"] for h in enc if h.get("collapsed")]
+    advice = ("Raise the entropy weight, lower the temperature or train more encoder epochs; "
+              "see Diagnostics for details.")
+    if verdict == "collapsed":
+        st.error(f"**Latent collapse** — the block latents have collapsed onto a few directions ({stats}). "
+                 f"Regimes cannot be told apart. {advice}", icon=":material/warning:")
+    elif verdict == "collapsing":
+        st.warning(f"**Latents are collapsing** ({stats}): regime separation is weak. {advice}",
+                   icon=":material/warning:")
+    elif flagged:
+        st.info(f"Encoder epoch(s) {', '.join(map(str, flagged[:8]))} were flagged as collapsed during training; "
+                f"the final latents are healthy ({stats}).")
+
+
+def settings_form(ds) -> dict[str, Any] | None:
+    """The knobs; returns the submitted values on Train, else None."""
+    s = session.get("train_settings") or default_settings()
+    running = (job := session.training_job()) is not None and job.running
+    devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    with st.form("train_form", border=True):
+        c1, c2, c3, c4 = st.columns(4, gap="medium")
+        with c1:
+            st.markdown("**Blocks & latents**")
+            block_len = st.number_input("Block length (ticks)", 2, 4096, int(s["block_len"]), key="tr_block_len",
+                                        help="Ticks per non-overlapping block; one latent per block.")
+            latent = st.number_input("Latent dim", 2, 512, int(s["latent_dim"]), key="tr_latent_dim",
+                                     help="Size of the unit latent (encoder and predictor together).")
+            forecast = st.number_input("Forecast dim", 1, 512, int(s["forecast_dim"]), key="tr_forecast_dim",
+                                       help="Leading latent coordinates the predictor forecasts (≤ latent dim).")
+            hidden = st.number_input("Encoder channels", 2, 1024, int(s["hidden_dim"]), key="tr_hidden_dim")
+        with c2:
+            st.markdown("**Optimisation**")
+            enc_ep = st.number_input("Encoder epochs", 1, 2000, int(s["encoder_epochs"]), key="tr_encoder_epochs")
+            pred_ep = st.number_input("Predictor epochs", 0, 2000, int(s["predictor_epochs"]),
+                                      key="tr_predictor_epochs")
+            batch = st.number_input("Batch size (blocks)", 2, 4096, int(s["batch_size"]), key="tr_batch_size",
+                                    help="Blocks per contrastive batch: batch/2 chronological pairs (t, t+1).")
+            lr = st.number_input("Learning rate", 1e-5, 1.0, float(s["lr"]), format="%.4f", step=1e-4, key="tr_lr")
+        with c3:
+            st.markdown("**Contrastive loss**")
+            temp = st.number_input("Temperature", 0.01, 10.0, float(s["temperature"]), step=0.05, key="tr_temperature",
+                                   help="Initial InfoNCE temperature.")
+            learn_t = st.checkbox("Learn the temperature", bool(s["learn_temperature"]), key="tr_learn_temperature")
+            ent_w = st.number_input("Entropy weight (TER)", 0.0, 100.0, float(s["entropy_weight"]), step=0.1,
+                                    key="tr_entropy_weight", help="Higher fights latent collapse.")
+            cont_w = st.number_input("Continuity weight (LCR)", 0.0, 100.0, float(s["continuity_weight"]), step=0.1,
+                                     key="tr_continuity_weight", help="Pulls chronologically adjacent blocks together.")
+        with c4:
+            st.markdown("**Run**")
+            seed = st.number_input("Seed", 0, 2**31 - 1, int(s["seed"]), key="tr_seed")
+            device = st.selectbox("Device", devices, devices.index(s["device"]) if s["device"] in devices else 0,
+                                  key="tr_device")
+            norms = ["zscore", "robust", "none"]
+            norm = st.selectbox("Normalisation", norms, norms.index(s["normalize"]), key="tr_normalize",
+                                help="Fitted on the training span only and stored in the checkpoint.")
+            st.write("")
+            go = st.form_submit_button("Train", type="primary", icon=":material/play_arrow:", disabled=running,
+                                       width="stretch", key="tr_train")
+    if not go:
+        return None
+    return {"block_len": block_len, "latent_dim": latent, "forecast_dim": forecast, "hidden_dim": hidden,
+            "encoder_epochs": enc_ep, "predictor_epochs": pred_ep, "batch_size": batch, "lr": lr,
+            "temperature": temp, "learn_temperature": learn_t, "entropy_weight": ent_w,
+            "continuity_weight": cont_w, "seed": seed, "device": device, "normalize": norm}
+
+
+def start(ds, values: dict[str, Any]) -> None:
+    """Validate the submitted settings against the dataset and start a run; errors go in the page."""
+    session.put("train_settings", values)
+    n_blocks = ds.split // int(values["block_len"])
+    if n_blocks < MIN_BLOCKS:
+        st.error(f"Need at least {MIN_BLOCKS} blocks: the training span has {ds.split:,} ticks, which make "
+                 f"{n_blocks} block(s) of {values['block_len']}. Lower the block length or load a longer series.")
+        return
+    try:
+        session.start_training(build_config(values), ds)
+    except (ValueError, RuntimeError) as exc:
+        st.error(f"Cannot start training: {exc}")
+
+
+def live_panel() -> None:
+    """Progress bar, status and the loss chart of the run in flight; reruns the app when it ends."""
+    job = session.training_job()
+    if job is None:
+        return
+    if job.done:
+        if not job.installed:
+            st.rerun()  # whole app: poll_training installs the model and the sidebar shows it
+        return
+    stage, step, total, hist = job.snapshot()
+    st.progress(job.fraction(), text=f"Training on *{job.dataset_name}* — {job.status_line()}")
+    collapse_banner(hist, {}, live=True)
+    st.plotly_chart(loss_figure(hist, job.encoder_epochs, job.predictor_epochs), width="stretch", key="live_loss")
+
+
+def model_summary(eng: ChronosDefragEngine) -> None:
+    info, fs = session.model_info(), eng.fit_summary
+    st.caption(f"{info.get('origin', 'model')} · data *{info.get('dataset', '?')}* · "
+               f"fitted {session.describe_when(eng.meta.get('fitted_at'))} · block length "
+               f"{eng.cfg.encoder.block_len}, latent dim {eng.cfg.encoder.latent_dim}, "
+               f"{eng.cfg.encoder.input_dim} features")
+    collapse_banner(eng.history, fs)
+    if fs:
+        m = st.columns(6)
+        m[0].metric("Training blocks", f"{fs.get('n_blocks', len(eng.block_latents)):,}")
+        m[1].metric("Timeline entropy", f"{fs.get('timeline_entropy', float('nan')):.3f}",
+                    help="0 = pseudo-timeline is chronological; near 1 = thoroughly reordered.")
+        m[2].metric("Path cost (pseudo)", f"{fs.get('path_cost_pseudo', float('nan')):.2f}",
+                    help="Sum of cosine distances between consecutive blocks in pseudo-timeline order.")
+        m[3].metric("Path cost (chrono)", f"{fs.get('path_cost_chrono', float('nan')):.2f}",
+                    help="The same sum in chronological order.")
+        ratio = fs.get("path_cost_ratio")
+        m[4].metric("Pseudo / chrono", f"{ratio:.2f}" if ratio is not None else "–",
+                    help="Below 1: the defragmented order joins more similar blocks than time does.")
+        m[5].metric("Fit time", f"{fs.get('fit_seconds', float('nan')):.1f} s")
+    if eng.history:
+        st.plotly_chart(loss_figure(eng.history, eng.cfg.optim.encoder_epochs, eng.cfg.optim.predictor_epochs),
+                        width="stretch", key="final_loss")
+    else:
+        st.info("This checkpoint carries no training history.")
+
+
+def install_loaded(data: bytes, name: str) -> bool:
+    """Load a checkpoint into this session; show the library's message on a bad file. True on success."""
+    try:
+        eng = ChronosDefragEngine.load(data)
+    except (CheckpointError, ValueError, RuntimeError) as exc:
+        st.error(f"Could not load **{name}**: {exc}")
+        return False
+    session.set_engine(eng, f"loaded from {name}", str(eng.meta.get("dataset", "?")))
+    session.put("train_flash", f"Loaded **{name}** ({len(eng.block_latents):,} blocks).")
+    return True
+
+
+def model_files(eng: ChronosDefragEngine | None) -> None:
+    c1, c2, c3 = st.columns(3, gap="large")
+    with c1:
+        st.markdown("**Save on the server**")
+        default = session.safe_filename(f"{session.model_info().get('dataset', 'model')}-"
+                                        f"{(eng.meta.get('fitted_at', '') if eng else '')[:16]}")
+        name = st.text_input("File name", default, key="tr_save_name", disabled=eng is None,
+                             help=f"Saved under {session.MODEL_DIR}")
+        if st.button("Save model", icon=":material/save:", disabled=eng is None, key="tr_save"):
+            path = os.path.join(session.MODEL_DIR, session.safe_filename(name))
+            try:
+                eng.save(path)
+                st.success(f"Saved to `{path}`")
+            except (OSError, RuntimeError, ValueError) as exc:
+                st.error(f"Could not save to {path}: {exc}")
+    with c2:
+        st.markdown("**Download**")
+        if eng is not None and eng.fitted:
+            st.download_button("Download checkpoint (.pt)", data=eng.to_bytes, file_name=session.safe_filename(name),
+                               mime="application/octet-stream", icon=":material/download:", on_click="ignore",
+                               key="tr_download")
+            st.caption("Load it later here or with `ChronosDefragEngine.load(path)`.")
+        else:
+            st.caption("No model to download yet.")
+    with c3:
+        st.markdown("**Load a checkpoint**")
+        up = st.file_uploader("Upload a .pt checkpoint", type=["pt", "pth", "ckpt"], key="tr_upload")
+        saved = session.saved_models()
+        choice = st.selectbox("…or one saved on the server", ["(none)"] + saved, key="tr_saved_choice",
+                              disabled=not saved)
+        if st.button("Load", icon=":material/upload_file:", key="tr_load", disabled=up is None and choice == "(none)"):
+            if up is not None:
+                ok = install_loaded(up.getvalue(), up.name)
+            else:
+                with open(os.path.join(session.MODEL_DIR, choice), "rb") as f:
+                    ok = install_loaded(f.read(), choice)
+            if ok:
+                st.rerun()
+
+
+# ---------------------------------------------------------------------------------------------- page
+ds = session.dataset()
+job = session.poll_training()
 st.title("Train")
-st.info("This page is being built.")
+st.caption(f"Trains on the first {ds.split:,} ticks of *{ds.name}* ({ds.features.shape[1]} features); the last "
+           f"{ds.features.shape[0] - ds.split:,} ticks stay held out for replay. The run happens in the "
+           "background: you can keep using the app, and other browser sessions keep their own models.")
+
+values = settings_form(ds)
+if values is not None:
+    start(ds, values)
+    job = session.training_job()
+
+if job is not None and job.running:
+    if st.button("Cancel training", icon=":material/stop:", key="tr_cancel"):
+        job.cancel()
+    st.fragment(live_panel, run_every=LIVE_REFRESH_S)()
+elif job is not None and job.error:
+    (st.warning if job.cancelled else st.error)(job.error)
+
+flash = session.get("train_flash")
+if flash:
+    st.success(flash)
+    session.put("train_flash", None)
+
+st.subheader("Active model")
+eng = session.engine()
+if eng is None:
+    st.info("No model yet: press **Train** above or load a checkpoint below.")
+else:
+    if (why := session.model_mismatch()) is not None:
+        st.warning(f"This model does not fit the active data: {why}.")
+    model_summary(eng)
+
+st.subheader("Model files")
+model_files(eng)
