@@ -79,7 +79,9 @@ class ChronosDefragEngine:
     def _as_array(self, data: Any, what: str = "data") -> np.ndarray:
         """(T, F) float32 from ndarray / tensor / DataFrame, with shape and value checks."""
         if hasattr(data, "columns") and hasattr(data, "to_numpy"):  # pandas DataFrame
-            cols = self.cfg.data.features or [c for c in data.columns if str(data[c].dtype) != "object"
+            from pandas.api.types import is_numeric_dtype
+
+            cols = self.cfg.data.features or [c for c in data.columns if is_numeric_dtype(data[c])
                                               and c not in (self.cfg.data.label_col, self.cfg.data.timestamp_col)]
             missing = [c for c in cols if c not in data.columns]
             if missing:
