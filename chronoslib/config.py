@@ -55,7 +55,7 @@ class OptimConfig:
     encoder_epochs: int = 30
     predictor_epochs: int = 20
     batch_size: int = 32
-    lr: float = 3e-3
+    lr: float = 1e-2
     predictor_lr: float = 3e-3
     weight_decay: float = 1e-5
     grad_clip: float = 1.0
@@ -72,6 +72,12 @@ class DataConfig:
     label_col: str = ""
     nan_policy: str = "refuse"  # refuse | ffill
     price_col: str = ""
+    # Feature-engineering sources and result (see chronoslib.features); empty strings mean "not used".
+    high_col: str = ""
+    low_col: str = ""
+    volume_col: str = ""
+    vol_window: int = 20        # ticks of log returns in the rolling_vol transform
+    feature_names: list[str] = field(default_factory=list)  # model feature names in order (transforms, then raw)
 
 
 _SECTIONS = {
