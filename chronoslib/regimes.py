@@ -1,0 +1,325 @@
+"""Regimes in latent space: clustering with an automatic K, stable label order, agreement scores, kNN, block stats.
+
+Owns: ``cluster_regimes`` (KMeans on unit latents with K chosen by a silhouette sweep, or a diagonal Gaussian
+mixture chosen by a BIC sweep, or a fixed K; labels renumbered by ascending mean block volatility so they never
+shuffle between refits), ``agreement`` (ARI / NMI against ground truth), ``nearest_blocks`` (cosine kNN of one
+block), ``block_table`` (per-block time span, return and volatility from the dataset arrays), ``reference_series``
+(a price-like series for charts when the data has no prices), ``block_view`` (a model's blocks joined with the
+dataset: series, time axis, per-block table and ground truth), ``timeline_merit`` (path cost, entropy, run length
+and purity of both orders, reusing ``diagnostics`` and ``router.path_cost``) and ``block_confidence`` (per-block
+live confidence from a replay's neighbour lists). Arrays in, arrays / frames out; knows nothing about Streamlit
+or engines.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .errors import ConfigError, DataError
+
+CRITERIA = ("silhouette", "bic")
+
+
+@dataclass
+class RegimeResult:
+    labels: np.ndarray                  # (N,) int64 regime id per block, 0 = calmest (lowest mean volatility)
+    k: int                              # number of regimes
+    scores: dict[int, float]            # the sweep: K -> silhouette (higher better) or BIC (lower better)
+    criterion: str                      # "silhouette" | "bic" | "fixed"
+    centers: np.ndarray                 # (K, D) unit-normalised mean latent of each regime, in label order
+    regime_vol: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (K,) mean block volatility per regime
+    silhouette: float = float("nan")    # silhouette of the chosen labelling (cosine), whatever the criterion
+
+
+def _unit(z: np.ndarray) -> np.ndarray:
+    z = np.asarray(z, dtype=np.float64)
+    if z.ndim != 2:
+        raise DataError(f"latents must be a 2-D (N, D) array, got shape {z.shape}")
+    if not np.isfinite(z).all():
+        raise DataError("latents contain NaN or inf")
+    return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+
+
+def _fit(x: np.ndarray, k: int, criterion: str, seed: int) -> tuple[np.ndarray, float | None]:
+    """Labels of one K, and the BIC for the mixture model (None for KMeans)."""
+    from sklearn.cluster import KMeans
+    from sklearn.mixture import GaussianMixture
+
+    if criterion == "bic":
+        gm = GaussianMixture(k, covariance_type="diag", random_state=seed, n_init=2, reg_covar=1e-5).fit(x)
+        return gm.predict(x), float(gm.bic(x))
+    return KMeans(k, n_init=4, random_state=seed).fit_predict(x), None
+
+
+def _silhouette(x: np.ndarray, labels: np.ndarray, seed: int) -> float:
+    from sklearn.metrics import silhouette_score
+
+    if not 2 <= len(np.unique(labels)) <= x.shape[0] - 1:
+        return float("nan")
+    # Exact up to 4k points; a fixed random sample above (silhouette is O(N^2)).
+    n = x.shape[0]
+    return float(silhouette_score(x, labels, metric="cosine", sample_size=4000 if n > 4000 else None,
+                                  random_state=seed))
+
+
+def _relabel(labels: np.ndarray, block_vol: np.ndarray | None) -> np.ndarray:
+    """Renumber so regime 0 has the lowest mean block volatility (ties / no volatility: first appearance)."""
+    ids = np.unique(labels)
+    first = np.array([np.flatnonzero(labels == c)[0] for c in ids])
+    vol = (np.array([block_vol[labels == c].mean() for c in ids]) if block_vol is not None
+           else np.zeros(len(ids)))
+    order = ids[np.lexsort((first, vol))]           # primary key: volatility, then first appearance
+    remap = np.empty(int(labels.max()) + 1, dtype=np.int64)
+    remap[order] = np.arange(len(order))
+    return remap[labels]
+
+
+def cluster_regimes(latents: np.ndarray, k: int | None = None, block_vol: np.ndarray | None = None,
+                    k_range: tuple[int, int] = (2, 8), seed: int = 0, criterion: str = "silhouette") -> RegimeResult:
+    """Cluster block latents (N, D) into regimes.
+
+    k=None sweeps K over ``k_range`` (inclusive, clipped to N - 1) and keeps the best silhouette (KMeans) or the
+    lowest BIC (diagonal Gaussian mixture), reporting every K's score in ``.scores``. A fixed ``k`` skips the sweep
+    (``.scores`` then holds that K's silhouette). ``block_vol`` (N,) orders the labels: regime 0 is the calmest.
+    """
+    if criterion not in CRITERIA:
+        raise ConfigError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+    x = _unit(latents)
+    n = x.shape[0]
+    if n < 3:
+        raise DataError(f"need at least 3 blocks to cluster regimes, got {n}")
+    if block_vol is not None:
+        block_vol = np.asarray(block_vol, dtype=np.float64)
+        if block_vol.shape != (n,):
+            raise DataError(f"block_vol must have shape ({n},) to match the latents, got {block_vol.shape}")
+        block_vol = np.nan_to_num(block_vol, nan=np.nanmean(block_vol) if np.isfinite(block_vol).any() else 0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn's ConvergenceWarning on duplicate points
+        if k is not None:
+            if not 1 <= int(k) <= n:
+                raise ConfigError(f"number of regimes k must be in [1, {n}] for {n} blocks, got {k}")
+            labels, _ = _fit(x, int(k), criterion, seed)
+            scores = {int(k): _silhouette(x, labels, seed)}
+            used = "fixed"
+        else:
+            lo, hi = int(k_range[0]), int(k_range[1])
+            if lo < 2 or hi < lo:
+                raise ConfigError(f"k_range must be (lo, hi) with 2 <= lo <= hi, got {k_range}")
+            hi = min(hi, n - 1)
+            if hi < lo:
+                raise DataError(f"{n} blocks are too few for a sweep starting at K={lo}")
+            fits, scores = {}, {}
+            for kk in range(lo, hi + 1):
+                lab, bic = _fit(x, kk, criterion, seed)
+                fits[kk] = lab
+                scores[kk] = bic if criterion == "bic" else _silhouette(x, lab, seed)
+            finite = {kk: s for kk, s in scores.items() if np.isfinite(s)}
+            if not finite:
+                best = lo
+            elif criterion == "bic":
+                best = min(finite, key=lambda kk: (finite[kk], kk))
+            else:
+                best = max(finite, key=lambda kk: (finite[kk], -kk))
+            labels, used = fits[best], criterion
+    labels = np.asarray(labels, dtype=np.int64)
+    labels = _relabel(labels, block_vol)
+    kk = int(labels.max()) + 1
+    centers = np.stack([x[labels == c].mean(axis=0) for c in range(kk)])
+    centers /= np.maximum(np.linalg.norm(centers, axis=1, keepdims=True), 1e-12)
+    vol = (np.array([block_vol[labels == c].mean() for c in range(kk)]) if block_vol is not None
+           else np.full(kk, np.nan))
+    sil = scores[int(k)] if used == "fixed" else _silhouette(x, labels, seed)
+    return RegimeResult(labels=labels, k=kk, scores=scores, criterion=used, centers=centers, regime_vol=vol,
+                        silhouette=sil)
+
+
+def agreement(labels: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Adjusted Rand index and normalised mutual information of a labelling against ground truth."""
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    labels, truth = np.asarray(labels), np.asarray(truth)
+    if labels.shape != truth.shape:
+        raise DataError(f"labels {labels.shape} and ground truth {truth.shape} must have the same shape")
+    return {"ari": float(adjusted_rand_score(truth, labels)), "nmi": float(normalized_mutual_info_score(truth, labels))}
+
+
+def nearest_blocks(latents: np.ndarray, index: int, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """The k blocks most cosine-similar to block ``index`` (itself excluded): (indices (k,), similarities (k,)).
+
+    Ties are broken by the lower block index, so the answer is deterministic.
+    """
+    x = _unit(latents)
+    n = x.shape[0]
+    if not 0 <= int(index) < n:
+        raise DataError(f"block index {index} out of range [0, {n})")
+    k = int(min(k, n - 1))
+    if k < 1:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    sims = x @ x[int(index)]                       # (N,)
+    sims[int(index)] = -np.inf
+    order = np.lexsort((np.arange(n), -sims))[:k]  # descending similarity, then ascending index
+    return order.astype(np.int64), sims[order]
+
+
+def block_volatility(series: np.ndarray, starts: np.ndarray, block_len: int) -> np.ndarray:
+    """Std of log returns (positive series) or of first differences within each block: (N,)."""
+    s = np.asarray(series, dtype=np.float64)
+    starts = np.asarray(starts, dtype=np.int64)
+    if starts.size and starts.max() + block_len > s.shape[0]:
+        raise DataError(f"blocks reach tick {int(starts.max()) + block_len} but the series has {s.shape[0]} ticks; "
+                        "the model was trained on different data")
+    seg = s[starts[:, None] + np.arange(block_len)[None, :]]          # (N, L)
+    d = np.diff(np.log(seg), axis=1) if (s > 0).all() else np.diff(seg, axis=1)
+    return d.std(axis=1) if block_len > 1 else np.zeros(len(starts))
+
+
+def reference_series(prices: np.ndarray | None, features: np.ndarray) -> tuple[np.ndarray, str]:
+    """The series charts draw: the prices when present, else the cumulative sum of the first feature."""
+    if prices is not None:
+        return np.asarray(prices, dtype=np.float64), "price"
+    f = np.asarray(features, dtype=np.float64)
+    return np.cumsum(f[:, 0] if f.ndim == 2 else f), "cumulative feature 0"
+
+
+def block_table(starts: np.ndarray, block_len: int, series: np.ndarray, timestamps: np.ndarray | None = None,
+                truth: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per block: block, start, end (exclusive tick), t_start, t_end, ret_pct, vol (+ truth when given)."""
+    starts = np.asarray(starts, dtype=np.int64)
+    s = np.asarray(series, dtype=np.float64)
+    vol = block_volatility(s, starts, block_len)
+    last = starts + block_len - 1
+    first_v, last_v = s[starts], s[last]
+    ret = np.where(first_v != 0, (last_v / np.where(first_v != 0, first_v, 1.0) - 1.0) * 100.0, np.nan)
+    df = pd.DataFrame({"block": np.arange(len(starts)), "start": starts, "end": starts + block_len,
+                       "ret_pct": ret, "vol": vol})
+    if timestamps is not None:
+        ts = np.asarray(timestamps)
+        df["t_start"], df["t_end"] = ts[starts], ts[last]
+    else:
+        df["t_start"], df["t_end"] = starts, last
+    if truth is not None:
+        df["truth"] = np.asarray(truth)
+    return df
+
+
+def block_confidence(n_blocks: int, records: Iterable) -> np.ndarray:
+    """Per training block: SPD-weighted mean live confidence of the replayed windows that retrieved it.
+
+    ``records``: LivePrediction objects or dicts with ``neighbour_indices``, ``regime_confidence`` and optionally
+    ``neighbour_weights``. Returns (n_blocks,) with NaN for blocks never retrieved.
+    """
+    num, den = np.zeros(n_blocks), np.zeros(n_blocks)
+    for r in records:
+        get = r.get if isinstance(r, dict) else (lambda name, default=None, _r=r: getattr(_r, name, default))
+        idx = np.asarray(get("neighbour_indices", []), dtype=np.int64)
+        w = get("neighbour_weights", None)
+        w = np.ones(len(idx)) if w is None or len(w) == 0 else np.asarray(w, dtype=np.float64)
+        conf = float(get("regime_confidence", np.nan))
+        if len(w) != len(idx) or not np.isfinite(conf):
+            continue
+        ok = (idx >= 0) & (idx < n_blocks)
+        np.add.at(num, idx[ok], w[ok] * conf)
+        np.add.at(den, idx[ok], w[ok])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / den, np.nan)
+
+
+_memo: OrderedDict[tuple, RegimeResult] = OrderedDict()
+_memo_lock = threading.Lock()
+
+
+def cached_cluster_regimes(latents: np.ndarray, k: int | None = None, block_vol: np.ndarray | None = None,
+                           k_range: tuple[int, int] = (2, 8), seed: int = 0, criterion: str = "silhouette",
+                           key: str | None = None) -> RegimeResult:
+    """``cluster_regimes`` memoised per process on an explicit sha1 of the latents and volatilities (16 entries).
+
+    The returned arrays are read-only: the result is shared by every caller.
+    """
+    from .projection import latents_key
+
+    vkey = "" if block_vol is None else latents_key(np.asarray(block_vol, dtype=np.float64))
+    ck = (key or latents_key(latents), vkey, None if k is None else int(k), tuple(k_range), int(seed), criterion)
+    with _memo_lock:
+        hit = _memo.get(ck)
+        if hit is not None:
+            _memo.move_to_end(ck)
+            return hit
+    res = cluster_regimes(latents, k, block_vol, k_range, seed, criterion)
+    for a in (res.labels, res.centers, res.regime_vol):
+        a.setflags(write=False)
+    with _memo_lock:
+        _memo[ck] = res
+        while len(_memo) > 16:
+            _memo.popitem(last=False)
+    return res
+
+
+@dataclass
+class BlockView:
+    """Everything the manifold / timeline pages draw about the training blocks of one model on one dataset."""
+    latents: np.ndarray            # (N, D)
+    starts: np.ndarray             # (N,) start tick in the dataset
+    block_len: int
+    order: np.ndarray              # (N,) pseudo-timeline
+    series: np.ndarray             # (T,) price (or cumulative first feature) of the whole dataset
+    series_name: str
+    x: np.ndarray                  # (T,) timestamps or tick numbers, for chart axes
+    table: pd.DataFrame            # block_table rows
+    truth: np.ndarray | None       # (N,) ground-truth majority label per block, or None
+    truth_share: np.ndarray | None  # (N,) share of the block its majority label covers
+
+
+def block_view(latents: np.ndarray, starts: np.ndarray, block_len: int, order: np.ndarray, features: np.ndarray,
+               prices: np.ndarray | None = None, timestamps: np.ndarray | None = None,
+               labels: np.ndarray | None = None) -> BlockView:
+    """Join a model's blocks with the dataset arrays; DataError when the blocks do not fit the dataset."""
+    starts = np.asarray(starts, dtype=np.int64)
+    latents = np.asarray(latents)
+    if latents.shape[0] != starts.shape[0] or np.asarray(order).shape[0] != starts.shape[0]:
+        raise DataError(f"model state is inconsistent: {latents.shape[0]} latents, {starts.shape[0]} block starts, "
+                        f"{np.asarray(order).shape[0]} pseudo-timeline entries")
+    t = np.asarray(features).shape[0]
+    need = int(starts.max()) + block_len if starts.size else 0
+    if need > t:
+        raise DataError(f"the model's blocks cover ticks 0..{need - 1} but the current dataset has only {t} ticks: "
+                        "the model was trained on other data. Train a model on this dataset or load the matching one")
+    series, name = reference_series(prices, features)
+    truth = share = None
+    if labels is not None:
+        lab = np.asarray(labels)
+        seg = lab[starts[:, None] + np.arange(block_len)[None, :]]              # (N, L)
+        vals = np.unique(seg)
+        counts = np.stack([(seg == v).sum(axis=1) for v in vals], axis=1)      # (N, V)
+        truth, share = vals[counts.argmax(axis=1)], counts.max(axis=1) / block_len
+    x = np.asarray(timestamps) if timestamps is not None else np.arange(t)
+    table = block_table(starts, block_len, series, timestamps, truth)
+    return BlockView(latents, starts, block_len, np.asarray(order, dtype=np.int64), series, name, x, table, truth,
+                     share)
+
+
+def timeline_merit(latents: np.ndarray, order: np.ndarray, labels: np.ndarray | None = None) -> dict[str, float]:
+    """Figures of merit of the pseudo-timeline against chronological order.
+
+    path_cost_* (router.path_cost), timeline_entropy (diagnostics), and with labels (N,) the mean run length of
+    same-label blocks and the adjacency purity in both orders.
+    """
+    from .diagnostics import adjacency_purity, mean_run_length, timeline_entropy
+    from .router import path_cost
+
+    order = np.asarray(order, dtype=np.int64)
+    pc_c, pc_p = path_cost(latents), path_cost(latents, order)
+    out = {"path_cost_chrono": pc_c, "path_cost_pseudo": pc_p,
+           "path_cost_ratio": pc_p / pc_c if pc_c > 0 else float("nan"),
+           "timeline_entropy": timeline_entropy(order)}
+    if labels is not None:
+        lab = np.asarray(labels)
+        out.update({"run_chrono": mean_run_length(lab), "run_pseudo": mean_run_length(lab[order]),
+                    "purity_chrono": adjacency_purity(lab), "purity_pseudo": adjacency_purity(lab, order)})
+    return out
