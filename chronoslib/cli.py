@@ -30,6 +30,19 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--holdout", type=float, default=0.0, help="fraction of the end kept out of training")
     p.add_argument("--config", default="", help="JSON file with a DefragConfig dict to start from")
+    p.add_argument("--transforms", default="", help="comma-separated feature engineering from prices: "
+                   "log_return, abs_return, hl_range, log_volume, rolling_vol (default: raw features)")
+    p.add_argument("--price", default=None, help="price column for the transforms (default: detected by name)")
+    p.add_argument("--high", default=None, help="high column for hl_range (default: detected)")
+    p.add_argument("--low", default=None, help="low column for hl_range (default: detected)")
+    p.add_argument("--volume", default=None, help="volume column for log_volume (default: detected)")
+    p.add_argument("--vol-window", type=int, default=None, help="ticks in the rolling_vol window (default 20)")
+    p.add_argument("--nan-policy", choices=("refuse", "ffill"), default=None,
+                   help="NaN / inf / non-numeric cells: refuse (default) or forward-fill")
+    p.add_argument("--normalize", choices=("zscore", "robust", "none"), default=None,
+                   help="per-feature normalisation fitted on the training span (default zscore)")
+    p.add_argument("--sort", action="store_true", help="sort rows by timestamp instead of refusing disorder")
+    p.add_argument("--no-timestamp", action="store_true", help="the file has no timestamp column")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 
@@ -55,10 +68,21 @@ def cmd_train(args: argparse.Namespace) -> int:
                 cfg.predictor.forecast_dim = min(cfg.predictor.forecast_dim, v)
     if args.seed is not None:
         cfg.seed = args.seed
+    if args.normalize:
+        cfg.data.normalize = args.normalize
     features = [c.strip() for c in args.features.split(",") if c.strip()]
+    transforms = [c.strip() for c in args.transforms.split(",") if c.strip()]
     ds, cfg = load_for_training(args.data, cfg, features=features, timestamp_col=args.timestamp,
-                                label_col=args.label, holdout=args.holdout)
+                                label_col=args.label, holdout=args.holdout, transforms=transforms,
+                                price_col=args.price, high_col=args.high, low_col=args.low, volume_col=args.volume,
+                                vol_window=args.vol_window, nan_policy=args.nan_policy, sort=args.sort,
+                                no_timestamp=args.no_timestamp)
     cfg.validate()
+    if not args.quiet:
+        print(f"[data] {ds.name}: {len(ds.features)} ticks x {len(ds.feature_names)} features "
+              f"{ds.feature_names}, training on the first {ds.split}", file=sys.stderr)
+        for note in ds.notes:
+            print(f"[data] {note}", file=sys.stderr)
 
     def progress(stage: str, step: int, total: int, metrics: dict) -> None:
         if not args.quiet and stage == "encoder":
@@ -69,7 +93,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     eng = ChronosDefragEngine(cfg).fit(ds.train, progress=progress)
-    eng.meta.update(dataset=ds.name, features=list(ds.feature_names))
+    eng.meta.update(dataset=ds.name, features=list(ds.feature_names), data_notes=list(ds.notes))
     eng.save(args.out)
     summary = {k: v for k, v in eng.fit_summary.items()}
     summary.update(out=args.out, seconds=round(time.perf_counter() - t0, 2))

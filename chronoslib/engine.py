@@ -25,6 +25,7 @@ from .checkpoint import checkpoint_bytes, read_checkpoint, save_checkpoint
 from .config import DefragConfig
 from .encoder import RegimeEncoder
 from .errors import CheckpointError, ConfigError, DataError, LookAheadError, NotFittedError, RegistryEmptyError
+from .features import live_window, raw_features
 from .predictor import TemporalPredictor
 from .router import Registry, build_pseudo_timeline, path_cost
 from .scaling import Normaliser
@@ -78,6 +79,8 @@ class ChronosDefragEngine:
 
     def _as_array(self, data: Any, what: str = "data") -> np.ndarray:
         """(T, F) float32 from ndarray / tensor / DataFrame, with shape and value checks."""
+        if self.cfg.data.transforms and hasattr(data, "columns"):  # raw prices: the recorded feature recipe
+            data = raw_features(data, self.cfg.data)               # (T - warmup, F)
         if hasattr(data, "columns") and hasattr(data, "to_numpy"):  # pandas DataFrame
             from pandas.api.types import is_numeric_dtype
 
@@ -256,6 +259,12 @@ class ChronosDefragEngine:
             stage_latency_ms={"encode": (t2 - t1) * 1e3, "query": (t3 - t2) * 1e3,
                               "spd": (t4 - t3) * 1e3, "predictor": (t5 - t4) * 1e3},
             latent=q[0], forecast=fc, neighbour_weights=w[0].tolist(), neighbour_ticks=reg.ticks[s0].tolist())
+
+    def predict_live_raw(self, raw: Any, timestamp: float | None = None) -> LivePrediction:
+        """``predict_live`` on raw rows (DataFrame with the source columns, or array in ``source_columns`` order):
+        the feature recipe recorded in ``cfg.data`` (transforms, vol_window) is applied to the last
+        ``block_len + warm-up`` rows first, exactly as at training time."""
+        return self.predict_live(live_window(raw, self.cfg.data, self.cfg.encoder.block_len), timestamp)
 
     def predict_batch(self, windows: Any, timestamp: float | None = None, chunk: int = 8192) -> dict[str, np.ndarray]:
         """Vectorised ``predict_live`` over windows (M, L, F); returns arrays with M rows.
