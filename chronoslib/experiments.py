@@ -1,17 +1,511 @@
-"""Evidence experiments (``python -m chronoslib evaluate``): placeholder until the evidence issue lands."""
+"""Evidence experiments: does training the predictor over the pseudo-timeline actually help?
+
+Owns the evaluation protocol behind ``python -m chronoslib evaluate`` and the app's Evidence page. It knows
+nothing about Streamlit or plotting; it returns one JSON-safe dict (``run_evaluation``).
+
+Protocol (the same for every arm, stated again in the result's ``protocol`` field):
+
+1. Time split: the encoder sees only the training span ``features[:split]`` (``engine.fit``, one fit per seed);
+   the held-out span ``features[split:]`` is cut into blocks and embedded with that frozen encoder and the
+   training span's normaliser.
+2. Three arms per seed train a ``TemporalPredictor`` from the *same* initial weights and the *same* shuffling
+   generator on the *same* training latents; only the order of the windows differs:
+   ``pseudo`` = the engine's pseudo-timeline, ``chrono`` = block 0, 1, 2, ..., ``random`` = a seeded permutation.
+3. Targets: held-out blocks 1..M-1 (block 0 only serves as context). Each arm forecasts the first
+   ``forecast_dim`` latent coordinates of the target block from what was observed before it, two ways:
+   * ``chrono_context``: the W chronologically preceding blocks (train + held-out latents), fed in time order;
+   * ``routed`` (as deployed): the previous held-out block is the query; its top-k training neighbours by
+     SPD-weighted cosine give a blended predictor state (states computed along the arm's own order, exactly as
+     ``engine.fit`` does for its order), then one step with the query (``predict_live``'s computation).
+   Error = mean squared error over the forecast coordinates, averaged over targets.
+4. With prices: alpha = forecast[0] (the engine's ``alpha_prediction``); Spearman rank correlation of alpha with
+   the target block's log return (last tick of the previous block to last tick of the target block).
+5. With ground-truth labels: KMeans on the latents vs KMeans and a Gaussian HMM on hand-made block statistics
+   (mean, std, lag-1 autocorrelation per feature), all fitted on the training blocks and scored (ARI, NMI against
+   the majority label of each block) on the training and the held-out blocks.
+6. Every number is summarised over seeds as mean and a 95 % Student-t interval of the mean.
+"""
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import math
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from .blocks import slice_blocks
+from .config import DefragConfig
+from .errors import ConfigError, DataError, NotEnoughBlocksError
+from .predictor import TemporalPredictor, gather_windows
+from .router import Registry
+from .training import preceding_states, train_predictor
+
+ARMS = ("pseudo", "chrono", "random")
+PROTOCOLS = ("chrono_context", "routed")
+BASELINES = ("persistence", "train_mean")
+REGIME_METHODS = ("latent_kmeans", "stats_kmeans", "stats_hmm")
+MIN_HELDOUT_BLOCKS = 4       # block 0 is context only; Spearman needs >= 3 targets
+QUICK = {"seeds": 3, "encoder_epochs": 10, "predictor_epochs": 10}
+Progress = Callable[[str, int, int, dict], None]
 
 
+# ---------------------------------------------------------------------------- pure metric helpers
+def t_interval(values: Any, level: float = 0.95) -> tuple[float, float]:
+    """(mean, half-width) of a Student-t confidence interval for the mean; half-width is NaN for < 2 values.
+
+    >>> m, h = t_interval([1.0, 2.0, 3.0]); round(m, 3), round(h, 3)
+    (2.0, 2.484)
+    """
+    from scipy.stats import t as student_t
+
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return float("nan"), float("nan")
+    if v.size < 2:
+        return float(v.mean()), float("nan")
+    sem = v.std(ddof=1) / math.sqrt(v.size)
+    return float(v.mean()), float(student_t.ppf(0.5 + level / 2, v.size - 1) * sem)
+
+
+def summarise(values: Any) -> dict[str, Any]:
+    """{"mean", "ci" (half-width), "n", "values"} of per-seed numbers."""
+    vals = [float(x) for x in values]
+    m, h = t_interval(vals)
+    return {"mean": m, "ci": h, "n": int(np.isfinite(vals).sum()), "values": vals}
+
+
+def spearman(a: Any, b: Any) -> float:
+    """Spearman rank correlation (average ranks for ties); NaN when either side is constant or < 3 pairs."""
+    from scipy.stats import rankdata
+
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise DataError(f"spearman needs two 1-D arrays of equal length, got {a.shape} and {b.shape}")
+    ok = np.isfinite(a) & np.isfinite(b)
+    a, b = a[ok], b[ok]
+    if a.size < 3:
+        return float("nan")
+    ra, rb = rankdata(a) - (a.size + 1) / 2, rankdata(b) - (b.size + 1) / 2
+    den = math.sqrt(float(ra @ ra) * float(rb @ rb))
+    return float(ra @ rb / den) if den > 0 else float("nan")
+
+
+def latent_mse(pred: Any, target: Any) -> float:
+    """Mean over rows of the mean squared error over columns: pred, target (M, K)."""
+    p, t = np.asarray(pred, dtype=np.float64), np.asarray(target, dtype=np.float64)
+    if p.shape != t.shape:
+        raise DataError(f"prediction shape {p.shape} does not match target shape {t.shape}")
+    return float(((p - t) ** 2).mean())
+
+
+def block_stats(x: np.ndarray, block_len: int) -> np.ndarray:
+    """Hand-made block features (N, 3F): per feature the mean, std and lag-1 autocorrelation of each block.
+
+    Autocorrelation of a constant block is 0 (not NaN).
+    """
+    b = slice_blocks(np.asarray(x, dtype=np.float64), block_len, min_blocks=1).blocks  # (N, L, F)
+    mean = b.mean(axis=1)                                                               # (N, F)
+    c = b - mean[:, None, :]
+    var = (c ** 2).sum(axis=1)                                                          # (N, F)
+    lag = (c[:, 1:] * c[:, :-1]).sum(axis=1)
+    ac = np.where(var > 1e-12, lag / np.maximum(var, 1e-12), 0.0)
+    return np.concatenate([mean, b.std(axis=1), ac], axis=1)
+
+
+def block_returns(prices: np.ndarray, starts: np.ndarray, block_len: int) -> np.ndarray:
+    """Log return over each block: log p[last tick] - log p[tick before its first] (NaN for a block at tick 0)."""
+    p = np.asarray(prices, dtype=np.float64)
+    if (p <= 0).any() or not np.isfinite(p).all():
+        raise DataError("prices must be finite and > 0 to compute block log returns")
+    lp = np.log(p)
+    s = np.asarray(starts, dtype=np.int64)
+    prev = np.where(s > 0, lp[np.maximum(s - 1, 0)], np.nan)
+    return lp[s + block_len - 1] - prev
+
+
+def block_majority(labels: np.ndarray, block_len: int) -> np.ndarray:
+    """Majority label code of each complete block of ``labels`` (T,) ints; -1 (missing) is ignored, and a block
+    with no label at all gets -1 (ties: the lowest code).
+
+    >>> block_majority(np.array([0, 1, 1, -1, -1, -1, 2, 2]), 4).tolist()
+    [1, 2]
+    """
+    lab = np.asarray(labels, dtype=np.int64)
+    n = lab.shape[0] // block_len
+    lb = lab[: n * block_len].reshape(n, block_len)
+    k = max(int(lb.max(initial=-1)) + 1, 1)
+    counts = np.stack([(lb == j).sum(axis=1) for j in range(k)], axis=1)          # (N, K)
+    return np.where(counts.sum(axis=1) > 0, counts.argmax(axis=1), -1)
+
+
+def arm_orders(pseudo: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The three training orders over N blocks; the random one is redrawn until it differs from the other two."""
+    pseudo = np.asarray(pseudo, dtype=np.int64)
+    n = pseudo.shape[0]
+    chrono = np.arange(n, dtype=np.int64)
+    rand = rng.permutation(n)
+    for _ in range(100):
+        if not (np.array_equal(rand, chrono) or np.array_equal(rand, pseudo)):
+            break
+        rand = rng.permutation(n)
+    return {"pseudo": pseudo, "chrono": chrono, "random": rand.astype(np.int64)}
+
+
+# ---------------------------------------------------------------------------- forecasts under the two protocols
+@torch.inference_mode()
+def chrono_context_forecasts(predictor: TemporalPredictor, z_seq: torch.Tensor, targets: np.ndarray) -> torch.Tensor:
+    """Forecast z_seq[t] from the W blocks z_seq[t-W : t] (zero-padded before 0), for each t: (M, forecast_dim)."""
+    w = predictor.cfg.window
+    t = torch.as_tensor(np.asarray(targets), dtype=torch.int64)
+    pos = t.unsqueeze(1) + torch.arange(-w, 0).unsqueeze(0)                       # (M, W) chronological positions
+    idx = torch.where(pos >= 0, pos, torch.full_like(pos, -1))
+    return predictor(gather_windows(z_seq, idx))
+
+
+@torch.inference_mode()
+def routed_forecasts(predictor: TemporalPredictor, z_train: torch.Tensor, order: np.ndarray, starts: np.ndarray,
+                     queries: torch.Tensor, query_ticks: np.ndarray, cfg: DefragConfig) -> torch.Tensor:
+    """``predict_live``'s computation for queries (M, D): registry of the arm's preceding states -> (M, fd)."""
+    states = preceding_states(predictor, z_train, torch.as_tensor(order))        # (N, S) along the arm's order
+    reg = Registry(max(len(z_train), 4), z_train.shape[1], predictor.state_dim, cfg.encoder.block_len,
+                   cfg.routing.decay)
+    reg.add(z_train, starts, torch.arange(len(z_train)), states)
+    out = []
+    for q, tq in zip(queries, np.asarray(query_ticks, dtype=np.float64)):  # one query time each, as live
+        res = reg.query(q.unsqueeze(0), cfg.routing.top_k, float(tq))
+        _, state = reg.reconstruct_context(res)                                  # (1, S)
+        out.append(predictor.readout(predictor.step(q.unsqueeze(0), state)))
+    return torch.cat(out)
+
+
+# ---------------------------------------------------------------------------- regime recovery
+def regime_scores(z_train: np.ndarray, z_held: np.ndarray, s_train: np.ndarray, s_held: np.ndarray,
+                  y_train: np.ndarray, y_held: np.ndarray, k: int, seed: int) -> dict[str, dict[str, dict]]:
+    """ARI / NMI of latent KMeans, stats KMeans and stats Gaussian HMM, each fitted on training blocks only.
+
+    Returns {"train" | "heldout": {method: {"ari": float, "nmi": float}}}; NaN when a method fails to fit.
+    """
+    import warnings
+
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    mu, sd = s_train.mean(axis=0), s_train.std(axis=0)
+    sd = np.where(sd > 1e-12, sd, 1.0)
+    st_tr, st_ho = (s_train - mu) / sd, (s_held - mu) / sd      # standardised on the training span only
+    preds: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
+    for name, (a, b) in (("latent_kmeans", (z_train, z_held)), ("stats_kmeans", (st_tr, st_ho))):
+        km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(a)
+        preds[name] = (km.labels_, km.predict(b))
+    try:
+        import logging
+
+        from hmmlearn.hmm import GaussianHMM
+
+        logging.getLogger("hmmlearn").setLevel(logging.ERROR)  # "not converging" chatter on stderr
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            hmm = GaussianHMM(n_components=k, covariance_type="diag", n_iter=100, random_state=seed,
+                              min_covar=1e-3).fit(st_tr)
+            preds["stats_hmm"] = (hmm.predict(st_tr), hmm.predict(st_ho))
+    except (ValueError, np.linalg.LinAlgError):
+        preds["stats_hmm"] = None
+    out: dict[str, dict[str, dict]] = {"train": {}, "heldout": {}}
+    for name, p in preds.items():
+        for j, (span, y) in enumerate((("train", y_train), ("heldout", y_held))):
+            ok = np.asarray(y) >= 0                         # blocks without any label are not scored
+            if p is None or ok.sum() < 2:
+                out[span][name] = {"ari": float("nan"), "nmi": float("nan")}
+            else:
+                out[span][name] = {"ari": float(adjusted_rand_score(y[ok], p[j][ok])),
+                                   "nmi": float(normalized_mutual_info_score(y[ok], p[j][ok]))}
+    return out
+
+
+# ---------------------------------------------------------------------------- the experiment
+def _check_inputs(features: np.ndarray, split: int, cfg: DefragConfig, seeds: int) -> tuple[int, int]:
+    if not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError(f"seeds must be an integer >= 1, got {seeds!r}")
+    if features.ndim != 2:
+        raise DataError(f"features must be 2-D (T, F), got shape {features.shape}")
+    if features.shape[1] != cfg.encoder.input_dim:
+        raise DataError(f"data has {features.shape[1]} features but encoder.input_dim is {cfg.encoder.input_dim}")
+    t, L = features.shape[0], cfg.encoder.block_len
+    if not 0 < split < t:
+        raise DataError(f"the time split must leave both a training and a held-out span, got split={split} "
+                        f"of {t} ticks")
+    n_train, n_held = split // L, (t - split) // L
+    need = max(4, cfg.predictor.window + 2)
+    if n_train < need:
+        raise NotEnoughBlocksError(f"Need at least {need} training blocks for the evaluation: the training span "
+                                   f"has {split} ticks = {n_train} block(s) of block_len={L}")
+    if n_held < MIN_HELDOUT_BLOCKS:
+        raise NotEnoughBlocksError(
+            f"Need at least {MIN_HELDOUT_BLOCKS} held-out blocks for the evaluation: the held-out span has "
+            f"{t - split} ticks = {n_held} block(s) of block_len={L}; hold out more data or lower block_len")
+    return n_train, n_held
+
+
+def _seed_run(features: np.ndarray, split: int, labels: np.ndarray | None, prices: np.ndarray | None,
+              cfg: DefragConfig, predictor_epochs: int, seed: int, report: Callable[[str], None]) -> dict:
+    """One seed: fit the encoder, train the three arms, score both protocols and (with labels) the regimes."""
+    from .engine import ChronosDefragEngine
+
+    L = cfg.encoder.block_len
+    c = cfg.copy()
+    c.seed, c.optim.predictor_epochs = seed, 0           # the engine's own predictor is not used here
+    n_fit = (split // L) * L        # whole blocks only: the split % L ticks before the held-out span go unused
+    eng = ChronosDefragEngine(c).fit(features[:n_fit])
+    report("encoder")
+    z_tr = torch.from_numpy(eng.block_latents).float()                            # (N, D)
+    held = slice_blocks(features[split:], L, min_blocks=1)
+    z_ho = torch.from_numpy(eng.embed(features[split:split + held.n_blocks * L])).float()  # (M, D)
+    n, m = z_tr.shape[0], z_ho.shape[0]
+    z_seq = torch.cat([z_tr, z_ho])                                              # chronological (N + M, D)
+    held_starts = split + held.starts                                            # global start ticks (M,)
+    targets = np.arange(1, m)                                                    # held-out blocks 1..M-1
+    fd = cfg.predictor.forecast_dim
+    y = z_ho[targets, :fd].numpy()                                               # (M-1, fd)
+
+    orders = arm_orders(eng.pseudo_timeline, np.random.default_rng(seed))
+    with torch.random.fork_rng(devices=[]):   # one seeded init shared by all arms, global RNG untouched
+        torch.manual_seed(seed)
+        init = TemporalPredictor(cfg.predictor)
+    pcfg = cfg.copy()
+    pcfg.optim.predictor_epochs = predictor_epochs
+    rec: dict[str, Any] = {"seed": seed, "path_cost_ratio": float(eng.fit_summary["path_cost_ratio"]),
+                           "orders_head": {a: o[:12].tolist() for a, o in orders.items()},
+                           "error": {p: {} for p in PROTOCOLS}, "spearman": {p: {} for p in PROTOCOLS},
+                           "final_train_loss": {}}
+    rets = None
+    if prices is not None:
+        rets = block_returns(prices, held_starts, L)[targets]
+    for arm in ARMS:
+        pred = copy.deepcopy(init)
+        hist: list[dict] = []
+        train_predictor(pred, z_tr, torch.from_numpy(orders[arm]), pcfg, torch.Generator().manual_seed(seed), hist)
+        pred.eval()
+        rec["final_train_loss"][arm] = float(hist[-1]["loss"]) if hist else float("nan")
+        fc = {"chrono_context": chrono_context_forecasts(pred, z_seq, n + targets),
+              "routed": routed_forecasts(pred, z_tr, orders[arm], eng.block_starts, z_ho[targets - 1],
+                                         held_starts[targets - 1], cfg)}
+        for p, f in fc.items():
+            rec["error"][p][arm] = latent_mse(f.numpy(), y)
+            if rets is not None:
+                rec["spearman"][p][arm] = spearman(f[:, 0].numpy(), rets)
+        report(arm)
+    prev = z_ho[targets - 1, :fd].numpy()
+    rec["baselines"] = {"persistence": latent_mse(prev, y),
+                        "train_mean": latent_mse(np.broadcast_to(z_tr[:, :fd].numpy().mean(0), y.shape), y)}
+    if rets is not None:
+        rec["baselines"]["persistence_spearman"] = spearman(prev[:, 0], rets)
+    if labels is not None:
+        lab_tr, lab_ho = block_majority(labels[:split], L), block_majority(labels[split:], L)
+        k = int(np.unique(lab_tr[lab_tr >= 0]).size)
+        if k >= 2:
+            rec["regimes"] = regime_scores(z_tr.numpy(), z_ho.numpy(), block_stats(features[:n * L], L),
+                                           block_stats(features[split:split + m * L], L), lab_tr, lab_ho, k, seed)
+            rec["n_regimes"] = k
+    return rec
+
+
+def _summary(per_seed: list[dict], has_prices: bool, has_regimes: bool) -> dict[str, Any]:
+    s: dict[str, Any] = {"error": {}, "error_reduction_pct": {}, "spearman": {}, "baselines": {}}
+    for p in PROTOCOLS:
+        err = {a: np.array([r["error"][p][a] for r in per_seed]) for a in ARMS}
+        s["error"][p] = {a: summarise(err[a]) for a in ARMS}
+        # Paired per seed (same encoder, same init): 100 * (other - pseudo) / other; > 0 means pseudo is better.
+        s["error_reduction_pct"][p] = {f"vs_{o}": summarise(100.0 * (err[o] - err["pseudo"]) / err[o])
+                                       for o in ("chrono", "random")}
+        if has_prices:
+            s["spearman"][p] = {a: summarise([r["spearman"][p][a] for r in per_seed]) for a in ARMS}
+    for b in per_seed[0]["baselines"]:
+        s["baselines"][b] = summarise([r["baselines"][b] for r in per_seed])
+    if has_regimes:
+        s["regimes"] = {span: {meth: {m: summarise([r["regimes"][span][meth][m] for r in per_seed])
+                                      for m in ("ari", "nmi")} for meth in REGIME_METHODS}
+                        for span in ("train", "heldout")}
+    s["path_cost_ratio"] = summarise([r["path_cost_ratio"] for r in per_seed])
+    return s
+
+
+def run_evaluation(features: np.ndarray, split: int, cfg: DefragConfig, *, labels: np.ndarray | None = None,
+                   prices: np.ndarray | None = None, seeds: int = 5, seed0: int = 0,
+                   encoder_epochs: int | None = None, predictor_epochs: int | None = None,
+                   dataset: str = "data", progress: Progress | None = None) -> dict[str, Any]:
+    """Run the evidence protocol (see the module docstring) and return a JSON-safe dict.
+
+    features (T, F) raw features; ``split`` the first held-out tick; ``cfg`` the model configuration to test
+    (its seed is replaced by seed0, seed0 + 1, ...); labels (T,) optional ground truth; prices (T,) optional.
+    """
+    t0 = time.perf_counter()
+    cfg = cfg.copy()
+    if encoder_epochs is not None:
+        cfg.optim.encoder_epochs = int(encoder_epochs)
+    pe = cfg.optim.predictor_epochs if predictor_epochs is None else int(predictor_epochs)
+    if pe < 1:
+        raise ConfigError(f"predictor_epochs must be >= 1 for the evaluation, got {pe}")
+    cfg.validate()
+    x = np.asarray(features, dtype=np.float32)
+    n_train, n_held = _check_inputs(x, int(split), cfg, seeds)
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape[0] != x.shape[0]:
+            raise DataError(f"labels have {labels.shape[0]} rows but features have {x.shape[0]}")
+        if not np.issubdtype(labels.dtype, np.integer):
+            import pandas as pd
+
+            labels = pd.factorize(labels)[0].astype(np.int64)   # strings -> 0..K-1 (missing -> -1)
+        elif labels.min() < -1:
+            raise DataError(f"label codes must be >= 0 (-1 = missing), got {int(labels.min())}")
+    if prices is not None:
+        prices = np.asarray(prices, dtype=np.float64)
+        if prices.shape[0] != x.shape[0]:
+            raise DataError(f"prices have {prices.shape[0]} rows but features have {x.shape[0]}")
+    total, step = seeds * (1 + len(ARMS)), 0
+
+    def report(what: str) -> None:
+        nonlocal step
+        step += 1
+        if progress is not None:
+            progress("evaluate", step, total, {"seed_index": (step - 1) // (1 + len(ARMS)), "done": what})
+
+    per_seed = [_seed_run(x, int(split), labels, prices, cfg, pe, seed0 + i, report) for i in range(seeds)]
+    has_regimes = all("regimes" in r for r in per_seed)
+    return _json_safe({
+        "dataset": dataset, "n_ticks": int(x.shape[0]), "n_features": int(x.shape[1]), "split": int(split),
+        "block_len": cfg.encoder.block_len, "window": cfg.predictor.window, "forecast_dim": cfg.predictor.forecast_dim,
+        "n_train_blocks": n_train, "n_heldout_blocks": n_held, "n_targets": n_held - 1,
+        "seeds": [seed0 + i for i in range(seeds)], "encoder_epochs": cfg.optim.encoder_epochs,
+        "predictor_epochs": pe, "has_prices": prices is not None, "has_regimes": has_regimes,
+        "n_regimes": per_seed[0].get("n_regimes"), "arms": list(ARMS), "protocols": list(PROTOCOLS),
+        "protocol": PROTOCOL_TEXT, "per_seed": per_seed,
+        "summary": _summary(per_seed, prices is not None, has_regimes),
+        "seconds": round(time.perf_counter() - t0, 2),
+    })
+
+
+PROTOCOL_TEXT = (
+    "Time split: the encoder is fitted on the training span only (once per seed). Three predictors per seed start "
+    "from the same weights and see the same training latents, shuffled by the same generator; only the order of "
+    "their training windows differs (pseudo-timeline, chronological, random). Each forecasts the leading latent "
+    "coordinates of held-out blocks 1..M-1 (a) from the W chronologically preceding blocks and (b) as deployed: the "
+    "previous held-out block queries the training registry (SPD-weighted top-k, states along the arm's own order) "
+    "and the predictor steps once. Error is the mean squared error of that forecast. Alpha = forecast[0], compared "
+    "with the target block's log return by Spearman correlation. Intervals: 95 % Student-t over seeds.")
+
+
+def _json_safe(obj: Any) -> Any:
+    """NaN / inf -> None and NumPy scalars -> Python, so the result is strict JSON."""
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
+
+
+# ---------------------------------------------------------------------------- loading for the command line
+def load_eval_dataset(source: str, holdout: float = 0.2, features: list[str] | None = None, label_col: str = "",
+                      price_col: str = "", timestamp_col: str = "", transforms: list[str] | None = None,
+                      nan_policy: str = "refuse", sort: bool = False):
+    """A ``data.Dataset`` for ``evaluate``: a shipped sample by display name, or a CSV / Parquet path.
+
+    Files go through the data layer (``read_table`` + ``build_dataset``). Column roles: timestamp and label are
+    detected by name unless given; the price column (detected by name: close / price / ...) feeds the alpha test
+    and is kept out of the raw features, which default to the other numeric columns (or to the engineered
+    ``transforms`` only, when some are given).
+    """
+    from . import data
+
+    if source in data.SAMPLES:
+        return data.load_sample(source, holdout=holdout)
+    if not os.path.isfile(source):
+        raise DataError(f"{source}: no such file, and not a sample dataset name (samples: {list(data.SAMPLES)})")
+    if not 0 < holdout < 1:
+        raise DataError(f"holdout must be a fraction in (0, 1) for the evaluation, got {holdout}")
+    df = data.read_table(source, max_bytes=None, max_rows="memory")
+    cols = [str(c) for c in df.columns]
+    if price_col and price_col not in cols:
+        raise DataError(f"{source}: price column {price_col!r} not found; available columns: {cols}")
+    price = price_col or data.detect_price_columns(df).get("price")
+    feats = list(features or [])
+    if not feats and not transforms:
+        ts = timestamp_col or data.detect_timestamp_column(df)
+        lab = label_col or data.detect_label_column(df)
+        feats = [c for c in data.numeric_columns(df) if c not in (ts, lab, price)]
+        if not feats:
+            raise DataError(f"{source}: no numeric feature column besides the timestamp, label and price "
+                            f"({price!r}); columns: {cols}. Name features with --features or use --transforms")
+    return data.build_dataset(df, os.path.basename(source), timestamp_col=timestamp_col or None,
+                              feature_cols=feats or None, label_col=label_col or None, price_col=price,
+                              transforms=list(transforms or []), nan_policy=nan_policy, holdout=holdout, sort=sort)
+
+
+# ---------------------------------------------------------------------------- command line
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="does defragmented training help? prints JSON")
-    p.add_argument("data")
+    p.add_argument("data", help="CSV / Parquet file (or the name of a shipped sample dataset)")
+    p.add_argument("--seeds", type=int, default=5, help="number of seeds (intervals need >= 2)")
+    p.add_argument("--seed0", type=int, default=0, help="first seed")
+    p.add_argument("--quick", action="store_true", help=f"small fast setting: {QUICK}")
+    p.add_argument("--holdout", type=float, default=0.2, help="fraction of the end held out (files only)")
+    p.add_argument("--features", default="", help="comma-separated feature columns (default: numeric columns "
+                                                 "other than timestamp, label and price)")
+    p.add_argument("--label", default="", help="ground-truth regime column (default: 'regime' / 'label' if present)")
+    p.add_argument("--price", default="", help="price column for the alpha test (default: 'price' / 'close')")
+    p.add_argument("--timestamp", default="", help="timestamp column (default: detected)")
+    p.add_argument("--transforms", default="", help="comma-separated feature engineering from prices: "
+                   "log_return, abs_return, hl_range, log_volume, rolling_vol (default: raw features)")
+    p.add_argument("--nan-policy", choices=("refuse", "ffill"), default="refuse")
+    p.add_argument("--sort", action="store_true", help="sort rows by timestamp instead of refusing disorder")
+    p.add_argument("--block-len", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=None, help="encoder epochs")
+    p.add_argument("--predictor-epochs", type=int, default=None)
+    p.add_argument("--config", default="", help="JSON file with a DefragConfig dict to start from")
+    p.add_argument("--out", default="", help="also write the JSON result to this file")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    print(json.dumps({"status": "not implemented yet"}))
+    cfg = DefragConfig()
+    if args.config:
+        with open(args.config) as f:
+            cfg = DefragConfig.from_dict(json.load(f))
+    if args.block_len is not None:
+        cfg.encoder.block_len = args.block_len
+    ds = load_eval_dataset(args.data, holdout=args.holdout,
+                           features=[c.strip() for c in args.features.split(",") if c.strip()],
+                           label_col=args.label, price_col=args.price, timestamp_col=args.timestamp,
+                           transforms=[c.strip() for c in args.transforms.split(",") if c.strip()],
+                           nan_policy=args.nan_policy, sort=args.sort)
+    cfg.encoder.input_dim = int(ds.features.shape[1])
+    seeds, enc_ep, pred_ep = args.seeds, args.epochs, args.predictor_epochs
+    if args.quick:
+        seeds = min(seeds, QUICK["seeds"])
+        enc_ep = QUICK["encoder_epochs"] if enc_ep is None else enc_ep
+        pred_ep = QUICK["predictor_epochs"] if pred_ep is None else pred_ep
+    res = run_evaluation(ds.features, ds.split, cfg, labels=ds.labels, prices=ds.prices, seeds=seeds,
+                         seed0=args.seed0, encoder_epochs=enc_ep, predictor_epochs=pred_ep, dataset=ds.name)
+    from .plots_evidence import verdicts
+
+    res["verdicts"] = verdicts(res)
+    text = json.dumps(res, indent=1, allow_nan=False)
+    if args.out:
+        tmp = args.out + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, args.out)
+    print(text)
     return 0
