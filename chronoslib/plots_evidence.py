@@ -237,7 +237,9 @@ def regime_figure(result: dict) -> go.Figure:
                              METHOD_COLOUR[meth], row=1, col=j + 1, showlegend=j == 0)
     _layout(fig, f"Regime recovery vs ground truth ({result.get('n_regimes')} regimes, 95 % CI over seeds)",
             "score (1 = perfect)", height=400)
-    fig.update_yaxes(range=[min(0.0, fig.layout.yaxis.range[0] if fig.layout.yaxis.range else 0.0), 1.05])
+    lows = [_num(st[m]["mean"]) - (_num(st[m]["ci"]) if math.isfinite(_num(st[m]["ci"])) else 0.0)
+            for span in r.values() for st in span.values() for m in ("ari", "nmi")]
+    fig.update_yaxes(range=[min([0.0, *[v for v in lows if math.isfinite(v)]]) - 0.02, 1.05])  # ARI can dip < 0
     return fig
 
 
