@@ -326,7 +326,7 @@ def read_table(source: Any, name: str | None = None, *, max_bytes: int | None = 
 
 
 # ---------------------------------------------------------------------------------------------------- columns
-def _numeric_like(s: pd.Series, min_share: float = 0.9) -> bool:
+def _numeric_like(s: pd.Series, min_share: float = 0.5) -> bool:
     """True for a numeric column, or a text column whose non-empty cells are at least ``min_share`` numbers."""
     if pd.api.types.is_bool_dtype(s):
         return False
@@ -343,8 +343,9 @@ def _numeric_like(s: pd.Series, min_share: float = 0.9) -> bool:
 
 
 def numeric_columns(df: pd.DataFrame) -> list[str]:
-    """Columns usable as features: numeric dtype, or text that is at least 90 % numbers (so its bad cells are
-    reported rather than the column silently dropped). Booleans and dates are excluded; order is kept."""
+    """Columns usable as features: numeric dtype, or text whose non-empty cells are mostly (>= 50 %) numbers, so
+    its bad cells are reported rather than the column silently dropped. Booleans and dates are excluded; order
+    is kept."""
     return [str(c) for c in df.columns if _numeric_like(df[c])]
 
 
@@ -402,8 +403,9 @@ def detect_price_columns(df: pd.DataFrame) -> dict[str, str]:
 
 
 def _rows_text(rows: np.ndarray, n: int = 5) -> str:
+    """'3, 9' or '3, 9, 12, 15, 18 ... (40 in all)', with 0-based data rows (header excluded)."""
     shown = ", ".join(str(int(r)) for r in rows[:n])
-    return shown + (f" ... ({rows.size} in all)" if rows.size > n else "")
+    return shown + (f" ... ({rows.size} in all)" if rows.size > n else "") + " (0-based)"
 
 
 def _parse_timestamps(s: pd.Series, col: str) -> np.ndarray:
@@ -461,10 +463,8 @@ def _fmt_ts(v: Any) -> str:
 
 def _numeric_values(s: pd.Series, col: str, nan_policy: str) -> tuple[np.ndarray, str | None]:
     """(T,) float64 with NaN for missing cells; non-numeric cells refused (or, under ffill, made NaN)."""
-    if pd.api.types.is_bool_dtype(s):
-        return s.to_numpy(dtype=np.float64, na_value=np.nan), None
-    if pd.api.types.is_numeric_dtype(s):
-        return s.to_numpy(dtype=np.float64, na_value=np.nan), None
+    if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+        return np.array(s.to_numpy(dtype=np.float64, na_value=np.nan), copy=True), None  # writable: ffill edits it
     if pd.api.types.is_datetime64_any_dtype(s):
         raise NoFeaturesError(f"column {col!r} holds dates, not numbers; choose it as the timestamp column")
     text = s.astype(str).str.strip()
@@ -480,7 +480,7 @@ def _numeric_values(s: pd.Series, col: str, nan_policy: str) -> tuple[np.ndarray
         if nan_policy != "ffill":
             raise BadValuesError(msg + "; fix them, or pass nan_policy='ffill' to treat them as missing")
         note = msg + ", treated as missing"
-    return num.to_numpy(dtype=np.float64, na_value=np.nan), note
+    return np.array(num.to_numpy(dtype=np.float64, na_value=np.nan), copy=True), note
 
 
 def _apply_nan_policy(cols: dict[str, np.ndarray], nan_policy: str, notes: list[str]) -> tuple[int, int]:
@@ -595,8 +595,11 @@ def build_dataset(df: pd.DataFrame, name: str, timestamp_col: str | None = None,
         feats = [] if transforms else [c for c in numeric_columns(df) if c not in skip]
         if not feats and not transforms:
             kinds = {c: str(df[c].dtype) for c in cols if c not in skip}
-            raise NoFeaturesError(f"{name} has no numeric feature column (columns and types: {kinds}"
-                                  + (f"; {ts_col!r} is the timestamp" if ts_col else "") + ")")
+            roles_txt = ", ".join(f"{c!r} is the {r}" for c, r in ((ts_col, "timestamp"), (lab_col, "label")) if c)
+            raise NoFeaturesError(f"{name} has no numeric feature column: "
+                                  + (f"the other columns are not numbers ({kinds})" if kinds else
+                                     "there is no other column")
+                                  + (f"; {roles_txt}" if roles_txt else ""))
     else:
         feats = [need(str(c), "feature") for c in feature_cols]
         if len(set(feats)) != len(feats):

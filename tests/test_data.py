@@ -1,0 +1,395 @@
+"""Data layer: reading CSV / Parquet, a corpus of bad files with precise errors, NaN policy, feature
+engineering against pandas as an oracle, the time split, the samples, and the live-window recipe."""
+
+import io
+import os
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from chronoslib import ChronosDefragEngine, DataError, NotEnoughBlocksError
+from chronoslib.cli import main as cli_main
+from chronoslib.data import (
+    SAMPLES,
+    TRANSFORMS,
+    BadValuesError,
+    ColumnError,
+    DelimiterError,
+    EmptyFileError,
+    FileTooLargeError,
+    NestedColumnError,
+    NoFeaturesError,
+    TimestampError,
+    UnreadableFileError,
+    build_dataset,
+    detect_label_column,
+    detect_price_columns,
+    detect_timestamp_column,
+    load_for_training,
+    load_sample,
+    numeric_columns,
+    read_table,
+)
+from chronoslib.features import live_window, source_columns, warmup_ticks
+from tests.conftest import small_config
+
+
+def _ohlcv(t: int = 400, seed: int = 0) -> pd.DataFrame:
+    """A random-walk OHLCV table with minute timestamps and a two-state volatility label."""
+    rng = np.random.default_rng(seed)
+    state = (np.arange(t) // 100) % 2
+    r = rng.standard_normal(t) * np.where(state == 1, 0.02, 0.005)
+    close = 100 * np.exp(np.cumsum(r))
+    high = close * np.exp(np.abs(rng.standard_normal(t)) * 0.003)
+    low = close * np.exp(-np.abs(rng.standard_normal(t)) * 0.003)
+    return pd.DataFrame({"timestamp": pd.date_range("2024-01-02 09:30", periods=t, freq="1min"),
+                         "Open": close, "High": high, "Low": low, "Close": close,
+                         "Volume": rng.integers(100, 10_000, t), "regime": np.where(state == 1, "wild", "calm")})
+
+
+def _csv(tmp_path, name: str, text: str) -> str:
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+def _bytes(tmp_path, name: str, data: bytes) -> str:
+    (tmp_path / name).write_bytes(data)
+    return str(tmp_path / name)
+
+
+def _good_csv(rows: int = 80) -> str:
+    """timestamp (one per minute from 09:30), a = row / 2, b = 2 * row + 1."""
+    ts = pd.date_range("2024-01-02 09:30", periods=rows, freq="1min").strftime("%Y-%m-%d %H:%M")
+    return "timestamp,a,b\n" + "".join(f"{t},{i * 0.5},{i * 2 + 1}\n" for i, t in enumerate(ts))
+
+
+# ------------------------------------------------------------------------------------------------ reading
+def test_csv_path_and_uploaded_file_object_read_the_same(tmp_path):
+    path = _csv(tmp_path, "ok.csv", _good_csv())
+    a = read_table(path)
+    up = io.BytesIO(_good_csv().encode())
+    up.name = "upload.csv"
+    b = read_table(up)
+    pd.testing.assert_frame_equal(a, b)
+    assert list(a.columns) == ["timestamp", "a", "b"] and len(a) == 80
+
+
+def test_semicolon_tab_and_pipe_delimiters_are_detected(tmp_path):
+    for sep in (";", "\t", "|"):
+        df = read_table(_csv(tmp_path, "x.csv", _good_csv().replace(",", sep)))
+        assert list(df.columns) == ["timestamp", "a", "b"], sep
+        assert df["b"].tolist()[:3] == [1, 3, 5]
+
+
+def test_parquet_is_read_by_extension_and_by_content(tmp_path):
+    df = _ohlcv(50)
+    df.to_parquet(tmp_path / "x.parquet")
+    got = read_table(str(tmp_path / "x.parquet"))
+    pd.testing.assert_frame_equal(got, df, check_dtype=False)
+    raw = (tmp_path / "x.parquet").read_bytes()
+    assert read_table(raw, name="no_extension").shape == df.shape  # sniffed from the PAR1 magic
+    # A DatetimeIndex saved by pandas comes back as a column.
+    df.set_index("timestamp").to_parquet(tmp_path / "idx.parquet")
+    assert detect_timestamp_column(read_table(str(tmp_path / "idx.parquet"))) == "timestamp"
+
+
+def test_size_and_row_limits_point_to_the_command_line(tmp_path):
+    path = _csv(tmp_path, "big.csv", _good_csv(50))
+    with pytest.raises(FileTooLargeError, match="MB.*command line.*python -m chronoslib train"):
+        read_table(path, max_bytes=100)
+    with pytest.raises(FileTooLargeError, match="more than 10 rows.*command line"):
+        read_table(path, max_rows=10)
+    pd.DataFrame({"a": np.arange(30.0)}).to_parquet(tmp_path / "big.parquet")
+    with pytest.raises(FileTooLargeError, match="30 rows"):
+        read_table(str(tmp_path / "big.parquet"), max_rows=10)
+    assert len(read_table(path, max_bytes=None, max_rows=None)) == 50
+
+
+# ------------------------------------------------------------------------------------------------ bad-file corpus
+def _nested_parquet(tmp_path) -> str:
+    table = pa.table({"t": [1, 2, 3], "quote": [{"bid": 1.0, "ask": 1.1}] * 3, "ok": [1.0, 2.0, 3.0]})
+    pq.write_table(table, tmp_path / "nested.parquet")
+    return str(tmp_path / "nested.parquet")
+
+
+# name -> (file writer, expected error type, words the message must contain)
+CORPUS = {
+    "empty file": (lambda p: _csv(p, "empty.csv", ""), EmptyFileError, ["empty"]),
+    "blank lines only": (lambda p: _csv(p, "blank.csv", "\n\n  \n"), EmptyFileError, ["empty"]),
+    "header only": (lambda p: _csv(p, "header.csv", "timestamp,a,b\n"), EmptyFileError,
+                    ["header", "no data rows"]),
+    "one column (timestamps only)": (lambda p: _csv(p, "one.csv", "timestamp\n2024-01-01\n2024-01-02\n"),
+                                     NoFeaturesError, ["no numeric feature column", "timestamp"]),
+    "all non-numeric": (lambda p: _csv(p, "words.csv", "name,colour\nx,red\ny,blue\nz,green\n"),
+                        NoFeaturesError, ["no numeric feature column", "name", "colour"]),
+    "mixed types": (lambda p: _csv(p, "mixed.csv", _good_csv().replace(",3.0,13\n", ",oops,13\n")),
+                    BadValuesError, ["column 'a'", "non-numeric", "row(s) 6", "oops", "ffill"]),
+    "NaN cells": (lambda p: _csv(p, "nan.csv",
+                                 _good_csv().replace(",1.5,7\n", ",,7\n").replace(",2.0,9\n", ",2.0,NaN\n")),
+                  BadValuesError, ["column 'a'", "NaN", "row(s) 3", "column 'b'", "row(s) 4"]),
+    "inf cells": (lambda p: _csv(p, "inf.csv", _good_csv().replace(",2.5,11", ",inf,11")),
+                  BadValuesError, ["column 'a'", "inf", "row(s) 5"]),
+    "duplicated timestamps": (lambda p: _csv(p, "dup.csv", _good_csv().replace("09:33", "09:32")),
+                              TimestampError, ["duplicated", "2024-01-02T09:32:00", "rows 2, 3", "1 duplicated"]),
+    "unsorted timestamps": (lambda p: _csv(p, "unsorted.csv", _good_csv().replace("09:33", "08:45")),
+                            TimestampError,
+                            ["not in increasing order", "row 3 (2024-01-02T08:45:00)", "row 2", "sort"]),
+    "unparseable timestamps": (lambda p: _csv(p, "badts.csv", _good_csv().replace("2024-01-02 09:35", "soon")),
+                               TimestampError, ["not dates", "row(s) 5", "soon"]),
+    "fewer rows than 4 blocks": (lambda p: _csv(p, "short.csv", _good_csv(40)), NotEnoughBlocksError,
+                                 ["Need at least 4 blocks", "block_len=16"]),
+    "wrong delimiter (spaces)": (lambda p: _csv(p, "spaces.csv", "a b c\n1 2 3\n4 5 6\n"), DelimiterError,
+                                 ["only one column", "spaces", "comma"]),
+    "nested Parquet": (_nested_parquet, NestedColumnError, ["quote", "struct", "flatten"]),
+    "not really Parquet": (lambda p: _csv(p, "fake.parquet", "a,b\n1,2\n"), UnreadableFileError, ["PAR1"]),
+    "binary garbage": (lambda p: _bytes(p, "junk.csv", bytes(range(256)) * 4), UnreadableFileError,
+                       ["junk.csv", "binary"]),
+}
+
+
+def _load(path: str):
+    """The full path a user takes: read, then build with a 16-tick block check and default policies."""
+    return build_dataset(read_table(path), os.path.basename(path), holdout=0.2, block_len=16)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16 * 30, 6)).astype(np.float32)
+    eng = ChronosDefragEngine(small_config(epochs=2)).fit(x)
+    window = x[-16:]
+    before = eng.predict_live(window)
+    return eng, window, before
+
+
+@pytest.mark.parametrize("case", list(CORPUS))
+def test_bad_file_gets_a_named_value_error_and_the_engine_is_untouched(case, tmp_path, fitted):
+    writer, err, words = CORPUS[case]
+    path = writer(tmp_path)
+    with pytest.raises(err) as info:
+        _load(path)
+    assert isinstance(info.value, ValueError) and isinstance(info.value, DataError)
+    for w in words:
+        assert w in str(info.value), f"{case}: {w!r} not in {info.value}"
+    eng, window, before = fitted
+    after = eng.predict_live(window)
+    assert float(after.alpha_prediction) == float(before.alpha_prediction)
+    assert after.neighbour_indices == before.neighbour_indices
+
+
+@pytest.mark.parametrize("case", ["empty file", "header only", "mixed types", "unsorted timestamps",
+                                  "wrong delimiter (spaces)", "nested Parquet"])
+def test_bad_file_on_the_command_line_is_one_error_line_and_status_2(case, tmp_path, capsys):
+    path = CORPUS[case][0](tmp_path)
+    out = tmp_path / "m.pt"
+    assert cli_main(["train", path, "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "Traceback" not in err[0]
+    assert not out.exists()
+
+
+def test_forced_delimiter_that_does_not_match_is_named(tmp_path):
+    path = _csv(tmp_path, "semi.csv", _good_csv().replace(",", ";"))
+    with pytest.raises(DelimiterError, match="';'"):
+        read_table(path, delimiter=",")
+
+
+def test_wrong_feature_count_and_window_length_at_predict_live(fitted):
+    eng, window, before = fitted
+    with pytest.raises(DataError, match=r"input_dim=6.*\(1, 16, 5\)"):
+        eng.predict_live(window[:, :5])
+    with pytest.raises(DataError, match=r"block_len=16.*\(1, 15, 6\)"):
+        eng.predict_live(window[:15])
+    with pytest.raises(DataError, match="NaN"):
+        bad = window.copy()
+        bad[3, 2] = np.nan
+        eng.predict_live(bad)
+    after = eng.predict_live(window)
+    assert float(after.alpha_prediction) == float(before.alpha_prediction)
+    assert after.regime_confidence == before.regime_confidence
+
+
+def test_named_columns_that_do_not_exist_list_the_available_ones():
+    df = _ohlcv(100)
+    with pytest.raises(ColumnError, match=r"feature column 'close' not found.*'Close'"):
+        build_dataset(df, "x", feature_cols=["close"])
+    with pytest.raises(ColumnError, match="cannot be features"):
+        build_dataset(df, "x", feature_cols=["Close", "timestamp"])
+    with pytest.raises(ColumnError, match=r"need a volume column"):
+        build_dataset(df.drop(columns=["Volume"]), "x", transforms=["log_volume"])
+    with pytest.raises(DataError, match="unknown feature transform"):
+        build_dataset(df, "x", transforms=["log_retrun"])
+
+
+def test_non_positive_prices_are_refused_for_log_transforms():
+    df = _ohlcv(100)
+    df.loc[7, "Close"] = 0.0
+    with pytest.raises(BadValuesError, match=r"price column 'Close'.*row\(s\) \[7\]"):
+        build_dataset(df, "x", transforms=["log_return"])
+
+
+# ------------------------------------------------------------------------------------------------ NaN policy
+def test_ffill_fills_like_pandas_counts_cells_and_drops_unfillable_leading_rows():
+    df = _ohlcv(200)[["timestamp", "Close", "Volume"]].astype({"Volume": float})
+    df.loc[[0, 1], "Close"] = np.nan
+    df.loc[[10, 11, 12], "Close"] = np.nan
+    df.loc[50, "Volume"] = np.inf
+    ds = build_dataset(df, "x", nan_policy="ffill", holdout=0.0)
+    oracle = df[["Close", "Volume"]].replace(np.inf, np.nan).ffill().iloc[2:].to_numpy(np.float32)
+    np.testing.assert_array_equal(ds.features, oracle)
+    assert ds.filled_cells == 4 and ds.row_offset == 2
+    assert ds.timestamps[0] == np.datetime64(df["timestamp"].iloc[2])
+    assert any("forward-filled 4" in n and "dropped 2 leading" in n for n in ds.notes)
+    assert np.isfinite(ds.features).all() and ds.features.dtype == np.float32
+
+
+def test_ffill_treats_non_numeric_cells_as_missing():
+    df = pd.DataFrame({"a": ["1.0", "2.0", "?", "4.0"] * 10, "b": np.arange(40.0)})
+    with pytest.raises(BadValuesError, match=r"column 'a' has 10 non-numeric cell\(s\) at row\(s\) 2, 6, 10"):
+        build_dataset(df, "x", timestamp_col="")
+    ds = build_dataset(df, "x", timestamp_col="", nan_policy="ffill", holdout=0.0)
+    assert ds.feature_names == ["a", "b"]
+    assert ds.features[2, 0] == 2.0 and ds.features[3, 0] == 4.0 and ds.filled_cells == 10
+    assert any("non-numeric" in n for n in ds.notes)
+
+
+# ------------------------------------------------------------------------------------------------ features
+def test_transforms_match_an_independent_pandas_computation():
+    df = _ohlcv(300)
+    ds = build_dataset(df, "x", transforms=list(TRANSFORMS), vol_window=10, holdout=0.0)
+    assert ds.feature_names == list(TRANSFORMS) and ds.row_offset == 10 == warmup_ticks(list(TRANSFORMS), 10)
+    assert ds.config.price_col == "Close" and ds.config.volume_col == "Volume"  # detected by name
+    lr = np.log(df["Close"]).diff()
+    oracle = pd.DataFrame({"log_return": lr, "abs_return": lr.abs(),
+                           "hl_range": np.log(df["High"] / df["Low"]),
+                           "log_volume": np.log1p(df["Volume"].astype(float)),
+                           "rolling_vol": lr.rolling(10).std()}).iloc[10:].to_numpy()
+    np.testing.assert_allclose(ds.features, oracle, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(ds.prices, df["Close"].iloc[10:].to_numpy(), rtol=1e-6)
+    assert ds.labels.tolist()[:3] == [0, 0, 0] and ds.label_names == ["calm", "wild"]
+
+
+def test_engineered_features_are_causal():
+    df = _ohlcv(300)
+    a = build_dataset(df, "x", transforms=["log_return", "rolling_vol", "hl_range"], holdout=0.0).features
+    df2 = df.copy()
+    df2.loc[200:, ["Close", "High", "Low"]] *= 3.0   # change the future only
+    b = build_dataset(df2, "x", transforms=["log_return", "rolling_vol", "hl_range"], holdout=0.0).features
+    cut = 200 - 20                                   # feature row of tick 199 (warm-up 20)
+    np.testing.assert_array_equal(a[:cut], b[:cut])
+    assert not np.allclose(a[cut:cut + 5], b[cut:cut + 5])
+
+
+def test_raw_passthrough_keeps_values_unchanged_and_excludes_timestamp_and_label():
+    df = _ohlcv(120)
+    ds = build_dataset(df, "x")
+    assert ds.feature_names == ["Open", "High", "Low", "Close", "Volume"]
+    np.testing.assert_array_equal(ds.features, df[ds.feature_names].to_numpy(np.float32))
+    assert ds.config.label_col == "regime" and ds.config.timestamp_col == "timestamp"
+    assert ds.config.transforms == [] and ds.row_offset == 0
+
+
+# ------------------------------------------------------------------------------------------------ split, detection
+def test_split_is_by_time_and_never_shuffled():
+    df = _ohlcv(250)
+    ds = build_dataset(df, "x", holdout=0.2)
+    assert ds.split == 200
+    np.testing.assert_array_equal(ds.train, df[ds.feature_names].to_numpy(np.float32)[:200])
+    assert ds.timestamps[: ds.split].max() < ds.timestamps[ds.split:].min()
+    with pytest.raises(DataError, match="holdout"):
+        build_dataset(df, "x", holdout=1.0)
+
+
+def test_sort_true_sorts_disordered_rows_and_says_so():
+    df = _ohlcv(100)
+    shuffled = df.iloc[np.random.default_rng(1).permutation(100)].reset_index(drop=True)
+    ds = build_dataset(shuffled, "x", sort=True, holdout=0.0)
+    np.testing.assert_array_equal(ds.features, df[ds.feature_names].to_numpy(np.float32))
+    assert any("sorted rows" in n for n in ds.notes)
+
+
+def test_column_detection():
+    df = _ohlcv(30)
+    assert detect_timestamp_column(df) == "timestamp"
+    text = pd.DataFrame({"when": df["timestamp"].astype(str), "x": np.arange(30.0)})
+    assert detect_timestamp_column(text) == "when"
+    assert detect_timestamp_column(pd.DataFrame({"x": np.arange(5.0), "y": list("abcde")})) is None
+    assert detect_label_column(df) == "regime"
+    assert detect_price_columns(df) == {"price": "Close", "high": "High", "low": "Low", "volume": "Volume"}
+    mixed = pd.DataFrame({"a": [1.0, 2.0], "b": ["x", "y"], "c": [True, False], "d": ["1", "2"]})
+    assert numeric_columns(mixed) == ["a", "d"]
+
+
+# ------------------------------------------------------------------------------------------------ samples, recipe
+def test_samples_load_with_the_synthetic_set_first():
+    names = list(SAMPLES)
+    assert names[0] == "Synthetic regimes (labelled)"
+    syn = load_sample(names[0])
+    raw = pd.read_csv(os.path.join("sample_data", "synthetic_regimes.csv"))
+    np.testing.assert_array_equal(syn.features, raw[[f"f{i}" for i in range(6)]].to_numpy(np.float32))
+    np.testing.assert_array_equal(syn.labels, raw["regime"].to_numpy())
+    assert syn.split == round(len(raw) * 0.8)
+    wti = load_sample(names[1])
+    assert wti.feature_names == ["log_return", "abs_return", "rolling_vol"]
+    assert wti.features.shape[0] > 8000 and np.isfinite(wti.features).all() and wti.labels is None
+    assert str(wti.timestamps[0])[:10] == "1986-01-30" and wti.prices[0] > 0
+    with pytest.raises(DataError, match="unknown sample"):
+        load_sample("nope")
+
+
+def test_load_for_training_configures_cfg_and_checks_blocks(tmp_path):
+    path = str(tmp_path / "p.csv")
+    _ohlcv(400).to_csv(path, index=False)
+    cfg = small_config()
+    ds, cfg = load_for_training(path, cfg, transforms=["log_return", "hl_range"], holdout=0.1)
+    assert cfg.encoder.input_dim == 2 and cfg.data.transforms == ["log_return", "hl_range"]
+    assert cfg.data.price_col == "Close" and cfg.data.high_col == "High" and cfg.data.label_col == "regime"
+    cfg.encoder.block_len = 128
+    with pytest.raises(NotEnoughBlocksError, match="359 training tick"):
+        load_for_training(path, cfg, transforms=["log_return"], holdout=0.1)
+
+
+@pytest.fixture(scope="module")
+def recipe_engine():
+    df = _ohlcv(16 * 24 + 20, seed=3)
+    ds = build_dataset(df, "ohlcv", transforms=["log_return", "rolling_vol", "log_volume"],
+                       feature_cols=["Open"], holdout=0.25)
+    cfg = ds.configure(small_config(input_dim=1, epochs=2))
+    cfg.data.normalize = "robust"
+    return ChronosDefragEngine(cfg).fit(ds.train), ds, df
+
+
+def test_normaliser_is_fitted_on_the_training_span_only(recipe_engine):
+    eng, ds, _ = recipe_engine
+    n = (ds.split // 16) * 16
+    med = np.median(ds.train[:n].astype(np.float64), axis=0)
+    np.testing.assert_allclose(eng.normaliser.centre, med, rtol=1e-5)
+    assert not np.allclose(eng.normaliser.centre, np.median(ds.features, axis=0), rtol=1e-3)
+
+
+def test_raw_live_window_is_engineered_like_training_and_survives_save_load(recipe_engine, tmp_path):
+    eng, ds, df = recipe_engine
+    assert source_columns(eng.cfg.data) == ["Close", "Volume", "Open"]
+    end = ds.row_offset + ds.split + 40                        # a held-out tick, in frame rows
+    raw = df.iloc[: end]
+    win = live_window(raw, eng.cfg.data, 16)                   # uses the last 16 + 20 raw rows
+    np.testing.assert_allclose(win, ds.features[end - ds.row_offset - 16: end - ds.row_offset], rtol=1e-6)
+    a = eng.predict_live_raw(raw)
+    b = eng.predict_live(win)
+    assert float(a.alpha_prediction) == float(b.alpha_prediction)
+    path = str(tmp_path / "m.pt")
+    eng.save(path)
+    back = ChronosDefragEngine.load(path)
+    assert back.cfg.data.transforms == ["log_return", "rolling_vol", "log_volume"]
+    assert back.cfg.data.feature_names == ds.feature_names
+    c = back.predict_live_raw(raw[["Close", "Volume", "Open"]].to_numpy())   # array in source_columns order
+    assert float(c.alpha_prediction) == pytest.approx(float(a.alpha_prediction), abs=1e-6)
+    np.testing.assert_allclose(eng.embed(df.iloc[ds.row_offset - 20:]), eng.embed(ds.features), atol=1e-5)
+    with pytest.raises(DataError, match="needs 36"):
+        eng.predict_live_raw(raw.iloc[-30:])
+    with pytest.raises(DataError, match=r"lacks column\(s\) \['Volume'\]"):
+        eng.predict_live_raw(raw.drop(columns=["Volume"]))
