@@ -393,3 +393,18 @@ def test_raw_live_window_is_engineered_like_training_and_survives_save_load(reci
         eng.predict_live_raw(raw.iloc[-30:])
     with pytest.raises(DataError, match=r"lacks column\(s\) \['Volume'\]"):
         eng.predict_live_raw(raw.drop(columns=["Volume"]))
+
+
+def test_readme_bring_your_own_data_example_runs(monkeypatch, capsys):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    text = open(os.path.join(root, "README.md"), encoding="utf-8").read()
+    section = text[text.index("## Bring your own data"):]
+    code = section[section.index("```python\n") + 10:]
+    code = code[:code.index("```")]
+    monkeypatch.chdir(root)
+    code = code.replace("ds.configure(DefragConfig())", "ds.configure(DefragConfig())\n"
+                        "cfg.optim.encoder_epochs = 1; cfg.optim.predictor_epochs = 1")
+    exec(compile(code, "README-data", "exec"), {})
+    out = capsys.readouterr().out
+    assert "(8301, 3) ['log_return', 'abs_return', 'rolling_vol'] train ticks: 6641" in out
+    assert "confidence:" in out
