@@ -394,26 +394,32 @@ def walk_figure(series: np.ndarray, starts: np.ndarray, block_len: int, order: n
                                      marker={"color": regime_color(lab), "size": 5}, hoverinfo="skip"), row=2, col=1)
     n_static = len(fig.data)
 
-    def dynamic(p: int) -> list:
+    # Frames are plain dicts with plain-list x values and validated once by the figure: datetime64 arrays and
+    # go.* objects per frame cost ~5 ms each to validate, i.e. most of a page render at 120 frames.
+    xl = np.datetime_as_string(xs, unit="s").tolist() if np.issubdtype(xs.dtype, np.datetime64) else xs.tolist()
+    sl, bl_ = s.tolist(), [xl[int(v)] for v in starts]
+    ptype = "scattergl" if cls is go.Scattergl else "scatter"
+
+    def dynamic(p: int) -> list[dict]:
         b = int(order[p])
         lo, hi = int(starts[b]), int(starts[b]) + block_len
         tr = order[max(0, p - trail): p + 1]
-        return [cls(x=xs[lo:hi], y=s[lo:hi], mode="lines", name="current block", line={"color": HIGHLIGHT, "width": 4},
-                    showlegend=False),
-                go.Scatter(x=bx[tr], y=pos[tr], mode="lines", line={"color": HIGHLIGHT, "width": 1, "dash": "dot"},
-                           name="trail", showlegend=False, hoverinfo="skip"),
-                go.Scatter(x=[bx[b]], y=[p], mode="markers", name="current step", showlegend=False,
-                           marker={"color": HIGHLIGHT, "size": 14, "symbol": "star", "line": {"color": "black",
-                                                                                               "width": 1}},
-                           hovertemplate=f"step {p} · block {b}<extra></extra>")]
+        return [{"type": ptype, "x": xl[lo:hi], "y": sl[lo:hi], "mode": "lines", "name": "current block",
+                 "line": {"color": HIGHLIGHT, "width": 4}, "showlegend": False},
+                {"type": "scatter", "x": [bl_[int(v)] for v in tr], "y": pos[tr].tolist(), "mode": "lines",
+                 "line": {"color": HIGHLIGHT, "width": 1, "dash": "dot"}, "name": "trail", "showlegend": False,
+                 "hoverinfo": "skip"},
+                {"type": "scatter", "x": [bl_[b]], "y": [p], "mode": "markers", "name": "current step",
+                 "showlegend": False, "hovertemplate": f"step {p} · block {b}<extra></extra>",
+                 "marker": {"color": HIGHLIGHT, "size": 14, "symbol": "star", "line": {"color": "black", "width": 1}}}]
 
     for i, tr_ in enumerate(dynamic(0)):
         fig.add_trace(tr_, row=1 if i == 0 else 2, col=1)
     steps = np.unique(np.linspace(0, n - 1, min(max_frames, n)).round().astype(int))
     dyn_idx = list(range(n_static, n_static + 3))
-    fig.frames = [go.Frame(name=str(p), data=dynamic(int(p)), traces=dyn_idx,
-                           layout={"title": {"text": f"step {p + 1}/{n}: block {int(order[p])} "
-                                                     f"(starts {_fmt_time(xs[starts[order[p]]])})"}})
+    fig.frames = [{"name": str(p), "data": dynamic(int(p)), "traces": dyn_idx,
+                   "layout": {"title": {"text": f"step {p + 1}/{n}: block {int(order[p])} "
+                                                f"(starts {_fmt_time(xs[starts[order[p]]])})"}}}
                   for p in steps]
     fig.update_layout(
         height=height, margin={"l": 10, "r": 10, "t": 50, "b": 10}, plot_bgcolor="white",

@@ -1,9 +1,238 @@
-"""Manifold page (placeholder until its issue lands)."""
+"""Manifold page: UMAP / PCA of the block latents, regime clusters, lasso selection onto the price series, kNN.
 
+Layout and widgets only: projections come from ``chronoslib.projection`` (cached per process by a sha1 of the
+latents), regimes from ``chronoslib.regimes``, figures from ``chronoslib.plots``. The regime settings chosen here
+(``regime_k``, ``regime_criterion``, ``regime_k_range``) are shared with the Timeline page through ``session``.
+After a live replay (the replay page keeps ``session.get("replay_records")``: ``ReplaySession.records()``), the
+manifold can be coloured by live confidence and shows the replayed windows.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
 import streamlit as st
 
+from chronoslib import plots, projection, regimes
 from pages import session
 
 session.guard()
-st.title("Manifold")
-st.info("This page is being built.")
+st.title("Regime manifold")
+st.caption("Each point is one training block, placed by its learned latent vector: nearby points are blocks the "
+           "encoder finds alike. Lasso or box-select points to see where those blocks sit in time; click a point to "
+           "inspect it and its nearest neighbours.")
+
+FAST_UI = os.environ.get("CHRONOS_FAST_UI", "") not in ("", "0")
+METHODS = {"UMAP": "umap", "PCA": "pca"}
+
+eng, ds = session.engine(), session.dataset()
+if eng is None or getattr(eng, "block_latents", None) is None:
+    st.info("No model yet: train one on the Train page (or load a checkpoint) to see its manifold.")
+    st.stop()
+
+try:
+    view = regimes.block_view(eng.block_latents, eng.block_starts, int(eng.cfg.encoder.block_len),
+                              eng.pseudo_timeline, ds.features, ds.prices, ds.timestamps, ds.labels)
+except (ValueError, RuntimeError) as exc:
+    st.error(str(exc))
+    st.stop()
+n = len(view.starts)
+key = projection.latents_key(view.latents)
+
+# ------------------------------------------------------------------------------------------------ controls
+c1, c2, c3, c4 = st.columns([1.1, 0.9, 1.6, 2.4])
+method_names = list(METHODS)
+method = c1.radio("Projection", method_names, horizontal=True,
+                  index=method_names.index(session.get("mf_method", "PCA" if FAST_UI else "UMAP")),
+                  help="UMAP keeps local neighbourhoods (compiled once per server, then seconds); PCA is instant.")
+dim = c2.radio("Dimensions", [2, 3], horizontal=True, index=[2, 3].index(session.get("mf_dim", 2)),
+               format_func=lambda d: f"{d}-D", help="Lasso / box selection works in 2-D.")
+session.put("mf_method", method)
+session.put("mf_dim", dim)
+
+replay_records = session.get("replay_records") or []
+colour_opts = ["time", "regime cluster"]
+if view.truth is not None:
+    colour_opts.append("ground truth")
+colour_opts.append("block volatility")
+if replay_records:
+    colour_opts.append("live confidence")
+prev_colour = session.get("mf_colour", "regime cluster")
+colour = c3.selectbox("Colour by", colour_opts,
+                      index=colour_opts.index(prev_colour) if prev_colour in colour_opts else 1)
+session.put("mf_colour", colour)
+
+with c4:
+    auto = st.toggle("Choose the number of regimes automatically", value=session.get("regime_k") is None)
+    r1, r2 = st.columns(2)
+    crit = r1.selectbox("Criterion", list(regimes.CRITERIA), disabled=not auto,
+                        index=list(regimes.CRITERIA).index(session.get("regime_criterion", "silhouette")),
+                        help="silhouette: KMeans, best mean silhouette. bic: Gaussian mixture, lowest BIC.")
+    k_max = max(2, min(12, n - 1))
+    if auto:
+        lo, hi = session.get("regime_k_range", (2, min(8, k_max)))
+        k_range = r2.slider("K range", 2, k_max, (min(lo, k_max), min(hi, k_max)))
+        k_fixed = None
+    else:
+        k_range = session.get("regime_k_range", (2, min(8, k_max)))
+        k_fixed = r2.number_input("K", 1, k_max, int(session.get("regime_k") or 3))
+session.put("regime_k", None if auto else int(k_fixed))
+session.put("regime_criterion", crit)
+session.put("regime_k_range", tuple(int(v) for v in k_range))
+
+vol = view.table["vol"].to_numpy()
+try:
+    with st.spinner("Clustering regimes…"):
+        reg = regimes.cached_cluster_regimes(view.latents, k_fixed, vol, tuple(k_range), 0,
+                                             crit if auto else "silhouette", key=key)
+except (ValueError, RuntimeError) as exc:
+    st.error(str(exc))
+    st.stop()
+
+# ------------------------------------------------------------------------------------------------ projection
+note = ""
+want = METHODS[method]
+if want == "umap" and not projection.is_cached(key, "umap", dim):
+    warm = projection.umap_warmup()
+    if warm.state == "failed":
+        note = f"UMAP is unavailable ({warm.error}); showing PCA."
+        want = "pca"
+    elif not warm.ready and warm.state != "idle":
+        note = (f"UMAP is compiling (numba JIT, once per server process: {warm.elapsed():.0f} s so far). "
+                "Showing PCA meanwhile; the page switches to UMAP by itself when it is ready.")
+        want = "pca"
+try:
+    with st.spinner("Computing UMAP (cached afterwards)…" if want == "umap" else "Projecting…"):
+        proj = projection.project(view.latents, want, dim, key=key)
+except (ValueError, RuntimeError) as exc:
+    st.error(str(exc))
+    proj = projection.project(view.latents, "pca", dim, key=key)
+
+if note:
+    st.info(note, icon=":material/hourglass_top:")
+
+    @st.fragment(run_every=2.0)
+    def _wait_for_umap() -> None:
+        if projection.umap_warmup(start=False).state in ("ready", "failed"):
+            st.rerun(scope="app")
+
+    _wait_for_umap()
+
+labels_shown = {"regime cluster": reg.labels, "ground truth": view.truth}
+hover = plots.block_hover_text(view.table, {"regime": reg.labels})
+
+# Selection state is read before the chart is drawn (Streamlit keeps the chart's last event under its key), so
+# a click or lasso shows up on this very run: a single clicked point becomes the inspected block, a lasso / box
+# the highlighted set. The widget's key disappears on a page switch: then nothing new was picked.
+if "mf_projection" in st.session_state:
+    picked = plots.blocks_from_selection(st.session_state["mf_projection"].get("selection"))
+    if picked != session.get("mf_last_pick", []):
+        session.put("mf_last_pick", picked)
+        if len(picked) == 1:
+            session.put("mf_focus", picked[0])
+            st.session_state["mf_block_input"] = picked[0]
+        else:
+            session.put("mf_selected", picked)
+selected = [b for b in session.get("mf_selected", []) if b < n]
+focus = int(session.get("mf_focus", 0))
+focus = focus if 0 <= focus < n else 0
+k_nn = int(min(session.get("mf_knn", 8), max(1, n - 1)))
+nbrs, sims = regimes.nearest_blocks(view.latents, focus, k_nn)
+
+live_xy = live_conf = None
+if colour == "time":
+    cvals, categorical, ctitle = np.arange(n), False, "block (time →)"
+elif colour in labels_shown:
+    cvals, categorical, ctitle = labels_shown[colour], True, "regime" if colour == "regime cluster" else "truth"
+elif colour == "block volatility":
+    cvals, categorical, ctitle = vol, False, "volatility"
+else:
+    cvals, categorical, ctitle = regimes.block_confidence(n, replay_records), False, "live confidence"
+if replay_records:
+    idx = [r["neighbour_indices"] for r in replay_records]
+    w = [r["neighbour_weights"] for r in replay_records]
+    try:
+        live_xy = projection.place_points(proj.coords, np.asarray(idx), np.asarray(w))
+        live_conf = np.array([r["regime_confidence"] for r in replay_records])
+    except (ValueError, RuntimeError):
+        live_xy = None
+
+left, right = st.columns([2.2, 1])
+with left:
+    fig = plots.projection_figure(proj.coords, cvals, categorical=categorical, color_title=ctitle, hover=hover,
+                                  selected=selected, focus=focus, neighbours=nbrs, live_xy=live_xy,
+                                  live_color=live_conf)
+    st.plotly_chart(fig, width="stretch", key="mf_projection", on_select="rerun",
+                    selection_mode=("lasso", "box", "points"))
+    cached = "cached" if proj.cached else f"computed in {proj.seconds:.2f} s"
+    st.caption(f"{proj.method.upper()} {proj.dim}-D of {n:,} blocks × {view.latents.shape[1]} latent dims "
+               f"({cached}; key {proj.key[:10]}).")
+
+with right:
+    st.markdown(f"**{reg.k} regimes** · " + ("chosen by " + reg.criterion if reg.criterion != "fixed" else "fixed K"))
+    m1, m2 = st.columns(2)
+    m1.metric("Silhouette (cosine)", f"{reg.silhouette:.3f}" if np.isfinite(reg.silhouette) else "—")
+    if view.truth is not None:
+        agr = regimes.agreement(reg.labels, view.truth)
+        m2.metric("ARI vs truth", f"{agr['ari']:.3f}")
+        m1.metric("NMI vs truth", f"{agr['nmi']:.3f}")
+        m2.metric("Truth regimes", len(np.unique(view.truth)))
+    if reg.criterion != "fixed":
+        st.plotly_chart(plots.sweep_figure(reg.scores, reg.k, reg.criterion), width="stretch", key="mf_sweep")
+    if view.truth is not None:
+        st.plotly_chart(plots.contingency_figure(reg.labels, view.truth), width="stretch", key="mf_contingency")
+    counts = np.bincount(reg.labels, minlength=reg.k)
+    st.dataframe(pd.DataFrame({"regime": np.arange(reg.k), "blocks": counts,
+                               "mean volatility": reg.regime_vol}), hide_index=True, width="stretch")
+
+# ------------------------------------------------------------------------------------------------ time view
+sel = selected
+st.subheader("Where the blocks sit in time")
+b1, b2 = st.columns([4, 1])
+b1.caption(f"{len(sel)} block(s) selected on the projection (lasso / box; double-click the chart to clear)."
+           if sel else "Lasso or box-select points on the projection to highlight their blocks here.")
+if sel and b2.button("Clear selection", key="mf_clear"):
+    session.put("mf_selected", [])
+    st.rerun()
+st.plotly_chart(plots.price_figure(view.series, view.starts, view.block_len, x=view.x, highlight=sel, focus=focus,
+                                   neighbours=nbrs, split=ds.split, series_name=view.series_name),
+                width="stretch", key="mf_price")
+if sel:
+    sub = view.table.iloc[sel]
+    shares = np.bincount(reg.labels[sel], minlength=reg.k) / len(sel)
+    st.caption(f"Selected blocks: mean return {sub['ret_pct'].mean():+.2f} %, mean volatility {sub['vol'].mean():.4g}; "
+               "regimes " + ", ".join(f"{i}: {s:.0%}" for i, s in enumerate(shares) if s > 0) + ".")
+
+# ------------------------------------------------------------------------------------------------ inspect a block
+st.subheader("Inspect a block")
+
+
+def _on_block() -> None:
+    session.put("mf_focus", int(st.session_state["mf_block_input"]))
+
+
+def _on_knn() -> None:
+    session.put("mf_knn", int(st.session_state["mf_knn_input"]))
+
+
+st.session_state.setdefault("mf_block_input", focus)
+st.session_state.setdefault("mf_knn_input", k_nn)
+i1, i2 = st.columns([1, 3])
+with i1:
+    st.number_input("Block", 0, n - 1, key="mf_block_input", on_change=_on_block,
+                    help="Or click a point on the projection.")
+    st.slider("Neighbours (k)", 1, max(2, min(20, n - 1)), key="mf_knn_input", on_change=_on_knn)
+    st.markdown(f"**Block {focus}** · regime {reg.labels[focus]}"
+                + (f" · truth {view.truth[focus]} ({view.truth_share[focus]:.0%} of its ticks)"
+                   if view.truth is not None else ""))
+rows = view.table.iloc[np.concatenate([[focus], nbrs])].copy()
+rows.insert(1, "cos sim", np.concatenate([[1.0], sims]).round(4))
+rows.insert(2, "regime", reg.labels[rows["block"].to_numpy()])
+rows["t_start"], rows["t_end"] = rows["t_start"].astype(str), rows["t_end"].astype(str)
+with i2:
+    st.plotly_chart(plots.neighbour_windows_figure(view.series, view.starts, view.block_len, focus, nbrs, sims),
+                    width="stretch", key="mf_windows")
+st.dataframe(rows.rename(columns={"ret_pct": "return %", "vol": "volatility"}).round(5), hide_index=True,
+             width="stretch")

@@ -1,9 +1,91 @@
-"""Timeline page (placeholder until its issue lands)."""
+"""Timeline page: the series in chronological vs pseudo-timeline order, similarity heatmaps, figures of merit.
 
+Layout and widgets only: regimes from ``chronoslib.regimes`` (the same settings as the Manifold page, shared via
+``session``), metrics from ``regimes.timeline_merit`` (which reuses ``diagnostics`` and ``router.path_cost``),
+figures from ``chronoslib.plots``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
 import streamlit as st
 
+from chronoslib import plots, projection, regimes
 from pages import session
 
 session.guard()
-st.title("Timeline")
-st.info("This page is being built.")
+st.title("Timeline: chronological vs defragmented")
+st.caption("The same training blocks twice, coloured by regime. In real time, regimes come and go and their blocks "
+           "are scattered. The pseudo-timeline chains each block to its most similar unvisited neighbour, so blocks "
+           "of one regime end up side by side: the timeline is *defragmented*.")
+
+eng, ds = session.engine(), session.dataset()
+if eng is None or getattr(eng, "block_latents", None) is None:
+    st.info("No model yet: train one on the Train page (or load a checkpoint) to see its pseudo-timeline.")
+    st.stop()
+try:
+    view = regimes.block_view(eng.block_latents, eng.block_starts, int(eng.cfg.encoder.block_len),
+                              eng.pseudo_timeline, ds.features, ds.prices, ds.timestamps, ds.labels)
+    k = session.get("regime_k")
+    k_range = session.get("regime_k_range", (2, 8))
+    with st.spinner("Clustering regimes…"):
+        reg = regimes.cached_cluster_regimes(view.latents, k, view.table["vol"].to_numpy(), tuple(k_range), 0,
+                                             session.get("regime_criterion", "silhouette") if k is None
+                                             else "silhouette", key=projection.latents_key(view.latents))
+except (ValueError, RuntimeError) as exc:
+    st.error(str(exc))
+    st.stop()
+n = len(view.starts)
+
+c1, c2, c3 = st.columns([1.4, 1.2, 2])
+label_opts = (["ground truth"] if view.truth is not None else []) + ["regime cluster"]
+prev = session.get("tl_labels", label_opts[0])
+label_kind = c1.radio("Colour blocks by", label_opts, horizontal=True,
+                      index=label_opts.index(prev) if prev in label_opts else 0)
+layout_opts = {"stacked": "stacked", "side by side": "side"}
+prev_layout = session.get("tl_layout", "side by side")
+layout = c2.radio("Layout", list(layout_opts), horizontal=True, index=list(layout_opts).index(prev_layout))
+session.put("tl_labels", label_kind)
+session.put("tl_layout", layout)
+labels = view.truth if label_kind == "ground truth" else reg.labels
+lname = "truth" if label_kind == "ground truth" else "regime"
+c3.caption(f"{n:,} blocks of {view.block_len} ticks. Regime clusters: K={reg.k} ({reg.criterion}); change them on "
+           "the Manifold page." + (" Ground truth = majority label of each block's ticks." if view.truth is not None
+                                   else ""))
+
+# ------------------------------------------------------------------------------------------------ figures of merit
+m = regimes.timeline_merit(view.latents, view.order, labels)
+cols = st.columns(4)
+cols[0].metric("Path cost (pseudo)", f"{m['path_cost_pseudo']:.1f}",
+               f"{(m['path_cost_ratio'] - 1) * 100:+.0f} % vs chronological {m['path_cost_chrono']:.1f}",
+               delta_color="inverse",
+               help="Sum of squared latent jumps between consecutive blocks (lower is smoother).")
+cols[1].metric("Timeline entropy", f"{m['timeline_entropy']:.3f}",
+               help="0 = the pseudo-timeline is chronological; near 1 = every step jumps somewhere new in time.")
+cols[2].metric(f"Mean run of same {lname} (pseudo)", f"{m['run_pseudo']:.1f} blocks",
+               f"×{m['run_pseudo'] / max(m['run_chrono'], 1e-9):.1f} vs chronological {m['run_chrono']:.1f}",
+               help="Average length of uninterrupted stretches of one label along the order.")
+cols[3].metric(f"Adjacency purity (pseudo, {lname})", f"{m['purity_pseudo']:.1%}",
+               f"{(m['purity_pseudo'] - m['purity_chrono']) * 100:+.1f} pts vs chronological {m['purity_chrono']:.1%}",
+               help="Share of consecutive block pairs that carry the same label.")
+
+st.plotly_chart(plots.timeline_figure(view.series, view.starts, view.block_len, view.order, labels,
+                                      layout=layout_opts[layout], label_name=lname, series_name=view.series_name),
+                width="stretch", key="tl_timeline")
+st.caption("x is the block slot in each order (linked zoom). The pseudo-timeline series is rebuilt from each block's "
+           "own returns in the new order, so every block keeps its shape; the strips below show the label sequence.")
+
+st.subheader("Latent similarity in both orders")
+st.plotly_chart(plots.similarity_figure(view.latents, view.order), width="stretch", key="tl_similarity")
+st.caption("Cosine similarity between block latents. In time order, similar blocks are scattered; in pseudo-timeline "
+           "order they form blocks along the diagonal." + (f" Pooled to tiles for {n:,} blocks." if n > 300 else ""))
+
+st.subheader("Walk along the pseudo-timeline")
+st.caption("Press ▶ Play or drag the slider: each step of the pseudo-timeline is marked on the real-time series "
+           "(top) and on the permutation map (bottom), showing how the walk jumps through time.")
+st.plotly_chart(plots.walk_figure(view.series, view.starts, view.block_len, view.order, labels, x=view.x,
+                                  label_name=lname, series_name=view.series_name),
+                width="stretch", key="tl_walk")
+jumps = np.abs(np.diff(view.starts[view.order])) // view.block_len
+st.caption(f"Median jump between consecutive pseudo-timeline steps: {int(np.median(jumps))} blocks in real time; "
+           f"{np.mean(jumps == 1):.0%} of steps go to the chronologically next block.")
