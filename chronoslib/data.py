@@ -207,6 +207,17 @@ def _check_single_column(df: pd.DataFrame, name: str, text_head: str) -> None:
                 "Accepted delimiters are comma, semicolon, tab and '|' (save it as a standard CSV)")
 
 
+def _has_decimal_commas(df: pd.DataFrame) -> bool:
+    """True when some text column is mostly numbers written with a decimal comma (e.g. '1,5')."""
+    for c in df.columns:
+        s = df[c]
+        if pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s):
+            v = s.dropna().astype(str).str.strip().head(200)
+            if len(v) and v.str.fullmatch(r"[-+]?\d+,\d+").mean() >= 0.5:
+                return True
+    return False
+
+
 def _read_csv(name: str, raw: bytes | None, path: str | None, max_rows: int | None,
               delimiter: str | None) -> pd.DataFrame:
     if raw is not None and raw[:2] == b"\x1f\x8b":
@@ -238,6 +249,9 @@ def _read_csv(name: str, raw: bytes | None, path: str | None, max_rows: int | No
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise UnreadableFileError(f"{name} could not be parsed as CSV with delimiter {sep!r}: "
                                   f"{str(exc).strip().splitlines()[-1][:300]}") from exc
+    if sep != "," and _has_decimal_commas(df):   # European CSV: "1,5;2,25" -> re-read with decimal=","
+        df = pd.read_csv(io.BytesIO(raw) if raw is not None else path, sep=sep, encoding=encoding, decimal=",",
+                         nrows=None if max_rows is None else max_rows + 1, skipinitialspace=True, low_memory=False)
     if df.shape[1] == 1:
         if delimiter is None:
             _check_single_column(df, name, text)

@@ -408,3 +408,10 @@ def test_readme_bring_your_own_data_example_runs(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "(8301, 3) ['log_return', 'abs_return', 'rolling_vol'] train ticks: 6641" in out
     assert "confidence:" in out
+
+
+def test_semicolon_csv_with_decimal_commas_reads_as_numbers(tmp_path):
+    path = _csv(tmp_path, "eu.csv", "datum;kurs;menge\n2024-01-02;1,5;10\n2024-01-03;2,25;11\n2024-01-04;-0,5;12\n")
+    df = read_table(path)
+    assert df["kurs"].tolist() == [1.5, 2.25, -0.5] and df["menge"].tolist() == [10, 11, 12]
+    assert detect_timestamp_column(df) == "datum"
