@@ -47,7 +47,7 @@ def loss_figure(history: Sequence[dict[str, Any]], encoder_epochs: int | None = 
     for key, name in ENCODER_TERMS:
         fig.add_trace(go.Scatter(x=ex, y=[h.get(key) for h in enc], mode="lines+markers", name=name,
                                  line=dict(color=COLOURS[key], width=2.5 if key == "loss" else 1.6),
-                                 marker=dict(size=4), legendgroup="enc"), row=1, col=1)
+                                 marker=dict(size=4)), row=1, col=1)
     bad = [h for h in enc if h.get("collapsed")]
     if bad:
         fig.add_trace(go.Scatter(x=[h["epoch"] for h in bad], y=[h.get("loss") for h in bad], mode="markers",
@@ -60,14 +60,16 @@ def loss_figure(history: Sequence[dict[str, Any]], encoder_epochs: int | None = 
     fig.add_trace(go.Scatter(x=[h["epoch"] for h in pred], y=[h.get("loss") for h in pred], mode="lines+markers",
                              name="predictor MSE", line=dict(color=COLOURS["predictor"], width=2),
                              marker=dict(size=4)), row=1, col=3)
-    for col, n in ((1, encoder_epochs), (2, encoder_epochs), (3, predictor_epochs)):
-        rng = [0.5, max(n, 1) + 0.5] if n else None
-        fig.update_xaxes(title_text="epoch", range=rng, row=1, col=col, rangemode="tozero")
+    for col, n, rows in ((1, encoder_epochs, enc), (2, encoder_epochs, enc), (3, predictor_epochs, pred)):
+        last = n or max((h["epoch"] for h in rows), default=1)
+        # Whole epochs only: about 8 integer ticks whatever the run length.
+        fig.update_xaxes(title_text="epoch", range=[0.5, max(last, 1) + 0.5], tick0=1,
+                         dtick=max(1, -(-last // 8)), row=1, col=col)
     if not enc and not pred:
         fig.add_annotation(text="no epochs yet", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
                            font=dict(size=14, color="#6b7280"))
-    fig.update_layout(height=height, margin=dict(l=40, r=10, t=40, b=40), template="plotly_white",
-                      legend=dict(orientation="h", yanchor="top", y=-0.22, x=0), uirevision="loss")
+    fig.update_layout(height=height, margin=dict(l=40, r=10, t=40, b=80), template="plotly_white",
+                      legend=dict(orientation="h", yanchor="top", y=-0.28, x=0), uirevision="loss")
     return fig
 
 
@@ -121,10 +123,12 @@ def series_figure(x: np.ndarray | None, columns: dict[str, np.ndarray], split: i
     if 0 < split < t:
         x0, x1 = xs[split], xs[-1]
         fig.add_vrect(x0=x0, x1=x1, fillcolor="#f59e0b", opacity=0.13, line_width=0, row="all", col=1)
-        fig.add_annotation(x=x0, y=1.0, yref="paper", xanchor="left", yanchor="bottom", showarrow=False,
-                           text=f"held out ({t - split:,} ticks)", font=dict(size=11, color="#b45309"))
-    title = f"every {step}th tick shown of {t:,}" if step > 1 else None
-    fig.update_layout(height=height, margin=dict(l=50, r=10, t=30 if title is None else 50, b=30),
-                      template="plotly_white", title=title, hovermode="x unified",
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+        fig.add_annotation(x=x0, y=1.0, yref="paper", xanchor="left", yanchor="top", showarrow=False,
+                           text=f" held out ({t - split:,} ticks)", font=dict(size=11, color="#b45309"))
+    if step > 1:
+        fig.add_annotation(text=f"1 in {step} ticks drawn ({t:,} in all)", showarrow=False, xref="paper",
+                           yref="paper", x=1.0, y=1.0, xanchor="right", yanchor="bottom",
+                           font=dict(size=11, color="#6b7280"))
+    fig.update_layout(height=height, margin=dict(l=50, r=10, t=40, b=30), template="plotly_white",
+                      hovermode="x unified", legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
     return fig

@@ -1,9 +1,293 @@
-"""Data page (placeholder until its issue lands)."""
+"""Data page: pick a sample or upload a CSV / Parquet, choose columns and feature engineering, inspect the result.
 
+The "table in hand" (a sample's raw table or an uploaded one) is kept in session state; the column choices
+turn it into the active ``Dataset`` through ``chronoslib.data.build_dataset``. Every error of the data layer
+(empty file, wrong delimiter, NaN cells, unsorted timestamps ...) is shown as a message, never a traceback.
+Below: the active dataset's figures, notes, a price / feature chart with the held-out span shaded and previews.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any
+
+import numpy as np
+import pandas as pd
 import streamlit as st
 
+from chronoslib.data import (
+    SAMPLE_DIR,
+    SAMPLE_RECIPES,
+    SAMPLES,
+    TRANSFORMS,
+    Dataset,
+    build_dataset,
+    detect_label_column,
+    detect_price_columns,
+    detect_timestamp_column,
+    load_sample,
+    numeric_columns,
+    read_table,
+)
+from chronoslib.plots_train import series_figure
 from pages import session
 
 session.guard()
+
+NONE, AUTO = "(none)", "(detect)"
+UPLOAD_TYPES = ["csv", "tsv", "txt", "gz", "parquet", "pq"]
+PREVIEW_ROWS = 500
+
+
+# ---------------------------------------------------------------------------------------------- table in hand
+def table() -> dict[str, Any] | None:
+    """{'name', 'df', 'token', 'recipe'}: the raw table the column controls work on."""
+    return session.get("data_table")
+
+
+def set_table(name: str, df: pd.DataFrame, recipe: dict[str, Any], kind: str) -> None:
+    token = hashlib.sha1(f"{kind}:{name}:{df.shape}:{list(df.columns)}".encode()).hexdigest()[:10]
+    session.put("data_table", {"name": name, "df": df, "token": token, "recipe": recipe, "kind": kind})
+    if kind == "sample":  # a sample is applied as it is loaded; an upload waits for "Use this data"
+        session.put("data_applied", token)
+
+
+def recipe_of(ds: Dataset) -> dict[str, Any]:
+    """The build_dataset arguments that made ``ds`` (from its recorded DataConfig)."""
+    c = ds.config
+    n = len(ds.features)
+    return {"timestamp_col": c.timestamp_col, "label_col": c.label_col, "feature_cols": list(c.features),
+            "transforms": list(c.transforms), "price_col": c.price_col, "high_col": c.high_col,
+            "low_col": c.low_col, "volume_col": c.volume_col, "vol_window": c.vol_window,
+            "nan_policy": c.nan_policy, "holdout": round(1 - ds.split / n, 2) if n else 0.2, "sort": False}
+
+
+def detected_recipe(df: pd.DataFrame) -> dict[str, Any]:
+    """Sensible first choices for a fresh upload: detected timestamp / label, every other numeric column."""
+    ts, lab = detect_timestamp_column(df) or "", detect_label_column(df) or ""
+    feats = [c for c in numeric_columns(df) if c not in (ts, lab)]
+    return {"timestamp_col": ts, "label_col": lab, "feature_cols": feats, "transforms": [], "price_col": "",
+            "high_col": "", "low_col": "", "volume_col": "", "vol_window": 20, "nan_policy": "refuse",
+            "holdout": 0.2, "sort": False}
+
+
+def handle_upload(uploaded: Any) -> bool:
+    """Read an uploaded file into the table in hand; show the data layer's message on failure."""
+    try:
+        df = read_table(uploaded, uploaded.name)
+    except (ValueError, RuntimeError, OSError) as exc:
+        st.error(f"Upload refused — {exc}", icon=":material/error:")
+        return False
+    set_table(uploaded.name, df, detected_recipe(df), "upload")
+    session.put("data_upload_id", uploaded.file_id)
+    return True
+
+
+def activate_sample(name: str, holdout: float) -> None:
+    try:
+        ds = load_sample(name, holdout=holdout)
+    except (ValueError, RuntimeError, OSError) as exc:
+        st.error(f"Could not load the sample {name!r}: {exc}")
+        return
+    session.set_dataset(ds)
+    set_table(name, ds.frame, recipe_of(ds), "sample")
+    session.put("data_flash", f"Loaded the sample **{name}**.")
+    st.rerun()
+
+
+# ---------------------------------------------------------------------------------------------- column controls
+def _pick(label: str, options: list[str], value: str, key: str, **kw: Any) -> str:
+    idx = options.index(value) if value in options else 0
+    return st.selectbox(label, options, index=idx, key=key, **kw)
+
+
+def column_controls(t: dict[str, Any]) -> dict[str, Any]:
+    """Widgets for the build_dataset arguments; keys carry the table's token so a new table resets them."""
+    df, r, k = t["df"], t["recipe"], t["token"]
+    cols = [str(c) for c in df.columns]
+    nums = numeric_columns(df)
+    c1, c2, c3 = st.columns([1, 1.4, 1.2], gap="medium")
+    with c1:
+        st.markdown("**Time & labels**")
+        ts = _pick("Timestamp column", [NONE] + cols, r["timestamp_col"] or NONE, f"dt_ts_{k}",
+                   help="Parsed as dates or numbers; must increase (or tick *sort* below).")
+        lab = _pick("Ground-truth label column", [NONE] + cols, r["label_col"] or NONE, f"dt_label_{k}",
+                    help="Optional regimes to compare with; never a feature.")
+        sort = st.checkbox("Sort rows by time if they are out of order", bool(r.get("sort")), key=f"dt_sort_{k}")
+        holdout = st.slider("Held out for replay (last part of the series)", 0, 50, int(round(r["holdout"] * 100)),
+                            step=5, format="%d%%", key=f"dt_holdout_{k}") / 100
+        nan = st.radio("Missing / bad cells", ["refuse", "ffill"], index=0 if r["nan_policy"] == "refuse" else 1,
+                       key=f"dt_nan_{k}", horizontal=True,
+                       format_func=lambda p: "refuse (report them)" if p == "refuse" else "forward-fill")
+    taken = {ts, lab}
+    with c2:
+        st.markdown("**Features**")
+        feat_opts = [c for c in nums if c not in taken]
+        feats = st.multiselect("Raw feature columns (passed through unchanged)", feat_opts,
+                               [c for c in r["feature_cols"] if c in feat_opts], key=f"dt_feats_{k}")
+        trans = st.multiselect("Feature engineering (computed from prices, causal)", list(TRANSFORMS),
+                               [x for x in r["transforms"] if x in TRANSFORMS], key=f"dt_trans_{k}",
+                               format_func=lambda x: x.replace("_", " "),
+                               help="\n".join(f"- **{n}**: {d}" for n, d in TRANSFORMS.items()))
+    with c3:
+        st.markdown("**Price sources**")
+        found = detect_price_columns(df)
+        src = [AUTO] + [c for c in nums if c not in taken]
+        roles = {}
+        for role in ("price", "high", "low", "volume"):
+            cur = r.get(f"{role}_col") or AUTO
+            hint = f"detected: {found[role]}" if role in found else "none detected"
+            roles[role] = _pick(f"{role.capitalize()} column", src, cur, f"dt_{role}_{k}", help=hint)
+        vol_window = st.number_input("Rolling volatility window (ticks)", 2, 10_000, int(r["vol_window"]),
+                                     key=f"dt_volw_{k}")
+    return {"timestamp_col": "" if ts == NONE else ts, "label_col": "" if lab == NONE else lab,
+            "feature_cols": feats, "transforms": trans, "nan_policy": nan, "holdout": holdout, "sort": sort,
+            "vol_window": int(vol_window), **{f"{ro}_col": ("" if v == AUTO else v) for ro, v in roles.items()}}
+
+
+def apply(t: dict[str, Any], choice: dict[str, Any]) -> None:
+    """Build the Dataset from the table in hand; on success it becomes the session's active dataset."""
+    args = dict(choice)
+    for role in ("price", "high", "low", "volume"):
+        args[f"{role}_col"] = args[f"{role}_col"] or None     # None: detect by name when a transform needs it
+    try:
+        ds = build_dataset(t["df"], t["name"], **args)
+    except (ValueError, RuntimeError) as exc:
+        st.error(f"**{t['name']}** cannot be used as it is: {exc}")
+        return
+    session.set_dataset(ds)
+    t["recipe"] = recipe_of(ds) | {"sort": choice["sort"]}
+    session.put("data_applied", t["token"])
+    session.put("data_flash", f"**{ds.name}** is now the active dataset: {len(ds.features):,} ticks × "
+                              f"{ds.features.shape[1]} features.")
+    st.rerun()
+
+
+# ---------------------------------------------------------------------------------------------- active dataset view
+def _when(v: Any) -> str:
+    """A timestamp as people write it (no nanoseconds; no time of day for daily data)."""
+    if isinstance(v, (np.datetime64, pd.Timestamp)):
+        ts = pd.Timestamp(v)
+        return ts.strftime("%Y-%m-%d") if ts == ts.normalize() else ts.strftime("%Y-%m-%d %H:%M:%S").removesuffix(":00")
+    return f"{v:,}" if isinstance(v, (int, np.integer)) else str(v)
+
+
+def dataset_overview(ds: Dataset) -> None:
+    t, f = ds.features.shape
+    m = st.columns(5)
+    m[0].metric("Ticks", f"{t:,}")
+    m[1].metric("Features", f"{f}")
+    m[2].metric("Training ticks", f"{ds.split:,}")
+    m[3].metric("Held out", f"{t - ds.split:,}")
+    if ds.labels is not None:
+        m[4].metric("Ground-truth regimes", f"{len(np.unique(ds.labels[ds.labels >= 0])):,}")
+    else:
+        m[4].metric("Ground-truth regimes", "none")
+    if ds.timestamps is not None and t:
+        ts = ds.timestamps
+        span = f"From {_when(ts[0])} to {_when(ts[-1])}"
+        st.caption(f"{span}; held out from {_when(ts[ds.split])} on." if ds.split < t else f"{span}; nothing held out.")
+    if ds.notes:
+        st.info("\n".join(f"- {n}" for n in ds.notes), icon=":material/info:")
+    eng = session.engine()
+    if eng is not None and (why := session.model_mismatch()) is not None:
+        st.warning(f"The active model cannot run on this data: {why}.", icon=":material/warning:")
+    elif eng is not None and session.model_info().get("dataset") not in (None, "?", ds.name):
+        st.caption(f"The active model was trained on *{session.model_info().get('dataset')}*; train on this "
+                   "dataset on the Train page to compare like with like.")
+
+
+def dataset_chart(ds: Dataset) -> None:
+    names = list(ds.feature_names)
+    default = names[: min(3, len(names))]
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    shown = c1.multiselect("Features in the chart", names, default, key="dt_chart_feats")
+    colour = ds.labels is not None and ds.prices is not None and \
+        c2.checkbox("Colour the price by ground-truth regime", True, key="dt_chart_labels")
+    cols: dict[str, np.ndarray] = {}
+    if ds.prices is not None:
+        cols["price"] = ds.prices
+    for n in shown:
+        cols[n] = ds.features[:, names.index(n)]
+    if not cols:
+        st.info("Pick at least one feature to draw.")
+        return
+    fig = series_figure(ds.timestamps, cols, ds.split, price_name="price" if ds.prices is not None else None,
+                        labels=ds.labels if colour else None)
+    st.plotly_chart(fig, width="stretch", key="dt_series")
+
+
+def dataset_tables(ds: Dataset) -> None:
+    tab1, tab2, tab3 = st.tabs(["Model features", "Feature statistics (training span)", "Raw table"])
+    with tab1:
+        feat = pd.DataFrame(ds.features[:PREVIEW_ROWS], columns=ds.feature_names)
+        if ds.timestamps is not None:
+            feat.insert(0, "time", ds.timestamps[:PREVIEW_ROWS])
+        st.dataframe(feat, height=280, width="stretch", hide_index=True)
+        st.caption(f"First {min(PREVIEW_ROWS, len(ds.features)):,} of {len(ds.features):,} rows, before "
+                   "normalisation (the engine fits it on the training span).")
+    with tab2:
+        x = ds.train.astype(np.float64)
+        stats = pd.DataFrame({"feature": ds.feature_names, "mean": x.mean(0), "std": x.std(0), "min": x.min(0),
+                              "median": np.median(x, 0), "max": x.max(0)}) if len(x) else pd.DataFrame()
+        st.dataframe(stats, width="stretch", hide_index=True)
+    with tab3:
+        st.dataframe(ds.frame.head(PREVIEW_ROWS), height=280, width="stretch")
+        st.caption(f"First {min(PREVIEW_ROWS, len(ds.frame)):,} of {len(ds.frame):,} rows as loaded.")
+
+
+# ---------------------------------------------------------------------------------------------- page
+ds = session.dataset()
+if table() is None:  # first visit: the table in hand is the active dataset's own
+    set_table(ds.name, ds.frame, recipe_of(ds), "sample" if ds.name in SAMPLES else "upload")
+
 st.title("Data")
-st.info("This page is being built.")
+st.caption("Start from a shipped sample or bring a CSV / Parquet file: one row per tick, a timestamp column, "
+           "numeric feature columns or prices to engineer features from. The last part of the series is held out "
+           "for live replay and never used for training.")
+
+st.subheader("Source")
+kinds = ["Sample dataset", "Upload a file"]
+kind = st.radio("Source", kinds, index=int(table()["kind"] == "upload"), key="dt_source", horizontal=True,
+                label_visibility="collapsed")
+if kind == "Sample dataset":
+    names = list(SAMPLES)
+    s1, s2, s3 = st.columns([2.2, 1.2, 0.8], vertical_alignment="bottom", gap="medium")
+    pick = s1.selectbox("Sample", names, names.index(ds.name) if ds.name in names else 0, key="dt_sample")
+    hold = s2.slider("Held out", 0, 50, 20, step=5, format="%d%%", key="dt_sample_holdout") / 100
+    if s3.button("Load sample", type="primary", icon=":material/dataset:", key="dt_load_sample", width="stretch"):
+        activate_sample(pick, hold)
+    info = SAMPLE_RECIPES.get(SAMPLES[pick], {})
+    st.caption(f"`sample_data/{SAMPLES[pick]}` · "
+               + (f"features: {', '.join(info['transforms'])} of the price" if info.get("transforms")
+                  else "ready-made features with ground-truth regime labels"))
+else:
+    up = st.file_uploader("CSV or Parquet, one row per tick", type=UPLOAD_TYPES, key="dt_upload",
+                          help="Comma, semicolon, tab or '|' separated; .gz is fine. Larger than the upload "
+                               "limit: use `python -m chronoslib train FILE`.")
+    if up is not None and session.get("data_upload_id") != up.file_id:
+        handle_upload(up)
+
+t = table()
+pending = session.get("data_applied") != t["token"]  # a new upload waits for its column choices
+with st.expander(f"Columns & feature engineering of *{t['name']}*"
+                 + (" — choose, then press **Use this data**" if pending else ""), expanded=pending,
+                 icon=":material/tune:"):
+    st.caption(f"{len(t['df']):,} rows × {t['df'].shape[1]} columns. Choose how the table becomes model features.")
+    choice = column_controls(t)
+    if st.button("Use this data", type="primary", icon=":material/check:", key="dt_apply"):
+        apply(t, choice)
+    st.markdown(f"**Raw table** (first {min(PREVIEW_ROWS, len(t['df'])):,} rows)")
+    st.dataframe(t["df"].head(PREVIEW_ROWS), height=240, width="stretch")
+
+flash = session.get("data_flash")
+if flash:
+    st.success(flash)
+    session.put("data_flash", None)
+
+st.subheader(f"Active dataset: {ds.name}")
+dataset_overview(ds)
+dataset_chart(ds)
+dataset_tables(ds)
+st.caption(f"Samples live in `{os.path.relpath(SAMPLE_DIR)}`; see its README for sources and licences.")

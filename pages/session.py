@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import streamlit as st
+import torch
 
 from chronoslib import ChronosDefragEngine, DefragConfig
 from chronoslib.data import SAMPLES, Dataset, load_sample
@@ -25,6 +26,7 @@ DEFAULT_SAMPLE = next(iter(SAMPLES))
 
 K_DATASET, K_ENGINE, K_MODEL_INFO, K_ROUTER = "cd_dataset", "cd_engine", "cd_model_info", "_router_ran"
 K_JOB = "cd_train_job"
+K_FRAME_RAN = "_frame_ran"  # set by app.py's frame for the page run that follows it
 # Where "Save model" writes (git-ignored); tests point it at a temporary folder.
 MODEL_DIR = os.environ.get("CHRONOS_MODEL_DIR", os.path.join(ROOT, "checkpoints"))
 # CHRONOS_FAST_UI=1 (set by the browser tests) makes the Train form default to a seconds-long run.
@@ -81,9 +83,55 @@ def put(key: str, value: Any) -> None:
 
 
 def guard() -> None:
-    """Send a direct first request for a page through app.py so the router and defaults run first."""
+    """Send a direct first request for a page through app.py so the router and defaults run first.
+
+    When a page runs without app.py in the same run (Streamlit's legacy ``pages/`` router, which AppTest's
+    ``switch_page`` also uses), draw the frame here so the sidebar and finished-training pickup still happen.
+    """
     if not st.session_state.get(K_ROUTER):
         st.switch_page("app.py")
+    if not st.session_state.pop(K_FRAME_RAN, False):
+        frame(None, mark=False)
+    st.session_state.pop(K_FRAME_RAN, None)
+
+
+def _training_status() -> None:
+    """Sidebar progress of a run in flight; reruns the whole app when it ends so every page sees the model."""
+    job = training_job()
+    if job is None or job.installed:
+        return
+    if job.done:
+        st.rerun()
+    st.progress(job.fraction(), text=f"Training: {job.status_line()}")
+
+
+def frame(current_title: str | None, mark: bool = True) -> None:
+    """The shared sidebar (active dataset, model provenance, device, training progress) for every page.
+
+    Also installs a finished training run as this session's model. ``current_title`` is the page about to
+    run; the Train page shows its own progress, so the sidebar does not repeat it there.
+    """
+    poll_training()
+    with st.sidebar:
+        ds, info, eng = dataset(), model_info(), engine()
+        st.markdown("### :material/explore: ChronosDefrag")
+        held = ds.features.shape[0] - ds.split
+        st.caption(f"**Data:** {ds.name}  \n{ds.features.shape[0]:,} ticks × {ds.features.shape[1]} features · "
+                   f"{held:,} held out")
+        if eng is not None:
+            st.caption(f"**Model:** {info.get('origin', '?')} · on *{info.get('dataset', '?')}* · "
+                       f"{len(eng.block_latents):,} blocks · {describe_when(info.get('when'))}")
+            if (why := model_mismatch()) is not None:
+                st.warning(f"Model and data do not match: {why}.", icon=":material/warning:")
+        else:
+            st.caption("**Model:** none yet — train one on the Train page")
+        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+        st.caption(f"**Device:** {'cuda · ' + gpu if gpu else 'cpu (no CUDA device)'}")
+        job = training_job()
+        if job is not None and job.running and current_title != "Train":
+            st.fragment(_training_status, run_every=1.0)()
+    if mark:
+        st.session_state[K_FRAME_RAN] = True
 
 
 # ---------------------------------------------------------------------------------------------- model provenance
@@ -223,18 +271,13 @@ def training_job() -> TrainJob | None:
 def start_training(cfg: DefragConfig, ds: Dataset) -> TrainJob:
     """Train a fresh engine on ``ds.train`` in the background; ``poll_training`` installs it when done.
 
-    Sets ``cfg.encoder.input_dim`` and the data section from the dataset. Raises ConfigError for a bad
-    config and RuntimeError when this session is already training.
+    Sets ``cfg.encoder.input_dim`` and the data section from the dataset (keeping ``cfg.data.normalize``).
+    Raises ConfigError for a bad config and RuntimeError when this session is already training.
     """
     job = training_job()
     if job is not None and job.running:
         raise RuntimeError("a training run is already in progress in this session; wait for it or cancel it")
-    cfg.encoder.input_dim = int(ds.features.shape[1])
-    cfg.data.features = list(ds.feature_names)
-    for field_name in ("transforms", "timestamp_col", "label_col", "price_col", "nan_policy"):
-        value = getattr(ds, field_name, None)  # recorded by the data layer when it knows them
-        if value is not None:
-            setattr(cfg.data, field_name, list(value) if field_name == "transforms" else str(value))
+    ds.configure(cfg)  # input_dim and the data recipe (columns, transforms), so live windows are treated alike
     meta = {"dataset": ds.name, "feature_names": list(ds.feature_names), "train_ticks": int(ds.split),
             "source": "ChronosDefrag app"}
     job = TrainJob(cfg, ds.train, ds.name, meta)

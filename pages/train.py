@@ -135,15 +135,16 @@ def settings_form(ds) -> dict[str, Any] | None:
 def start(ds, values: dict[str, Any]) -> None:
     """Validate the submitted settings against the dataset and start a run; errors go in the page."""
     session.put("train_settings", values)
-    n_blocks = ds.split // int(values["block_len"])
-    if n_blocks < MIN_BLOCKS:
-        st.error(f"Need at least {MIN_BLOCKS} blocks: the training span has {ds.split:,} ticks, which make "
-                 f"{n_blocks} block(s) of {values['block_len']}. Lower the block length or load a longer series.")
-        return
     try:
+        ds.check_blocks(int(values["block_len"]), MIN_BLOCKS)  # immediate, instead of from the thread
         session.start_training(build_config(values), ds)
     except (ValueError, RuntimeError) as exc:
         st.error(f"Cannot start training: {exc}")
+        return
+    n_blocks = ds.split // int(values["block_len"])
+    if n_blocks < RECOMMENDED_BLOCKS:
+        st.warning(f"Only {n_blocks} training blocks of {values['block_len']} ticks: at least "
+                   f"{RECOMMENDED_BLOCKS} are recommended for a meaningful manifold; consider a shorter block length.")
 
 
 def live_panel() -> None:
@@ -173,13 +174,14 @@ def model_summary(eng: ChronosDefragEngine) -> None:
         m[0].metric("Training blocks", f"{fs.get('n_blocks', len(eng.block_latents)):,}")
         m[1].metric("Timeline entropy", f"{fs.get('timeline_entropy', float('nan')):.3f}",
                     help="0 = pseudo-timeline is chronological; near 1 = thoroughly reordered.")
-        m[2].metric("Path cost (pseudo)", f"{fs.get('path_cost_pseudo', float('nan')):.2f}",
+        m[2].metric("Path cost", f"{fs.get('path_cost_pseudo', float('nan')):.2f}",
                     help="Sum of cosine distances between consecutive blocks in pseudo-timeline order.")
-        m[3].metric("Path cost (chrono)", f"{fs.get('path_cost_chrono', float('nan')):.2f}",
-                    help="The same sum in chronological order.")
+        m[3].metric("Chronological", f"{fs.get('path_cost_chrono', float('nan')):.2f}",
+                    help="The same sum with the blocks in time order.")
         ratio = fs.get("path_cost_ratio")
-        m[4].metric("Pseudo / chrono", f"{ratio:.2f}" if ratio is not None else "–",
-                    help="Below 1: the defragmented order joins more similar blocks than time does.")
+        m[4].metric("Cost ratio", f"{ratio:.2f}" if ratio is not None else "–",
+                    help="Pseudo-timeline over chronological path cost; below 1, the defragmented order joins "
+                         "more similar blocks than time does.")
         m[5].metric("Fit time", f"{fs.get('fit_seconds', float('nan')):.1f} s")
     if eng.history:
         st.plotly_chart(loss_figure(eng.history, eng.cfg.optim.encoder_epochs, eng.cfg.optim.predictor_epochs),
