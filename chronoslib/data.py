@@ -492,7 +492,8 @@ def _numeric_values(s: pd.Series, col: str, nan_policy: str) -> tuple[np.ndarray
         ex = [str(s.iloc[int(i)]) for i in bad[:3]]
         msg = f"column {col!r} has {bad.size} non-numeric cell(s) at row(s) {_rows_text(bad)} (e.g. {ex})"
         if nan_policy != "ffill":
-            raise BadValuesError(msg + "; fix them, or pass nan_policy='ffill' to treat them as missing")
+            raise BadValuesError(msg + "; fix them, or choose forward-filling (nan_policy='ffill', --nan-policy "
+                                 "ffill) to treat them as missing")
         note = msg + ", treated as missing"
     return np.array(num.to_numpy(dtype=np.float64, na_value=np.nan), copy=True), note
 
@@ -511,7 +512,7 @@ def _apply_nan_policy(cols: dict[str, np.ndarray], nan_policy: str, notes: list[
             kinds = "/".join(k for k, m in (("NaN", np.isnan(v)), ("inf", np.isinf(v))) if m.any())
             parts.append(f"column {c!r}: {r.size} {kinds} cell(s) at row(s) {_rows_text(r)}")
         raise BadValuesError("missing or infinite values: " + "; ".join(parts)
-                             + ". Clean the file, or pass nan_policy='ffill' to forward-fill them")
+                             + ". Clean the file, or choose forward-filling (nan_policy='ffill', --nan-policy ffill)")
     filled, lead = 0, 0
     for c, r in bad.items():
         v = cols[c]
@@ -666,9 +667,9 @@ def build_dataset(df: pd.DataFrame, name: str, timestamp_col: str | None = None,
     pc = roles.get("price") or (price_col or "")
     if pc:
         prices = (values[pc] if pc in values else _numeric_values(df[pc], pc, "ffill")[0])[off:]
-    if off:
-        notes.append(f"the first {off} row(s) only serve as history for {transforms or 'filling'} and have no "
-                     "feature row")
+    if w:
+        notes.append(f"the first {w} row(s) only serve as history for {', '.join(transforms)} (no feature row "
+                     "of their own)")
 
     dc = DataConfig(features=list(feats), transforms=list(transforms), timestamp_col=ts_col, label_col=lab_col,
                     nan_policy=nan_policy, price_col=roles.get("price", price_col or ""),
