@@ -1,0 +1,130 @@
+"""Data page through Streamlit's AppTest: the default sample, switching samples, uploads good and bad."""
+
+import io
+import os
+
+import numpy as np
+import pandas as pd
+
+os.environ.setdefault("CHRONOS_FAST_UI", "1")
+
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from chronoslib.data import SAMPLES, load_sample  # noqa: E402
+from pages import session  # noqa: E402
+
+APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app.py")
+
+
+def _texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def _app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60).run()  # the Data page is the default page
+    assert not at.exception
+    return at
+
+
+def _upload(at: AppTest, name: str, content: bytes) -> None:
+    at.radio(key="dt_source").set_value("Upload a file").run()
+    at.file_uploader(key="dt_upload").set_value((name, content, "application/octet-stream")).run()
+    assert not at.exception
+
+
+def _csv(n: int = 600, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    close = 50 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    return pd.DataFrame({"date": pd.date_range("2020-01-01", periods=n, freq="h").astype(str),
+                         "close": close.round(4), "volume": rng.integers(100, 1000, n),
+                         "spread": rng.normal(0, 1, n).round(4), "state": rng.integers(0, 2, n)})
+
+
+def test_data_page_opens_on_the_sample_with_metrics_and_the_held_out_chart():
+    at = _app()
+    ds = load_sample(session.DEFAULT_SAMPLE)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Ticks"] == f"{len(ds.features):,}" and metrics["Features"] == str(ds.features.shape[1])
+    assert metrics["Training ticks"] == f"{ds.split:,}" and metrics["Held out"] == f"{len(ds.features) - ds.split:,}"
+    assert metrics["Ground-truth regimes"] == "3"
+    fig = at.get("plotly_chart")[0].proto.spec
+    assert '"held out (2,048 ticks)' in fig or "held out (2,048 ticks)" in fig
+    assert not at.error
+
+
+def test_loading_the_other_sample_replaces_the_active_dataset_and_warns_about_the_model():
+    other = [n for n in SAMPLES if n != session.DEFAULT_SAMPLE][0]
+    at = _app()
+    at.selectbox(key="dt_sample").set_value(other)
+    at.slider(key="dt_sample_holdout").set_value(30)
+    at.button(key="dt_load_sample").click().run()
+    assert not at.exception and not at.error
+    ds = at.session_state[session.K_DATASET]
+    ref = load_sample(other, holdout=0.3)
+    assert ds.name == other and ds.split == ref.split and np.array_equal(ds.features, ref.features)
+    assert f"Loaded the sample **{other}**" in _texts(at.success)
+    if ds.features.shape[1] != 6:  # the shipped model has 6 inputs: the page and the sidebar say it does not fit
+        assert "cannot run on this data" in _texts(at.warning)
+        assert "Model and data do not match" in _texts(at.sidebar.warning)
+
+
+def test_a_bad_upload_shows_the_data_layer_message_and_keeps_the_dataset():
+    at = _app()
+    before = at.session_state[session.K_DATASET]
+    _upload(at, "spaces.csv", b"time price volume\n1 2 3\n4 5 6\n")
+    assert "Upload refused" in _texts(at.error) and "separated by spaces" in _texts(at.error)
+    _upload(at, "empty.csv", b"")
+    assert "empty" in _texts(at.error)
+    assert at.session_state[session.K_DATASET] is before
+
+
+def test_an_upload_with_engineered_features_becomes_the_active_dataset():
+    at = _app()
+    df = _csv()
+    _upload(at, "prices.csv", df.to_csv(index=False).encode())
+    assert not at.error
+    # Widget keys carry the table's token (a new table resets them): find them by prefix.
+    keys = {w.key for w in at.get("multiselect")} | {w.key for w in at.get("selectbox")}
+    feats_key = next(k for k in keys if k and k.startswith("dt_feats_"))
+    trans_key = next(k for k in keys if k and k.startswith("dt_trans_"))
+    ts_key = next(k for k in keys if k and k.startswith("dt_ts_"))
+    label_key = next(k for k in keys if k and k.startswith("dt_label_"))
+    assert at.selectbox(key=ts_key).value == "date"          # detected
+    assert at.selectbox(key=label_key).value == "state"      # detected by name, never a feature
+    assert set(at.multiselect(key=feats_key).value) == {"close", "volume", "spread"}
+    at.multiselect(key=feats_key).set_value(["spread"])
+    at.multiselect(key=trans_key).set_value(["log_return", "log_volume"])
+    at.button(key="dt_apply").click().run()
+    assert not at.exception and not at.error
+    ds = at.session_state[session.K_DATASET]
+    assert ds.name == "prices.csv" and ds.feature_names == ["log_return", "log_volume", "spread"]
+    # Independent computation of the first engineered row (row 1: log returns need one tick of history).
+    assert ds.features[0, 0] == np.float32(np.log(df.close[1] / df.close[0]))
+    assert ds.features[0, 1] == np.float32(np.log1p(df.volume[1]))
+    assert ds.split == round(len(ds.features) * 0.8)
+    assert "is now the active dataset" in _texts(at.success)
+    assert "prices.csv" in "\n".join(str(c.value) for c in at.sidebar.caption)
+
+
+def test_bad_cells_are_reported_and_forward_fill_is_an_explicit_choice():
+    df = _csv(200)
+    df.loc[37, "spread"] = np.nan
+    at = _app()
+    _upload(at, "holes.parquet", _parquet(df))
+    keys = [w.key for w in at.get("radio")]
+    at.button(key="dt_apply").click().run()
+    assert not at.exception
+    assert "spread" in _texts(at.error) and "37" in _texts(at.error)
+    nan_key = next(k for k in keys if k and k.startswith("dt_nan_"))
+    at.radio(key=nan_key).set_value("ffill")
+    at.button(key="dt_apply").click().run()
+    assert not at.error
+    ds = at.session_state[session.K_DATASET]
+    assert ds.name == "holes.parquet" and ds.filled_cells == 1
+    assert any("fill" in n for n in ds.notes) and "fill" in _texts(at.info)
+
+
+def _parquet(df: pd.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    return buf.getvalue()

@@ -1,0 +1,73 @@
+"""The app frame through Streamlit's AppTest: defaults, the shared sidebar, background-run pickup, config."""
+
+import os
+
+import pytest
+
+os.environ.setdefault("CHRONOS_FAST_UI", "1")
+
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from chronoslib import data  # noqa: E402
+from pages import session  # noqa: E402
+
+tomllib = pytest.importorskip("tomllib", reason="tomllib needs Python 3.11+")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+APP = os.path.join(ROOT, "app.py")
+
+
+def _sidebar(at: AppTest) -> str:
+    return "\n".join(str(getattr(e, "value", "")) for e in at.sidebar if getattr(e, "value", None) is not None)
+
+
+def test_app_opens_on_the_sample_data_and_the_shipped_model():
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    ds, eng = at.session_state[session.K_DATASET], at.session_state[session.K_ENGINE]
+    assert ds.name == session.DEFAULT_SAMPLE and eng.fitted
+    assert eng.cfg.encoder.input_dim == ds.features.shape[1]
+    side = _sidebar(at)
+    assert f"**Data:** {ds.name}" in side and f"{len(ds.features):,} ticks × {ds.features.shape[1]} features" in side
+    assert "shipped sample checkpoint" in side and f"{len(eng.block_latents):,} blocks" in side
+    assert "**Device:** cpu" in side or "**Device:** cuda" in side
+    assert at.title[0].value == "Data"
+
+
+def test_every_page_run_gets_the_sidebar_even_without_app_py():
+    # AppTest's switch_page (like Streamlit's legacy pages/ router) runs the page file alone: guard() draws the frame.
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    for page in ("pages/train.py", "pages/data.py"):
+        at.switch_page(page).run()
+        assert not at.exception
+        assert "ChronosDefrag" in _sidebar(at) and "shipped sample checkpoint" in _sidebar(at)
+
+
+def test_a_run_finishing_while_on_another_page_becomes_the_model_there():
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("pages/train.py").run()
+    at.number_input(key="tr_encoder_epochs").set_value(2)
+    at.number_input(key="tr_predictor_epochs").set_value(1)
+    at.button(key="tr_train").click().run()
+    job = at.session_state[session.K_JOB]
+    at.switch_page("pages/data.py").run()  # the Data page never touches training itself
+    if job.running:
+        assert any(p.proto.text.startswith("Training:") for p in at.sidebar.get("progress"))
+    assert job.join(120)
+    at.run()
+    assert not at.exception
+    assert at.session_state[session.K_ENGINE] is job.engine
+    assert "trained in this session" in _sidebar(at)
+
+
+def test_describe_when_formats_the_fit_stamp_for_people():
+    assert session.describe_when("2024-05-01T12:34:56+00:00") == "2024-05-01 12:34 UTC"
+    assert session.describe_when("2024-05-01T14:34:56+02:00") == "2024-05-01 12:34 UTC"
+    assert session.describe_when(None) == "unknown time" and session.describe_when("soon") == "soon"
+
+
+def test_streamlit_config_keeps_statistics_off_and_the_upload_limit_in_step_with_the_data_layer():
+    with open(os.path.join(ROOT, ".streamlit", "config.toml"), "rb") as f:
+        cfg = tomllib.load(f)
+    assert cfg["browser"]["gatherUsageStats"] is False
+    assert cfg["server"]["maxUploadSize"] * 1024 ** 2 == data.MAX_FILE_BYTES
