@@ -13,6 +13,8 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .experiments import t_interval
+
 ARM_LABEL = {"pseudo": "pseudo-timeline", "chrono": "chronological", "random": "random"}
 ARM_COLOUR = {"pseudo": "#2a9d8f", "chrono": "#457b9d", "random": "#b0b0b0"}
 PROTOCOL_LABEL = {"chrono_context": "chronological context", "routed": "as deployed (registry-routed)"}
@@ -96,34 +98,81 @@ def regime_verdict(regimes: dict, span: str = "heldout") -> str:
         return txt + "; the baselines could not be fitted."
     bm, bh = _num(best["mean"]), _num(best.get("ci"))
     txt += f" vs best baseline ({METHOD_LABEL[best_name]}) {fmt_ci(bm, bh)}"
-    gap_ok = math.isfinite(lh) and math.isfinite(bh)
-    if gap_ok and lm - lh > bm + bh:
-        return txt + ": the latents recover the regimes better."
-    if gap_ok and lm + lh < bm - bh:
-        return txt + ": the simple baseline recovers the regimes better."
-    return txt + ": no clear difference."
+    # Paired per seed (same seed, same blocks): interval of the ARI difference latents - baseline.
+    diffs = [_num(a) - _num(b) for a, b in zip(lat.get("values", []), best.get("values", []))]
+    dm, dh = t_interval([d for d in diffs if math.isfinite(d)])
+    sign = interval_sign(dm, dh)
+    if sign > 0:
+        return txt + f": the latents recover the regimes better (paired difference {fmt_ci(dm, dh)})."
+    if sign < 0:
+        return txt + f": the simple baseline recovers the regimes better (paired difference {fmt_ci(dm, dh)})."
+    return txt + f": no clear difference (paired difference {fmt_ci(dm, dh)})."
+
+
+def verdict_groups(result: dict) -> dict[str, list[str]]:
+    """Verdict sentences grouped as {"error": [...], "alpha": [...], "regimes": [...]} (empty groups omitted)."""
+    s = result["summary"]
+    protocols, arms = result.get("protocols", []), result.get("arms", [])
+    err = []
+    for p in protocols:
+        err.append(reduction_verdict(s["error_reduction_pct"][p]["vs_chrono"], "chrono", p))
+        err.append(reduction_verdict(s["error_reduction_pct"][p]["vs_random"], "random", p))
+    pers = s.get("baselines", {}).get("persistence")
+    if pers:
+        best = min((s["error"][p][a]["mean"] for p in protocols for a in arms
+                    if s["error"][p][a]["mean"] is not None), default=None)
+        if best is not None and pers["mean"] is not None and best >= pers["mean"]:
+            err.append(f"Caution: no trained predictor beat the naive persistence forecast (next latent = current "
+                       f"latent, error {fmt_ci(pers['mean'], pers['ci'])}).")
+    out = {"error": err}
+    if result.get("has_prices"):
+        out["alpha"] = [spearman_verdict(s["spearman"][p], p) for p in protocols]
+    if result.get("has_regimes"):
+        out["regimes"] = [regime_verdict(s["regimes"], "heldout"), regime_verdict(s["regimes"], "train")]
+    return out
 
 
 def verdicts(result: dict) -> list[str]:
     """All verdict sentences for a result, most important first."""
+    return [v for group in verdict_groups(result).values() for v in group]
+
+
+def group_tone(group: str, sentences: list[str]) -> str:
+    """"good" | "bad" | "mixed" | "neutral" for a verdict group (the page picks the box colour from it)."""
+    good_words = {"error": "reduced held-out error", "alpha": "positively rank-correlated",
+                  "regimes": "the latents recover the regimes better"}
+    bad_words = {"error": ("increased held-out error", "Caution"), "alpha": ("negatively rank-correlated",),
+                 "regimes": ("the simple baseline recovers",)}
+    good = any(good_words.get(group, "\0") in v for v in sentences)
+    bad = any(w in v for v in sentences for w in bad_words.get(group, ()))
+    return "mixed" if good and bad else "good" if good else "bad" if bad else "neutral"
+
+
+def headline(result: dict) -> list[tuple[str, str, str]]:
+    """(label, value, help) triples for a row of metrics at the top of the page."""
     s = result["summary"]
     out = []
+    short = {"chrono_context": "chrono context", "routed": "as deployed"}
     for p in result.get("protocols", []):
-        out.append(reduction_verdict(s["error_reduction_pct"][p]["vs_chrono"], "chrono", p))
-        out.append(reduction_verdict(s["error_reduction_pct"][p]["vs_random"], "random", p))
-    pers = s.get("baselines", {}).get("persistence")
-    if pers:
-        best = min((s["error"][p][a]["mean"] for p in result.get("protocols", []) for a in result.get("arms", [])
-                    if s["error"][p][a]["mean"] is not None), default=None)
-        if best is not None and pers["mean"] is not None and best >= pers["mean"]:
-            out.append(f"Caution: no trained predictor beat the naive persistence forecast (next latent = current "
-                       f"latent, error {fmt_ci(pers['mean'], pers['ci'])}).")
+        st = s["error_reduction_pct"][p]["vs_chrono"]
+        out.append((f"Error cut vs chrono ({short.get(p, p)})",
+                    fmt_ci(st.get("mean"), st.get("ci"), 1, " %").replace(" (no interval: one seed)", ""),
+                    f"Held-out error reduction of pseudo-timeline over chronological training, "
+                    f"{PROTOCOL_LABEL.get(p, p)}, paired per seed, 95 % interval"))
     if result.get("has_prices"):
-        for p in result.get("protocols", []):
-            out.append(spearman_verdict(s["spearman"][p], p))
+        st = s["spearman"]["routed"]["pseudo"]
+        out.append(("Alpha rho (as deployed)",
+                    fmt_ci(st.get("mean"), st.get("ci"), 2).replace(" (no interval: one seed)", ""),
+                    "Spearman rank correlation of the pseudo-timeline predictor's alpha with the next block's "
+                    "log return, 95 % interval over seeds"))
     if result.get("has_regimes"):
-        out.append(regime_verdict(s["regimes"], "heldout"))
-        out.append(regime_verdict(s["regimes"], "train"))
+        r = s["regimes"]["heldout"]
+        lat = _num(r["latent_kmeans"]["ari"]["mean"])
+        base = max((_num(r[m]["ari"]["mean"]) for m in ("stats_kmeans", "stats_hmm")
+                    if math.isfinite(_num(r[m]["ari"]["mean"]))), default=float("nan"))
+        out.append(("Held-out ARI latent / base", f"{lat:.2f} / {base:.2f}",
+                    "Adjusted Rand index of KMeans on the latents vs the best block-statistics baseline "
+                    "(KMeans or Gaussian HMM), on held-out blocks, mean over seeds"))
     return out
 
 
@@ -185,19 +234,19 @@ def reduction_figure(result: dict) -> go.Figure:
         for versus in ("chrono", "random"):
             st = s[p][f"vs_{versus}"]
             m, h = _num(st.get("mean")), _num(st.get("ci"))
-            ys.append(f"vs {ARM_LABEL[versus]}<br>{PROTOCOL_LABEL.get(p, p)}")
+            txt = fmt_ci(m, h, 1, " %").replace(" (no interval: one seed)", "")
+            ys.append(f"vs {ARM_LABEL[versus]} · {PROTOCOL_LABEL.get(p, p)}<br><b>{txt}</b>")
             means.append(m)
             cis.append(h if math.isfinite(h) else 0.0)
             sign = interval_sign(m, h)
             colours.append(GOOD if sign > 0 else BAD if sign < 0 else NEUTRAL)
-            texts.append(fmt_ci(m, h, 1, " %"))
-    fig = go.Figure(go.Bar(y=ys, x=means, orientation="h", marker_color=colours, text=texts,
-                           textposition="outside", cliponaxis=False,
+            texts.append(txt)
+    fig = go.Figure(go.Bar(y=ys, x=means, orientation="h", marker_color=colours, customdata=texts,
                            error_x={"type": "data", "array": cis, "visible": True, "color": "#333"},
-                           hovertemplate="%{y}<br>%{x:.2f} %<extra></extra>", showlegend=False))
+                           hovertemplate="%{customdata}<extra></extra>", showlegend=False))
     fig.add_vline(x=0, line_color="#333", line_width=1)
     fig.update_layout(title="Error reduction from defragmented training (paired per seed; > 0 = pseudo-timeline "
-                      "better)", height=320, template="plotly_white", margin={"l": 230, "r": 90, "t": 60, "b": 40})
+                      "better)", height=340, template="plotly_white", margin={"l": 330, "r": 30, "t": 60, "b": 40})
     fig.update_xaxes(title_text="% reduction of held-out error")
     return fig
 
@@ -217,7 +266,8 @@ def spearman_figure(result: dict) -> go.Figure:
     st = s.get("baselines", {}).get("persistence_spearman")
     if st and st.get("mean") is not None:
         fig.add_hline(y=st["mean"], line_dash="dash", line_color="#555",
-                      annotation_text=f"current latent[0]: {st['mean']:.3f}", annotation_position="top left")
+                      annotation_text=f"baseline, current latent[0]: {st['mean']:.3f}",
+                      annotation_position="bottom right")
     fig.add_hline(y=0, line_color="#333", line_width=1)
     return _layout(fig, "Alpha vs next block's log return (Spearman rho, 95 % CI)", "Spearman rho")
 

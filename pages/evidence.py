@@ -15,10 +15,13 @@ from chronoslib import DefragConfig
 from chronoslib.experiments import PROTOCOL_TEXT, run_evaluation
 from chronoslib.plots_evidence import (
     error_figure,
+    group_tone,
+    headline,
     reduction_figure,
     regime_figure,
     seed_table,
     spearman_figure,
+    verdict_groups,
     verdicts,
 )
 from pages import session
@@ -87,7 +90,7 @@ if run:
 
 res = results.get(key)
 if res is None:
-    st.info("No evaluation for this dataset and model yet: press **Run evaluation** (about 10–20 s with the "
+    st.info("No evaluation for this dataset and model yet: press **Run evaluation** (about 10–30 s with the "
             "defaults on the sample data).")
     st.stop()
 
@@ -95,21 +98,19 @@ st.subheader("Verdicts")
 st.caption(f"{len(res['seeds'])} seeds ({res['seeds'][0]}…{res['seeds'][-1]}), encoder {res['encoder_epochs']} "
            f"epochs, predictor {res['predictor_epochs']} epochs · {res['n_train_blocks']} training blocks, "
            f"{res['n_targets']} held-out targets · computed in {res['seconds']:.1f} s")
-for v in res["verdicts"]:
-    if "reduced held-out error" in v or "the latents recover the regimes better" in v:
-        st.success(v)
-    elif "increased held-out error" in v or v.startswith("Caution") or "baseline recovers" in v:
-        st.warning(v)
-    else:
-        st.info(v)
+heads = headline(res)
+for col, (label, value, help_text) in zip(st.columns(len(heads)), heads):
+    col.metric(label, value, help=help_text)
+BOX = {"good": st.success, "bad": st.warning, "mixed": st.info, "neutral": st.info}
+TITLE = {"error": "Held-out prediction error", "alpha": "Alpha vs the next block's return",
+         "regimes": "Regime recovery"}
+for group, sentences in verdict_groups(res).items():
+    BOX[group_tone(group, sentences)](f"**{TITLE[group]}**\n\n" + "\n".join(f"- {v}" for v in sentences))
 
 st.plotly_chart(reduction_figure(res), width="stretch", key="ev_reduction")
 st.plotly_chart(error_figure(res), width="stretch", key="ev_error")
-c1, c2 = st.columns(2)
-with c1:
-    st.plotly_chart(spearman_figure(res), width="stretch", key="ev_spearman")
-with c2:
-    st.plotly_chart(regime_figure(res), width="stretch", key="ev_regimes")
+st.plotly_chart(spearman_figure(res), width="stretch", key="ev_spearman")
+st.plotly_chart(regime_figure(res), width="stretch", key="ev_regimes")
 
 with st.expander("Per-seed numbers"):
     st.dataframe(pd.DataFrame(seed_table(res)), hide_index=True, width="stretch")

@@ -37,8 +37,9 @@ def test_evidence_page_runs_a_tiny_evaluation_and_caches_it():
     res = next(iter(results.values()))
     assert res["seeds"] == [0, 1] and res["encoder_epochs"] == 1 and res["predictor_epochs"] == 1
     assert res["dataset"] == at.session_state[session.K_DATASET].name
-    shown = [e.value for e in (*at.success, *at.info, *at.warning)]
+    shown = "\n".join(e.value for e in (*at.success, *at.info, *at.warning))
     assert all(v in shown for v in res["verdicts"])
+    assert len(at.metric) == 4 and at.metric[0].label.startswith("Error reduction vs chronological")
     assert any("defragmented training" in v for v in res["verdicts"])
     assert len(at.get("plotly_chart")) == 4
     # a page switch and back shows the cached result without rerunning

@@ -12,6 +12,8 @@ from chronoslib.plots_evidence import (
     NEUTRAL,
     error_figure,
     fmt_ci,
+    group_tone,
+    headline,
     interval_sign,
     reduction_figure,
     reduction_verdict,
@@ -19,6 +21,7 @@ from chronoslib.plots_evidence import (
     regime_verdict,
     seed_table,
     spearman_figure,
+    verdict_groups,
     verdicts,
 )
 
@@ -131,7 +134,39 @@ def test_spearman_and_regime_figures_and_their_empty_states():
     assert "No ground-truth labels" in regime_verdict({}, "heldout")
 
 
+def test_regime_verdict_uses_the_paired_difference_per_seed():
+    from chronoslib.experiments import summarise
+
+    def regimes(lat, base):
+        m = {"latent_kmeans": {"ari": summarise(lat)}, "stats_kmeans": {"ari": summarise(base)},
+             "stats_hmm": {"ari": summarise([0.0] * len(lat))}}
+        return {"heldout": m}
+
+    # intervals overlap, but the paired difference is consistently negative
+    v = regime_verdict(regimes([0.80, 0.90, 0.70, 0.85], [0.84, 0.93, 0.75, 0.88]), "heldout")
+    assert "the simple baseline recovers the regimes better (paired difference -0.038 ± " in v
+    v2 = regime_verdict(regimes([0.9, 0.95, 0.92], [0.3, 0.35, 0.32]), "heldout")
+    assert "the latents recover the regimes better" in v2
+    assert "no clear difference" in regime_verdict(regimes([0.5, 0.9, 0.6], [0.7, 0.6, 0.8]), "heldout")
+
+
 def test_seed_table_has_one_row_per_seed():
     rows = seed_table(_result(ERR, [50, 43, 42], [1, 2, 1], rho=RHO))
     assert [r["seed"] for r in rows] == [0, 1, 2]
     assert rows[1]["MSE pseudo (routed)"] == 0.12 and rows[2]["rho chrono (routed)"] == -0.1
+
+
+def test_verdict_groups_tones_and_headline():
+    res = _result(ERR, [50, 43, 42], [-1, 2, 1], rho=RHO, persistence=0.9)
+    g = verdict_groups(res)
+    assert list(g) == ["error", "alpha", "regimes"] and verdicts(res) == [*g["error"], *g["alpha"], *g["regimes"]]
+    assert group_tone("error", g["error"]) == "good"
+    assert group_tone("alpha", g["alpha"]) == "good"          # pseudo rho 0.25 with a tight interval
+    assert group_tone("regimes", g["regimes"]) == "good"
+    bad = verdict_groups(_result(ERR, [-50, -43, -42], [-1, 2, 1], persistence=0.9, regimes=False))
+    assert group_tone("error", bad["error"]) == "bad" and "alpha" not in bad
+    assert group_tone("error", ["reduced held-out error", "increased held-out error"]) == "mixed"
+    assert group_tone("error", ["no clear benefit"]) == "neutral"
+    h = {label: value for label, value, _ in headline(res)}
+    assert h["Error cut vs chrono (as deployed)"].startswith("45.0 ± ")
+    assert h["Held-out ARI latent / base"] == "0.92 / 0.32" and h["Alpha rho (as deployed)"].startswith("0.25 ± ")
