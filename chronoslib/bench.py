@@ -1,17 +1,445 @@
-"""Benchmarks (``python -m chronoslib bench``): placeholder until the performance issue lands."""
+"""Benchmarks: ``python -m chronoslib bench [--quick] [--markdown] [--out FILE] [--from FILE]``.
+
+Prints one JSON document with, for every stage, medians, p99 where there is a distribution, extra peak memory,
+and for the pseudo-timeline and training the ratio against the plain implementation (``timeline.
+greedy_chain_allpairs``, ``baselines.plain_encoder_step``) run in the same process, so the ratios survive a noisy
+machine. ``--markdown`` renders the README's performance table from that JSON (``--from`` re-renders a saved
+run without measuring). Single-threaded torch, like every entry point. Knows nothing about the app.
+
+Extra memory is the rise of the process's peak RSS during one call (Linux: the peak is reset through
+/proc/self/clear_refs before the call); elsewhere it falls back to the growth of ru_maxrss, which can read 0.
+"""
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
+import os
+import platform
+import resource
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from .latency import SPEC_FIGURES, measure_live_latency
+
+# Targets from issues 2 and 7 (this 2-core machine, single thread).
+TARGETS = {
+    "fit_spec_s": 4.0, "timeline_10k_s": 1.5, "timeline_10k_extra_mb": 100.0, "timeline_100k_s": 30.0,
+    "timeline_1m_s": 300.0, "timeline_peak_mb": 4096.0, "approx_cost_ratio": 1.05, "live_p50_ms": 0.5,
+    "live_p99_ms": 1.5, "batch_windows_per_s": 50_000.0, "registry_1m_query_ms": 5.0,
+}
+
+
+# ---------------------------------------------------------------------------------------------- measuring
+def _status_mb() -> dict[str, float]:
+    out = {}
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(("VmHWM", "VmRSS")):
+                    k, v = line.split(":")
+                    out[k] = int(v.split()[0]) / 1024
+    except OSError:
+        pass
+    return out
+
+
+def _reset_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _trim() -> None:
+    """Hand freed heap pages back to the OS (glibc), so memory reused from earlier stages is not hidden."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def measure(fn: Callable[[], Any]) -> tuple[Any, float, float, float]:
+    """(result, wall seconds, CPU seconds of this process, extra peak MB) of one call of ``fn``."""
+    _trim()
+    exact = _reset_peak()
+    before = _status_mb().get("VmRSS", 0.0) if exact else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    c0, t0 = time.process_time(), time.perf_counter()
+    out = fn()
+    dt, dc = time.perf_counter() - t0, time.process_time() - c0
+    peak = _status_mb().get("VmHWM", 0.0) if exact else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out, dt, dc, max(0.0, peak - before)
+
+
+def repeat(fn: Callable[[], Any], n: int) -> dict[str, Any]:
+    """Median / min / p99 wall seconds, median CPU seconds and the largest extra peak MB over ``n`` calls.
+
+    Single-threaded work on a shared machine: CPU seconds are what the code costs, wall seconds include
+    time spent waiting for a core; both are reported. ``result`` is the last call's return value.
+    """
+    secs, cpu, mem, out = [], [], [], None
+    for _ in range(max(1, n)):
+        out, dt, dc, mb = measure(fn)
+        secs.append(dt)
+        cpu.append(dc)
+        mem.append(mb)
+    a = np.asarray(secs)
+    return {"median_s": float(np.median(a)), "min_s": float(a.min()), "p99_s": float(np.percentile(a, 99)),
+            "cpu_s": float(np.median(cpu)), "runs": len(secs), "extra_mb": float(max(mem)), "result": out}
+
+
+def _clean(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if k != "result"}
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ---------------------------------------------------------------------------------------------- sections
+def spec_config() -> Any:
+    """The spec's benchmark setting: 30 encoder + 20 predictor epochs, blocks of 64 x 6, batch 32."""
+    from .config import DefragConfig
+
+    cfg = DefragConfig()
+    cfg.optim.encoder_epochs, cfg.optim.predictor_epochs, cfg.optim.batch_size = 30, 20, 32
+    cfg.encoder.block_len, cfg.encoder.input_dim, cfg.device = 64, 6, "cpu"
+    return cfg
+
+
+def bench_fit_spec(runs: int) -> tuple[dict[str, Any], Any, np.ndarray]:
+    """fit() on 48 blocks of 64 x 6 synthetic regime data; returns (section, engine, holdout windows)."""
+    from .engine import ChronosDefragEngine
+    from .synthetic import make_regime_series
+
+    cfg = spec_config()
+    s = make_regime_series(64 * 48 + 64 * 64, n_features=6, seed=0)
+    train = s.data[: 64 * 48]
+    r = repeat(lambda: ChronosDefragEngine(spec_config()).fit(train), runs)
+    eng = r["result"]
+    live = s.data[64 * 48:].reshape(-1, cfg.encoder.block_len, 6)      # (64, 64, 6) windows after training
+    sec = _clean(r)
+    sec.update(n_blocks=48, encoder_epochs=30, predictor_epochs=20, batch_size=32,
+               spec_s=SPEC_FIGURES["encoder_fit_30_epochs_48_blocks_s"], target_s=TARGETS["fit_spec_s"])
+    return sec, eng, live
+
+
+def bench_training(n_blocks: int, plain_batches: int) -> dict[str, Any]:
+    """One encoder epoch on ``n_blocks`` (fast loop) vs the plain per-sample step on the same batch size."""
+    from .baselines import plain_encoder_step
+    from .encoder import RegimeEncoder
+    from .synthetic import make_regime_series
+    from .training import anchor_batches, train_encoder
+
+    cfg = spec_config()
+    cfg.optim.encoder_epochs = 1
+    x = make_regime_series(64 * n_blocks, n_features=6, seed=3).data
+    blocks = torch.from_numpy(((x - x.mean(0)) / x.std(0)).reshape(n_blocks, 64, 6).astype(np.float32))
+    torch.manual_seed(0)
+    enc = RegimeEncoder(cfg.encoder)
+    hist: list[dict] = []
+    fast = repeat(lambda: train_encoder(enc, blocks, cfg, torch.Generator().manual_seed(0), hist), 1)
+    n_batches = len(anchor_batches(n_blocks, cfg.optim.batch_size, torch.Generator().manual_seed(0)))
+    enc2 = RegimeEncoder(cfg.encoder).train()
+    opt = torch.optim.AdamW(enc2.parameters(), lr=cfg.optim.lr)
+    gen = torch.Generator().manual_seed(0)
+    groups = anchor_batches(n_blocks, cfg.optim.batch_size, gen)[:plain_batches]
+    plain = repeat(lambda: [plain_encoder_step(enc2, opt, blocks, a, cfg, gen) for a in groups], 1)
+    # CPU seconds: both loops are single-threaded, so this is their cost independent of machine load.
+    fast_batch_ms = fast["cpu_s"] / n_batches * 1e3
+    plain_batch_ms = plain["cpu_s"] / len(groups) * 1e3
+    return {"n_blocks": n_blocks, "batch_size": cfg.optim.batch_size, "epoch_cpu_s": fast["cpu_s"],
+            "epoch_s": fast["median_s"], "blocks_per_s": n_blocks / fast["cpu_s"], "batch_ms": fast_batch_ms,
+            "extra_mb": fast["extra_mb"],
+            "plain_batch_ms": plain_batch_ms, "plain_batches_timed": len(groups),
+            "ratio_plain_over_fast": plain_batch_ms / fast_batch_ms}
+
+
+def bench_timeline(exact_sizes: list[int], allpairs_max: int, approx_quality: list[int], approx_only: list[int],
+                   runs: int) -> dict[str, Any]:
+    """Exact chain (and all-pairs reference where it fits) per N; approximate chain quality and scale."""
+    from .router import build_pseudo_timeline, path_cost
+    from .timeline import greedy_chain_allpairs, greedy_chain_approx, greedy_chain_knn, regime_latents
+
+    out: dict[str, Any] = {"data": "timeline.regime_latents(N, dim=32, seed=1): synthetic regime-structured latents",
+                           "exact": {}, "approx": {}}
+    for n in exact_sizes:
+        z = regime_latents(n, seed=1)
+        r = repeat(lambda z=z: build_pseudo_timeline(z, method="exact"), runs if n <= 10_000 else 1)
+        row = _clean(r)
+        row["ms"] = r["median_s"] * 1e3
+        if n <= allpairs_max:
+            ref = repeat(lambda z=z: greedy_chain_allpairs(z), 1 if n > 2000 else runs)
+            row.update(allpairs_s=ref["median_s"], allpairs_extra_mb=ref["extra_mb"],
+                       ratio_allpairs_over_fast=ref["median_s"] / r["median_s"],
+                       identical_to_allpairs=bool(np.array_equal(ref["result"], r["result"])))
+        out["exact"][str(n)] = row
+    for n in approx_quality:
+        z = regime_latents(n, seed=1)
+        ex = repeat(lambda z=z: greedy_chain_knn(z), 1)
+        ap = repeat(lambda z=z: greedy_chain_approx(z), 1)
+        pe, pa = path_cost(z, ex["result"]), path_cost(z, ap["result"])
+        out["approx"][str(n)] = {"exact_s": ex["median_s"], "exact_cpu_s": ex["cpu_s"],
+                                 "exact_extra_mb": ex["extra_mb"], "approx_s": ap["median_s"],
+                                 "approx_cpu_s": ap["cpu_s"], "approx_extra_mb": ap["extra_mb"],
+                                 "cost_ratio_approx_over_exact": pa / pe,
+                                 "cost_ratio_chrono_over_exact": path_cost(z) / pe}
+    for n in approx_only:
+        z = regime_latents(n, seed=1)
+        ap = repeat(lambda z=z: greedy_chain_approx(z), 1)
+        ok = bool(np.array_equal(np.sort(ap["result"]), np.arange(n)))
+        out["approx"][str(n)] = {"approx_s": ap["median_s"], "approx_cpu_s": ap["cpu_s"],
+                                 "approx_extra_mb": ap["extra_mb"], "valid_permutation": ok,
+                                 "latents_mb": z.nbytes / 2**20}
+        del z
+    return out
+
+
+def bench_live(engine: Any, windows: np.ndarray, n_calls: int) -> dict[str, Any]:
+    r = measure_live_latency(engine, windows, n_calls=n_calls, warmup=20)
+    r.pop("samples_ms")
+    # The same calls timed in this thread's CPU time: what a call costs when it has a core to itself
+    # (wall-time percentiles above include waiting for a core on a shared machine).
+    w = np.asarray(windows, dtype=np.float32)
+    cpu = np.empty(n_calls)
+    for i in range(n_calls):
+        c0 = time.thread_time()
+        engine.predict_live(w[i % len(w)])
+        cpu[i] = (time.thread_time() - c0) * 1e3
+    r.update(cpu_p50_ms=float(np.percentile(cpu, 50)), cpu_p99_ms=float(np.percentile(cpu, 99)),
+             cpu_qps=float(1e3 / cpu.mean()))
+    r.update(registry_entries=len(engine.registry), spec_mean_ms=SPEC_FIGURES["predict_live_mean_ms"],
+             spec_p99_ms=SPEC_FIGURES["predict_live_p99_ms"], spec_qps=SPEC_FIGURES["qps"])
+    return r
+
+
+def bench_batch(engine: Any, windows: np.ndarray, n: int, runs: int) -> dict[str, Any]:
+    """predict_batch on n windows; checks the first rows against predict_live one by one."""
+    rng = np.random.default_rng(0)
+    w = windows[rng.integers(0, len(windows), n)] + 0.01 * rng.standard_normal((n,) + windows.shape[1:])
+    w = w.astype(np.float32)
+    r = repeat(lambda: engine.predict_batch(w), runs)
+    out = r["result"]
+    single = [engine.predict_live(w[i]) for i in range(8)]
+    diff = max(abs(float(p.alpha_prediction) - float(out["alpha"][i])) for i, p in enumerate(single))
+    same_nb = all(list(out["neighbour_indices"][i]) == p.neighbour_indices for i, p in enumerate(single))
+    res = _clean(r)
+    res.update(windows=n, windows_per_s=n / r["cpu_s"], windows_per_s_wall=n / r["median_s"],
+               max_abs_alpha_diff_vs_live=diff,
+               same_neighbours_as_live=same_nb)
+    return res
+
+
+def bench_registry(engine: Any, windows: np.ndarray, size: int, n_calls: int) -> dict[str, Any]:
+    """predict_live against a registry of ``size`` entries (synthetic latents, the engine's trained weights)."""
+    from .router import Registry
+    from .timeline import regime_latents
+
+    old = engine.registry
+    d = old.dim
+    reg = Registry(size, d, old.state_dim, old.block_len, old.decay)
+    z = torch.from_numpy(regime_latents(size, dim=d, seed=5))
+    states = old.states[torch.arange(size) % len(old)]
+    reg.add(z, np.arange(size, dtype=np.float64) * old.block_len, torch.arange(size), states)
+    del z, states
+    try:
+        engine.registry = reg
+        reg.decay_factors(float(engine.train_end_tick))
+        r = measure_live_latency(engine, windows, n_calls=n_calls, warmup=5)
+    finally:
+        engine.registry = old
+    r.pop("samples_ms")
+    r.update(registry_entries=size, registry_mb=(reg.latents.numel() * 4 + reg.states.numel() * 4) / 2**20)
+    return r
+
+
+def bench_gpu() -> dict[str, Any]:
+    """Mixed-precision training throughput on CUDA when present; skipped (with the reason) on CPU."""
+    if not torch.cuda.is_available():
+        return {"skipped": "no CUDA device"}
+    from .encoder import RegimeEncoder
+    from .synthetic import make_regime_series
+    from .training import train_encoder
+
+    cfg = spec_config()
+    cfg.device, cfg.optim.encoder_epochs, cfg.optim.batch_size = "cuda", 1, 512
+    n = 10_000
+    x = make_regime_series(64 * n, n_features=6, seed=3).data
+    blocks = torch.from_numpy(((x - x.mean(0)) / x.std(0)).reshape(n, 64, 6)).cuda()
+    enc = RegimeEncoder(cfg.encoder).cuda()
+    train_encoder(enc, blocks, cfg, torch.Generator().manual_seed(0), [])     # warm-up (kernels, autotune)
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    train_encoder(enc, blocks, cfg, torch.Generator().manual_seed(0), [])
+    torch.cuda.synchronize()
+    dt = time.perf_counter() - t0
+    return {"device": torch.cuda.get_device_name(0), "n_blocks": n, "batch_size": 512, "epoch_s": dt,
+            "blocks_per_s": n / dt, "amp": "bfloat16 autocast"}
+
+
+# ---------------------------------------------------------------------------------------------- driver
+def run_all(quick: bool = False, max_n: int | None = None) -> dict[str, Any]:
+    torch.set_num_threads(1)
+
+    def cap(sizes: list[int]) -> list[int]:
+        return [s for s in sizes if max_n is None or s <= max_n]
+
+    t_all = time.perf_counter()
+    res: dict[str, Any] = {"meta": {
+        "quick": quick, "python": platform.python_version(), "torch": torch.__version__,
+        "threads": torch.get_num_threads(), "load_avg_1min": os.getloadavg()[0],
+        "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+        "when": time.strftime("%Y-%m-%d %H:%M:%S")}}
+    res["fit_spec"], eng, live = bench_fit_spec(1 if quick else 3)
+    res["training"] = {"spec_48": bench_training(48, 24),
+                       "large": bench_training(2000 if quick else 10_000, 6 if quick else 20)}
+    res["pseudo_timeline"] = bench_timeline(
+        exact_sizes=cap([48, 1000, 10_000] if quick else [48, 1000, 10_000, 20_000, 50_000]),
+        allpairs_max=10_000, approx_quality=cap([20_000] if quick else [20_000, 50_000]),
+        approx_only=cap([] if quick else [100_000, 1_000_000]), runs=3 if quick else 5)
+    res["predict_live"] = bench_live(eng, live, 500 if quick else 3000)
+    res["predict_batch"] = bench_batch(eng, live, 4096 if quick else 16_384, 1 if quick else 3)
+    res["registry_large"] = bench_registry(eng, live, 100_000 if quick else 1_000_000, 100 if quick else 300)
+    res["gpu"] = bench_gpu()
+    res["peak_rss_mb"] = _peak_rss_mb()
+    res["targets"] = target_table(res)
+    res["meta"]["bench_s"] = time.perf_counter() - t_all
+    return res
+
+
+def target_table(res: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per target: name, target, measured value, met (None when not measured in this run)."""
+    rows = []
+
+    def add(name: str, target: float, value: float | None, unit: str, higher_is_better: bool = False,
+            wall: float | None = None) -> None:
+        met = None if value is None else (value >= target if higher_is_better else value <= target)
+        rows.append({"name": name, "target": target, "value": value, "unit": unit, "met": met, "wall": wall})
+
+    tl, ap = res["pseudo_timeline"]["exact"], res["pseudo_timeline"]["approx"]
+    f = res["fit_spec"]
+    add("fit, spec setting (30+20 epochs, 48 blocks), CPU s", TARGETS["fit_spec_s"], f["cpu_s"], "s",
+        wall=f["median_s"])
+    t10 = tl.get("10000", {})
+    add("pseudo-timeline, 10k blocks (exact), CPU s", TARGETS["timeline_10k_s"], t10.get("cpu_s"), "s",
+        wall=t10.get("median_s"))
+    add("pseudo-timeline, 10k blocks, extra memory", TARGETS["timeline_10k_extra_mb"],
+        tl.get("10000", {}).get("extra_mb"), "MB")
+    for n, name, key in ((100_000, "100k", "timeline_100k_s"), (1_000_000, "1M", "timeline_1m_s")):
+        row = ap.get(str(n), {})
+        add(f"pseudo-timeline, {name} blocks (approx), CPU s", TARGETS[key], row.get("approx_cpu_s"), "s",
+            wall=row.get("approx_s"))
+    big = [v.get("approx_extra_mb") for k, v in ap.items() if int(k) >= 100_000]
+    add("pseudo-timeline, peak extra memory at 100k-1M", TARGETS["timeline_peak_mb"], max(big) if big else None, "MB")
+    ratios = [v["cost_ratio_approx_over_exact"] for v in ap.values() if "cost_ratio_approx_over_exact" in v]
+    add("approx path cost / exact greedy (20k-50k, worst)", TARGETS["approx_cost_ratio"],
+        max(ratios) if ratios else None, "x")
+    lv = res["predict_live"]
+    add("predict_live p50 (wall)", TARGETS["live_p50_ms"], lv["p50_ms"], "ms")
+    add("predict_live p99 (wall)", TARGETS["live_p99_ms"], lv["p99_ms"], "ms")
+    add("predict_live p99 (CPU time per call)", TARGETS["live_p99_ms"], lv["cpu_p99_ms"], "ms")
+    add("predict_batch throughput (CPU)", TARGETS["batch_windows_per_s"], res["predict_batch"]["windows_per_s"],
+        "windows/s", higher_is_better=True)
+    rl = res["registry_large"]
+    add(f"predict_live p50 with a registry of {rl['registry_entries']:,}", TARGETS["registry_1m_query_ms"],
+        rl["p50_ms"], "ms")
+    return rows
+
+
+def _fmt(v: Any, unit: str = "") -> str:
+    if v is None:
+        return "not measured"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        s = f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}" if abs(v) < 10 else f"{v:.1f}"
+    else:
+        s = f"{v:,}" if isinstance(v, int) else str(v)
+    return f"{s} {unit}".strip()
+
+
+def to_markdown(res: dict[str, Any]) -> str:
+    """The README performance section, generated from a bench JSON document."""
+    m = res["meta"]
+    f, lv, bt, rl = res["fit_spec"], res["predict_live"], res["predict_batch"], res["registry_large"]
+    tl = res["pseudo_timeline"]
+    lines = [
+        f"Measured with `python -m chronoslib bench{' --quick' if m['quick'] else ''}` on {m['cores']} shared CPU "
+        f"cores, torch {m['torch']} single-threaded, {m['when']} (1-min load average {m.get('load_avg_1min', 0):.1f} "
+        "while other jobs shared the cores). Compute stages show process CPU time with wall time in brackets; "
+        "latencies are wall time per call. Spec figures: Apple M2 Pro, PyTorch 2.3.", "",
+        "| Metric | Spec | ChronosDefrag |", "|---|---|---|",
+        f"| Fit, spec setting (30 encoder + 20 predictor epochs, 48 blocks) | ~{f['spec_s']} s (encoder only) | "
+        f"{_fmt(f['cpu_s'], 's')} ({_fmt(f['median_s'], 's')} wall, median of {f['runs']}) |",
+    ]
+    for n, row in tl["exact"].items():
+        spec = f"~{SPEC_FIGURES['pseudo_timeline_48_blocks_ms']} ms" if n == "48" else "-"
+        extra = (f", all-pairs {row['ratio_allpairs_over_fast']:.1f}x slower"
+                 if "ratio_allpairs_over_fast" in row else "")
+        lines.append(f"| Pseudo-timeline, {int(n):,} blocks (exact) | {spec} | {_fmt(row['cpu_s'] * 1e3, 'ms')} "
+                     f"({_fmt(row['ms'], 'ms')}), +{_fmt(row['extra_mb'], 'MB')}{extra} |")
+    for n, row in tl["approx"].items():
+        q = (f", path cost {row['cost_ratio_approx_over_exact']:.3f}x exact greedy"
+             if "cost_ratio_approx_over_exact" in row else "")
+        lines.append(f"| Pseudo-timeline, {int(n):,} blocks (approximate) | - | {_fmt(row['approx_cpu_s'], 's')} "
+                     f"({_fmt(row['approx_s'], 's')}), +{_fmt(row['approx_extra_mb'], 'MB')}{q} |")
+    lines += [
+        f"| predict_live p50 / p99 | ~{lv['spec_mean_ms']} ms (mean) / ~{lv['spec_p99_ms']} ms | "
+        f"{_fmt(lv['p50_ms'], 'ms')} / {_fmt(lv['p99_ms'], 'ms')} wall; {_fmt(lv['cpu_p50_ms'], 'ms')} / "
+        f"{_fmt(lv['cpu_p99_ms'], 'ms')} CPU |",
+        f"| Inference throughput (predict_live, one thread) | ~{lv['spec_qps']:.0f} QPS | "
+        f"{_fmt(lv['qps'], 'QPS')} wall, {_fmt(lv['cpu_qps'], 'QPS')} CPU |",
+        f"| predict_batch, {bt['windows']:,} windows | - | {_fmt(bt['windows_per_s'], 'windows/s')} CPU "
+        f"({_fmt(bt['windows_per_s_wall'], 'windows/s')} wall) |",
+        f"| predict_live with a registry of {rl['registry_entries']:,} | - | p50 {_fmt(rl['p50_ms'], 'ms')}, "
+        f"p99 {_fmt(rl['p99_ms'], 'ms')} |",
+    ]
+    for tr in res["training"].values():
+        lines.append(f"| Encoder training, {tr['n_blocks']:,} blocks (one epoch, batch {tr['batch_size']}) | - | "
+                     f"{_fmt(tr['blocks_per_s'], 'blocks/s')}, plain per-sample step "
+                     f"{tr['ratio_plain_over_fast']:.1f}x slower |")
+    lines.append(f"| Peak memory (whole benchmark process) | ~{SPEC_FIGURES['peak_memory_mb']:.0f} MB | "
+                 f"{_fmt(res['peak_rss_mb'], 'MB')} |")
+    gpu = res.get("gpu", {})
+    lines.append(f"| GPU (bf16 autocast, batch 512) | - | "
+                 f"{gpu.get('skipped') or _fmt(gpu.get('blocks_per_s'), 'blocks/s') + ' on ' + gpu['device']} |")
+    lines += ["", "Targets (issues 2 and 7):", "", "| Target | Goal | Measured | Met |", "|---|---|---|---|"]
+    for t in res["targets"]:
+        goal = ("≥ " if t["unit"] == "windows/s" else "≤ ") + _fmt(float(t["target"]), t["unit"])
+        wall = f" ({_fmt(t['wall'], t['unit'])} wall)" if t.get("wall") is not None else ""
+        lines.append(f"| {t['name']} | {goal} | {_fmt(t['value'], t['unit'])}{wall} | "
+                     f"{'-' if t['met'] is None else 'yes' if t['met'] else '**no**'} |")
+    return "\n".join(lines)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="run the benchmarks and print JSON")
-    p.add_argument("--quick", action="store_true")
+    p.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
+    p.add_argument("--max-n", type=int, default=None, help="skip pseudo-timeline sizes above this many blocks")
+    p.add_argument("--out", default="", help="also write the JSON to this file")
+    p.add_argument("--from", dest="from_file", default="", help="render a saved JSON instead of measuring")
+    p.add_argument("--markdown", action="store_true", help="print the README performance table, not JSON")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    print(json.dumps({"status": "not implemented yet"}))
+    if args.from_file:
+        with open(args.from_file) as f:
+            res = json.load(f)
+    else:
+        res = run_all(quick=args.quick, max_n=args.max_n)
+    text = json.dumps(res, indent=1, default=float)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+    print(to_markdown(res) if args.markdown else text)
+    sys.stdout.flush()
     return 0

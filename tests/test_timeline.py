@@ -1,0 +1,140 @@
+"""Pseudo-timeline at scale: the fast exact chain equals the plain all-pairs chain, the approximate chain is a
+valid permutation within its stated cost bound, and bad input gets named errors."""
+
+import numpy as np
+import pytest
+import torch
+
+from chronoslib import build_pseudo_timeline
+from chronoslib.errors import DataError
+from chronoslib.router import greedy_chain_exact, path_cost
+from chronoslib.timeline import (
+    greedy_chain_allpairs,
+    greedy_chain_approx,
+    greedy_chain_knn,
+    knn_lists,
+    regime_latents,
+    spherical_kmeans,
+)
+
+
+def unit(n, d, seed):
+    x = np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def brute_chain(z, start=0):
+    """Independent oracle in float64 with an explicit Python scan (lowest index wins ties)."""
+    z = np.asarray(z, dtype=np.float64)
+    n = len(z)
+    left, order, cur = set(range(n)) - {start}, [start], start
+    while left:
+        cur = max(sorted(left), key=lambda j: float(z[cur] @ z[j]))
+        left.remove(cur)
+        order.append(cur)
+    return np.array(order)
+
+
+def test_allpairs_reference_matches_worked_example_and_brute_force():
+    z = np.array([[1, 0], [0, 1], [0.9, 0.1]], dtype=np.float32)
+    z /= np.linalg.norm(z, axis=1, keepdims=True)
+    assert greedy_chain_allpairs(z).tolist() == [0, 2, 1]
+    zz = unit(60, 5, 0)
+    assert np.array_equal(greedy_chain_allpairs(zz), brute_chain(zz))
+
+
+@pytest.mark.parametrize("n,d,k,start", [(700, 8, 16, 0), (700, 8, 2, 0), (500, 32, 4, 123), (5, 3, 16, 2)])
+def test_knn_chain_is_identical_to_all_pairs(n, d, k, start):
+    z = unit(n, d, n + d)
+    assert np.array_equal(greedy_chain_knn(z, start=start, k=k), greedy_chain_allpairs(z, start=start))
+
+
+def test_knn_chain_on_regime_latents_with_many_list_exhaustions():
+    z = regime_latents(1500, dim=16, seed=4)
+    assert np.array_equal(greedy_chain_knn(z, k=3), greedy_chain_allpairs(z))
+
+
+def test_exact_ties_resolve_to_the_lowest_index_like_the_reference():
+    base = unit(40, 6, 1)
+    z = np.concatenate([base, base[::-1], base[:10]])   # every row duplicated: exact ties everywhere
+    ref = greedy_chain_allpairs(z)
+    assert np.array_equal(greedy_chain_knn(z, k=3), ref)
+    assert np.array_equal(greedy_chain_knn(z, k=16), ref)
+
+
+def test_router_exact_and_public_entry_use_the_fast_exact_chain():
+    z = unit(900, 12, 7)
+    ref = greedy_chain_allpairs(z)
+    assert np.array_equal(greedy_chain_exact(z), ref)
+    assert np.array_equal(build_pseudo_timeline(torch.from_numpy(z), method="exact"), ref)
+    assert np.array_equal(build_pseudo_timeline(z, method="auto", approx_threshold=10_000), ref)
+
+
+def test_knn_lists_equal_a_brute_force_top_k():
+    z = torch.from_numpy(unit(300, 8, 3))
+    idx, val = knn_lists(z, 5, chunk_bytes=4096)  # tiny chunks: many row blocks
+    s = (z @ z.T).numpy()
+    np.fill_diagonal(s, -np.inf)
+    top = np.argsort(-s, axis=1, kind="stable")[:, :5]
+    assert np.array_equal(np.sort(idx, axis=1), np.sort(top, axis=1))
+    np.testing.assert_allclose(val, np.take_along_axis(s, top, axis=1), atol=1e-6)
+    assert (np.diff(val, axis=1) <= 0).all()
+
+
+def _is_perm_from(order, n, start):
+    return order[0] == start and np.array_equal(np.sort(order), np.arange(n))
+
+
+def test_approx_chain_is_a_valid_permutation_within_the_cost_bound():
+    # Stated bound (README, bench): path cost within 5 % of exact greedy on regime-structured latents.
+    z = regime_latents(6000, dim=32, seed=2)
+    exact = greedy_chain_knn(z)
+    approx = greedy_chain_approx(z, n_clusters=60)      # > 2048 blocks: the clustered index is really used
+    assert _is_perm_from(approx, 6000, 0)
+    assert path_cost(z, approx) <= 1.05 * path_cost(z, exact)
+    assert path_cost(z, approx) < path_cost(z)          # and it still defragments: beats chronological order
+
+
+def test_approx_chain_survives_exhausted_lists_and_hard_data_and_is_seeded():
+    z = unit(3000, 24, 9)                                # uniform on the sphere: worst case for cells
+    a = greedy_chain_approx(z, k=2, n_clusters=40, probe=2, scan_probe=1, start=17, seed=3)
+    assert _is_perm_from(a, 3000, 17)
+    b = greedy_chain_approx(z, k=2, n_clusters=40, probe=2, scan_probe=1, start=17, seed=3)
+    assert np.array_equal(a, b)
+    rand = np.random.default_rng(0).permutation(3000)
+    assert path_cost(z, a) < 0.8 * path_cost(z, rand)
+
+
+def test_approx_on_small_n_is_the_exact_chain_and_auto_switches_by_size():
+    z = unit(400, 8, 5)
+    assert np.array_equal(greedy_chain_approx(z), greedy_chain_allpairs(z))
+    big = regime_latents(3000, dim=8, seed=1)
+    assert np.array_equal(build_pseudo_timeline(big, method="auto", approx_threshold=2500), greedy_chain_approx(big))
+
+
+def test_spherical_kmeans_separates_well_separated_directions():
+    z = regime_latents(4000, dim=16, n_regimes=3, spread=0.05, seed=0)
+    cent, lab = spherical_kmeans(torch.from_numpy(z), 3, seed=0)
+    assert cent.shape == (3, 16) and lab.shape == (4000,)
+    np.testing.assert_allclose(cent.norm(dim=1).numpy(), 1.0, atol=1e-5)
+    sims = (torch.from_numpy(z) @ cent.T).max(dim=1).values
+    assert float(sims.mean()) > 0.8
+
+
+def test_regime_latents_are_unit_and_regime_structured():
+    z = regime_latents(2000, dim=32, seed=1)
+    assert z.shape == (2000, 32) and z.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, atol=1e-5)
+    adjacent = float((z[1:] * z[:-1]).sum(1).mean())
+    random_pairs = float((z * z[np.random.default_rng(0).permutation(2000)]).sum(1).mean())
+    assert adjacent > random_pairs + 0.2
+
+
+@pytest.mark.parametrize("fn", [greedy_chain_allpairs, greedy_chain_knn, greedy_chain_approx])
+def test_bad_latents_and_start_are_named_errors(fn):
+    with pytest.raises(DataError, match="non-empty"):
+        fn(np.zeros((0, 4), dtype=np.float32))
+    with pytest.raises(DataError, match="NaN or inf"):
+        fn(np.array([[1.0, np.nan], [0.0, 1.0]], dtype=np.float32))
+    with pytest.raises(DataError, match="start must be a block index in \\[0, 3\\)"):
+        fn(unit(3, 2, 0), start=3)
