@@ -33,23 +33,14 @@ def greedy_chain_exact(z: np.ndarray | torch.Tensor, start: int = 0) -> np.ndarr
     """Exact greedy nearest-neighbour chain over unit vectors z (N, D), starting at ``start``.
 
     At each step the next position is the unvisited block with the highest cosine similarity to the
-    current one (ties: lowest index). Returns an (N,) int64 permutation.
+    current one (ties: lowest index). Returns an (N,) int64 permutation. Implemented by
+    ``timeline.greedy_chain_knn``: cached K-NN lists from chunked matmuls plus a visited mask, with a scan of
+    the unvisited blocks only when a list cannot decide; memory O(N * (D + K)), never N x N.
     """
-    zt = _as_unit_tensor(z)
-    n = zt.shape[0]
-    order = np.empty(n, dtype=np.int64)
-    visited = torch.zeros(n, dtype=torch.bool)
-    neg_inf = torch.tensor(float("-inf"))
-    cur = int(start)
-    with torch.inference_mode():
-        for i in range(n):
-            order[i] = cur
-            visited[cur] = True
-            if i == n - 1:
-                break
-            sims = torch.mv(zt, zt[cur])                 # (N,)
-            cur = int(torch.where(visited, neg_inf, sims).argmax())
-    return order
+    from .timeline import greedy_chain_knn
+
+    _as_unit_tensor(z)  # same validation and messages as before
+    return greedy_chain_knn(z, start=start)
 
 
 def build_pseudo_timeline(z: np.ndarray | torch.Tensor, method: str = "auto",
