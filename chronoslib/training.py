@@ -56,8 +56,12 @@ def train_encoder(encoder: RegimeEncoder, blocks: torch.Tensor, cfg: DefragConfi
             idx = torch.cat([a, a + 1])                                  # (2m,) blocks t and t+1
             x = blocks[idx]                                             # (2m, L, F)
             views = torch.cat([augment(x, e, gen), augment(x, e, gen)])  # (4m, L, F)
-            z = encoder(views)                                          # (4m, D)
-            p = encoder.project(z)                                      # (4m, P)
+            # Mixed precision on a GPU only (bf16 autocast: no loss scaling needed); CPU stays fp32 and exact.
+            # The losses (eigvalsh in TER) always run in fp32.
+            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+                z = encoder(views)                                      # (4m, D)
+                p = encoder.project(z)                                  # (4m, P)
+            z, p = z.float(), p.float()
             z1, z2 = z.chunk(2)
             p1, p2 = p.chunk(2)
             l_nce = info_nce(p1, p2, encoder.temperature, ids=idx)
