@@ -415,3 +415,14 @@ def test_semicolon_csv_with_decimal_commas_reads_as_numbers(tmp_path):
     df = read_table(path)
     assert df["kurs"].tolist() == [1.5, 2.25, -0.5] and df["menge"].tolist() == [10, 11, 12]
     assert detect_timestamp_column(df) == "datum"
+
+
+def test_gzipped_csv_reads_from_a_path_and_from_bytes(tmp_path):
+    import gzip
+
+    blob = gzip.compress(_good_csv().encode())
+    (tmp_path / "x.csv.gz").write_bytes(blob)
+    a = read_table(str(tmp_path / "x.csv.gz"))
+    b = read_table(blob, name="upload.csv.gz")
+    pd.testing.assert_frame_equal(a, b)
+    assert a.shape == (80, 3)
