@@ -152,10 +152,10 @@ def headline(result: dict) -> list[tuple[str, str, str]]:
     """(label, value, help) triples for a row of metrics at the top of the page."""
     s = result["summary"]
     out = []
-    short = {"chrono_context": "chrono context", "routed": "as deployed"}
+    short = {"chrono_context": "context", "routed": "deployed"}
     for p in result.get("protocols", []):
         st = s["error_reduction_pct"][p]["vs_chrono"]
-        out.append((f"Error cut vs chrono ({short.get(p, p)})",
+        out.append((f"Error cut · {short.get(p, p)}",
                     fmt_ci(st.get("mean"), st.get("ci"), 1, " %").replace(" (no interval: one seed)", ""),
                     f"Held-out error reduction of pseudo-timeline over chronological training, "
                     f"{PROTOCOL_LABEL.get(p, p)}, paired per seed, 95 % interval"))

@@ -67,8 +67,9 @@ with st.form("evidence_form"):
     run = st.form_submit_button("Run evaluation", type="primary")
 st.caption(f"Data: **{ds.name}** · {ds.features.shape[0]:,} ticks, training span {ds.split:,} ticks · "
            f"model configuration: {cfg_origin} · block length {cfg.encoder.block_len}, latent "
-           f"{cfg.encoder.latent_dim}, window {cfg.predictor.window}. Defaults are small and fast; raise seeds and "
-           "epochs for tighter intervals.")
+           f"{cfg.encoder.latent_dim}, window {cfg.predictor.window}. The defaults are small and fast: fewer encoder "
+           f"epochs than the model's own {cfg.optim.encoder_epochs} give weaker latents (regime recovery suffers); "
+           "use the model's settings and more seeds for tighter, representative numbers.")
 
 if run:
     bar = st.progress(0.0, text="fitting the encoder for the first seed …")

@@ -39,7 +39,7 @@ def test_evidence_page_runs_a_tiny_evaluation_and_caches_it():
     assert res["dataset"] == at.session_state[session.K_DATASET].name
     shown = "\n".join(e.value for e in (*at.success, *at.info, *at.warning))
     assert all(v in shown for v in res["verdicts"])
-    assert len(at.metric) == 4 and at.metric[0].label == "Error cut vs chrono (chrono context)"
+    assert len(at.metric) == 4 and at.metric[0].label == "Error cut · context"
     assert any("defragmented training" in v for v in res["verdicts"])
     assert len(at.get("plotly_chart")) == 4
     # a page switch and back shows the cached result without rerunning

@@ -168,5 +168,5 @@ def test_verdict_groups_tones_and_headline():
     assert group_tone("error", ["reduced held-out error", "increased held-out error"]) == "mixed"
     assert group_tone("error", ["no clear benefit"]) == "neutral"
     h = {label: value for label, value, _ in headline(res)}
-    assert h["Error cut vs chrono (as deployed)"].startswith("45.0 ± ")
+    assert h["Error cut · deployed"].startswith("45.0 ± ")
     assert h["Held-out ARI latent / base"] == "0.92 / 0.32" and h["Alpha rho (as deployed)"].startswith("0.25 ± ")
