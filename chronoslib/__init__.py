@@ -7,13 +7,22 @@ Public API (see README): ``DefragConfig``, ``ChronosDefragEngine``, ``LivePredic
 from .config import DataConfig, DefragConfig, EncoderConfig, OptimConfig, PredictorConfig, RoutingConfig
 from .engine import ChronosDefragEngine, LivePrediction
 from .errors import (
+    BadValuesError,
     CheckpointError,
+    ColumnError,
     ConfigError,
     DataError,
+    DelimiterError,
+    EmptyFileError,
+    FileTooLargeError,
     LookAheadError,
+    NestedColumnError,
+    NoFeaturesError,
     NotEnoughBlocksError,
     NotFittedError,
     RegistryEmptyError,
+    TimestampError,
+    UnreadableFileError,
 )
 from .router import Registry, build_pseudo_timeline, greedy_chain_exact, path_cost
 
@@ -21,6 +30,8 @@ __all__ = [
     "ChronosDefragEngine", "LivePrediction", "DefragConfig", "EncoderConfig", "RoutingConfig",
     "PredictorConfig", "OptimConfig", "DataConfig", "build_pseudo_timeline", "greedy_chain_exact",
     "path_cost", "Registry", "CheckpointError", "ConfigError", "DataError", "LookAheadError",
-    "NotEnoughBlocksError", "NotFittedError", "RegistryEmptyError",
+    "NotEnoughBlocksError", "NotFittedError", "RegistryEmptyError", "BadValuesError", "ColumnError",
+    "DelimiterError", "EmptyFileError", "FileTooLargeError", "NestedColumnError", "NoFeaturesError",
+    "TimestampError", "UnreadableFileError",
 ]
 __version__ = "0.1.0"

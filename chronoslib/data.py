@@ -25,7 +25,19 @@ import numpy as np
 import pandas as pd
 
 from .config import DataConfig
-from .errors import DataError, NotEnoughBlocksError
+from .errors import (
+    BadValuesError,
+    ColumnError,
+    DataError,
+    DelimiterError,
+    EmptyFileError,
+    FileTooLargeError,
+    NestedColumnError,
+    NoFeaturesError,
+    NotEnoughBlocksError,
+    TimestampError,
+    UnreadableFileError,
+)
 from .features import DEFAULT_VOL_WINDOW, NEEDS, TRANSFORMS, check_transforms, engineer, needed_roles, warmup_ticks
 
 __all__ = [
@@ -56,43 +68,6 @@ _CLI_HINT = "train on it from the command line instead: python -m chronoslib tra
 _DELIMS = [",", ";", "\t", "|"]
 _LABEL_NAMES = ("regime", "regimes", "label", "labels", "true_regime", "regime_label", "ground_truth", "state")
 _TS_NAMES = ("timestamp", "time", "date", "datetime", "ts", "date_time", "time_stamp", "dt")
-
-
-# ---------------------------------------------------------------------------------------------------- errors
-class EmptyFileError(DataError):
-    """The file has no bytes, no header or no data rows."""
-
-
-class FileTooLargeError(DataError):
-    """The file (bytes or rows) is above the interactive limit or what fits in memory."""
-
-
-class UnreadableFileError(DataError):
-    """The file is not a CSV / Parquet that can be parsed."""
-
-
-class DelimiterError(UnreadableFileError):
-    """The CSV seems to use a delimiter other than the accepted ones."""
-
-
-class NestedColumnError(UnreadableFileError):
-    """A Parquet column holds nested values (struct / list / map)."""
-
-
-class ColumnError(DataError):
-    """A named column is missing or chosen for two roles."""
-
-
-class NoFeaturesError(DataError):
-    """No numeric column is left to use as a feature."""
-
-
-class BadValuesError(DataError):
-    """NaN / inf / non-numeric cells (or values the transforms cannot take) in the used columns."""
-
-
-class TimestampError(DataError):
-    """Timestamps are unparseable, missing, duplicated or not increasing."""
 
 
 # ---------------------------------------------------------------------------------------------------- dataset

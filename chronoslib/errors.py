@@ -21,6 +21,42 @@ class NotEnoughBlocksError(DataError):
     """Fewer than 4 complete blocks can be cut from the data."""
 
 
+class EmptyFileError(DataError):
+    """The file has no bytes, no header or no data rows."""
+
+
+class FileTooLargeError(DataError):
+    """The file (bytes or rows) is above the interactive limit or what fits in memory."""
+
+
+class UnreadableFileError(DataError):
+    """The file is not a CSV / Parquet that can be parsed."""
+
+
+class DelimiterError(UnreadableFileError):
+    """The CSV seems to use a delimiter other than the accepted ones."""
+
+
+class NestedColumnError(UnreadableFileError):
+    """A Parquet column holds nested values (struct / list / map)."""
+
+
+class ColumnError(DataError):
+    """A named column is missing or chosen for two roles."""
+
+
+class NoFeaturesError(DataError):
+    """No numeric column is left to use as a feature."""
+
+
+class BadValuesError(DataError):
+    """NaN / inf / non-numeric cells (or values the transforms cannot take) in the used columns."""
+
+
+class TimestampError(DataError):
+    """Timestamps are unparseable, missing, duplicated or not increasing."""
+
+
 class LookAheadError(ValueError):
     """A live query claims a timestamp inside the span the model was trained on."""
 
