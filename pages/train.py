@@ -21,7 +21,7 @@ from pages import session
 
 session.guard()
 
-LIVE_REFRESH_S = 0.7   # fragment poll interval while a run is in flight
+LIVE_REFRESH_S = 1.0   # fragment poll interval while a run is in flight
 MIN_BLOCKS, RECOMMENDED_BLOCKS = 4, 50  # the engine refuses fewer than 4; the spec recommends at least 50
 
 

@@ -59,8 +59,8 @@ def test_a_bad_upload_shows_a_readable_error_on_the_data_page(page, tmp_path):  
 
 def test_a_tiny_model_trains_through_the_ui_with_a_live_loss_chart(page):  # noqa: F811
     open_page(page, "Train")
-    page.get_by_label("Encoder epochs").fill("4")
-    page.get_by_label("Predictor epochs").fill("2")
+    page.get_by_label("Encoder epochs").fill("2")
+    page.get_by_label("Predictor epochs").fill("1")
     page.get_by_role("button", name="Train").click()
     # The sidebar flips to the new model when the background run has finished and the app reran.
     page.wait_for_function("() => document.querySelector('[data-testid=\"stSidebar\"]')"

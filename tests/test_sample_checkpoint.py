@@ -60,4 +60,4 @@ def test_the_checkpoint_predicts_held_out_windows_and_refuses_look_ahead(shipped
     starts = eng.block_starts[batch["neighbour_indices"][:, 0]]
     truth = np.array([np.bincount(ds.labels[ds.split + i * L: ds.split + (i + 1) * L]).argmax() for i in range(n)])
     found = np.array([np.bincount(ds.labels[s: s + L]).argmax() for s in starts])
-    assert (truth == found).mean() > 0.6
+    assert (truth == found).mean() > 0.8  # majority-class share is about 0.6
