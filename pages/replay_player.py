@@ -1,0 +1,121 @@
+"""The Live replay page's browser-side player: a Streamlit custom component without a build step.
+
+Why: every change to an ``st.plotly_chart`` gives it a new element id, so the browser remounts the chart and
+draws it from scratch; measured here, a page redrawing its charts that way showed ~2 frames per second and
+blank charts in between. The player (``replay_player.html`` + plotly.js from the installed plotly package)
+keeps its charts and updates them with ``Plotly.react``: the server sends base figures (from
+``chronoslib.plots_live``) when playback starts or stops, then per-window frames in chunks of about one
+second, each computed with ``predict_live`` just before it is sent; the player asks for the next chunk
+before it runs dry (its value: ``{"request": chunk_id}``) and reports ``{"finished": chunk_id}`` at the end.
+Not a page (it is not listed in ``st.navigation``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from typing import Any
+
+import numpy as np
+import plotly
+import streamlit.components.v1 as components
+
+from chronoslib import plots_live
+from chronoslib.replay import ReplaySession
+
+LIVE_POINTS = 1000  # context lines in the player are strided to this many points: each redraw costs less
+_HTML = os.path.join(os.path.dirname(os.path.abspath(__file__)), "replay_player.html")
+
+
+def _component_dir() -> str:
+    """A folder with index.html and plotly.min.js (copied from the plotly package, so nothing is vendored)."""
+    with open(_HTML, "rb") as f:
+        html = f.read()
+    tag = hashlib.sha1(html + plotly.__version__.encode()).hexdigest()[:12]
+    d = os.path.join(tempfile.gettempdir(), f"chronos_replay_player_{tag}")
+    if not os.path.exists(os.path.join(d, "plotly.min.js")):
+        tmp = tempfile.mkdtemp(prefix="chronos_player_")
+        with open(os.path.join(tmp, "index.html"), "wb") as f:
+            f.write(html)
+        shutil.copy(os.path.join(os.path.dirname(plotly.__file__), "package_data", "plotly.min.js"), tmp)
+        try:
+            os.replace(tmp, d)
+        except OSError:  # another session made it first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return d
+
+
+_player = components.declare_component("replay_player", path=_component_dir())
+
+
+def frame(rs: ReplaySession, i: int, streak: np.ndarray, alerts: np.ndarray, regimes: dict[str, np.ndarray],
+          train_series: np.ndarray | None, train_timestamps: np.ndarray | None) -> dict[str, Any]:
+    """One window's numbers for the player (plain JSON): gauges, panel point, metrics, neighbour rows/marks."""
+    rows = rs.neighbour_table(i, regimes=regimes, train_timestamps=train_timestamps)
+    f: dict[str, Any] = {
+        "i": int(i), "s": int(rs.starts[i]), "tick": rs.tick(i), "conf": float(rs.confidence[i]),
+        "alpha": float(rs.alpha[i]), "online": float(rs.online_confidence[i]) if rs.online else None,
+        "lat": float(rs.latency_ms[i]), "run": int(streak[i]), "alert": bool(alerts[i]),
+        "nb": [[str(v) for v in r.values()] for r in rows]}
+    if train_series is not None:
+        f["mk"] = plots_live.neighbour_marker_trace(train_series, rs.engine.block_starts, rs.block_len,
+                                                    rs.neighbour_ids[i], rs.neighbour_weights[i],
+                                                    regimes.get("cluster"))
+    return f
+
+
+def render(rs: ReplaySession, *, playing: bool, fresh: bool, chunk_id: int, frames_from: int, speed: float,
+           threshold: float, patience: int, regimes: dict[str, np.ndarray], replay_series: np.ndarray,
+           replay_label: str, train_series: np.ndarray | None, train_label: str,
+           train_timestamps: np.ndarray | None, key: str = "rp_player") -> Any:
+    """Draw the player. ``fresh``: send base figures of the state up to the latest predicted window (on start,
+    pause, step, reset); ``frames_from``: first window index to send as frames (the chunk just predicted)."""
+    p, i = rs.position, rs.current()
+    al = rs.alert(threshold, patience)
+    streak = al["streak"] if p else np.zeros(0, dtype=np.int64)
+    alerts = al["alerts"] if p else np.zeros(0, dtype=bool)
+    args: dict[str, Any] = {
+        "chunk_id": int(chunk_id), "playing": bool(playing), "fresh": bool(fresh), "speed": float(speed),
+        "n_windows": rs.n_windows, "tick0": int(rs.source.start_tick), "block_len": rs.block_len,
+        "threshold": float(threshold), "patience": int(patience), "more": not rs.done,
+        "frames": [], "current": None, "gauges": None, "panel": None, "marks": None, "series": None,
+        "idx": None, "nb_cols": None}
+    amax = float(np.nanmax(np.abs(rs.alpha[:p]))) if p else 0.2
+    # While playing the alpha gauge's range is fixed at start (alpha seen so far, with headroom).
+    args["alpha_range"] = max(0.25, round(1.5 * amax, 2))
+    if p:
+        args["nb_cols"] = list(rs.neighbour_table(i, regimes=regimes, train_timestamps=train_timestamps)[0])
+    td = frame if p else None
+    if fresh:
+        args["series"] = np.asarray(replay_series, dtype=np.float64).round(6).tolist()
+        ticks = rs.source.start_tick + rs.starts[:p]
+        cur = rs.current() if p else None
+        args["gauges"] = plots_live.gauges(rs.confidence[cur] if p else None, rs.alpha[cur] if p else None,
+                                           threshold, args["alpha_range"],
+                                           (rs.online_confidence[cur] if p else float("nan")) if rs.online
+                                           else None).to_json()
+        # The window trace must exist for the player to move it: before the first window, draw window 0.
+        panel = plots_live.replay_panel(replay_series, int(rs.starts[max(cur or 0, 0)]), rs.block_len,
+                                        rs.source.start_tick, ticks, rs.confidence[:p], threshold, alerts,
+                                        rs.online_confidence[:p] if rs.online else None, replay_label,
+                                        max_points=LIVE_POINTS)
+        args["panel"] = panel.to_json()
+        names = [t.name for t in panel.data]
+        args["idx"] = {"window": names.index("current window"), "frozen": names.index("frozen registry"),
+                       "alerts": names.index("re-fit alert"),
+                       "online": names.index("online registry") if rs.online else None,
+                       "online_gauge": 1 if rs.online else None}
+        if train_series is not None:
+            ids = rs.neighbour_ids[cur] if p else []
+            ws = rs.neighbour_weights[cur] if p else []
+            args["marks"] = plots_live.neighbour_marks(train_series, rs.engine.block_starts, rs.block_len, ids, ws,
+                                                       regimes.get("cluster"), train_label, height=300,
+                                                       max_points=LIVE_POINTS).to_json()
+        if td is not None:
+            args["current"] = td(rs, cur, streak, alerts, regimes, train_series, train_timestamps)
+    if playing and td is not None:
+        args["frames"] = [td(rs, j, streak, alerts, regimes, train_series, train_timestamps)
+                          for j in range(frames_from, p)]
+    return _player(key=key, default=None, **args)
