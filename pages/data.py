@@ -153,6 +153,11 @@ def apply(t: dict[str, Any], choice: dict[str, Any]) -> None:
         args[f"{role}_col"] = args[f"{role}_col"] or None     # None: detect by name when a transform needs it
     try:
         ds = build_dataset(t["df"], t["name"], **args)
+        if ds.prices is None and (found := detect_price_columns(t["df"]).get("price")):
+            try:  # a column named like a price is still charted when no transform reads it
+                ds = build_dataset(t["df"], t["name"], **(args | {"price_col": found}))
+            except (ValueError, RuntimeError):
+                pass  # the chart-only price is unusable (bad cells): keep the dataset without it
     except (ValueError, RuntimeError) as exc:
         st.error(f"**{t['name']}** cannot be used as it is: {exc}")
         return
@@ -192,7 +197,8 @@ def dataset_overview(ds: Dataset) -> None:
         st.info("\n".join(f"- {n}" for n in ds.notes), icon=":material/info:")
     eng = session.engine()
     if eng is not None and (why := session.model_mismatch()) is not None:
-        st.warning(f"The active model cannot run on this data: {why}.", icon=":material/warning:")
+        st.warning(f"The active model cannot run on this data: {why}. Train a new model on the Train page or "
+                   "load a matching checkpoint there.", icon=":material/warning:")
     elif eng is not None and session.model_info().get("dataset") not in (None, "?", ds.name):
         st.caption(f"The active model was trained on *{session.model_info().get('dataset')}*; train on this "
                    "dataset on the Train page to compare like with like.")
@@ -202,7 +208,9 @@ def dataset_chart(ds: Dataset) -> None:
     names = list(ds.feature_names)
     default = names[: min(3, len(names))]
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
-    shown = c1.multiselect("Features in the chart", names, default, key="dt_chart_feats")
+    # Keyed by the dataset, so a new dataset starts from its own first features instead of an empty choice.
+    key = "dt_chart_feats_" + hashlib.sha1(f"{ds.name}:{names}".encode()).hexdigest()[:10]
+    shown = c1.multiselect("Features in the chart", names, default, key=key)
     colour = ds.labels is not None and ds.prices is not None and \
         c2.checkbox("Colour the price by ground-truth regime", True, key="dt_chart_labels")
     cols: dict[str, np.ndarray] = {}
@@ -223,7 +231,7 @@ def dataset_tables(ds: Dataset) -> None:
     with tab1:
         feat = pd.DataFrame(ds.features[:PREVIEW_ROWS], columns=ds.feature_names)
         if ds.timestamps is not None:
-            feat.insert(0, "time", ds.timestamps[:PREVIEW_ROWS])
+            feat.insert(0, "time", [_when(v) for v in ds.timestamps[:PREVIEW_ROWS]])
         st.dataframe(feat, height=280, width="stretch", hide_index=True)
         st.caption(f"First {min(PREVIEW_ROWS, len(ds.features)):,} of {len(ds.features):,} rows, before "
                    "normalisation (the engine fits it on the training span).")

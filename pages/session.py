@@ -122,7 +122,8 @@ def frame(current_title: str | None, mark: bool = True) -> None:
             st.caption(f"**Model:** {info.get('origin', '?')} · on *{info.get('dataset', '?')}* · "
                        f"{len(eng.block_latents):,} blocks · {describe_when(info.get('when'))}")
             if (why := model_mismatch()) is not None:
-                st.warning(f"Model and data do not match: {why}.", icon=":material/warning:")
+                st.warning(f"Model and data do not match: {why}. Train or load a matching model.",
+                           icon=":material/warning:")
         else:
             st.caption("**Model:** none yet — train one on the Train page")
         gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
@@ -152,8 +153,7 @@ def model_mismatch() -> str | None:
         return None
     f_model, f_data = eng.cfg.encoder.input_dim, ds.features.shape[1]
     if f_model != f_data:
-        return (f"the model expects {f_model} features per tick but *{ds.name}* has {f_data}: "
-                "train a new model on the Train page or load a matching checkpoint")
+        return f"the model expects {f_model} features per tick but *{ds.name}* has {f_data}"
     return None
 
 

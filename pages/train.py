@@ -273,7 +273,8 @@ if eng is None:
     st.info("No model yet: press **Train** above or load a checkpoint below.")
 else:
     if (why := session.model_mismatch()) is not None:
-        st.warning(f"This model does not fit the active data: {why}.")
+        st.warning(f"This model does not fit the active data: {why}. Train a new one above or load a matching "
+                   "checkpoint below.", icon=":material/warning:")
     model_summary(eng)
 
 st.subheader("Model files")
