@@ -2,6 +2,9 @@
 
 Every key lives here, so pages never spell session-state keys themselves. Values are per session: a second
 browser tab gets its own dataset and model, and nothing here is shared through ``st.cache_resource``.
+Also owns the shared frame every page shows (``frame``: sidebar with dataset, model provenance, device and
+training progress) and the background training run (``TrainJob``: a thread per run, whose engine becomes this
+session's model only when it has finished).
 """
 
 from __future__ import annotations
