@@ -293,6 +293,17 @@ class ReplaySession:
                  "neighbour_indices": self.neighbour_ids[i].tolist(),
                  "neighbour_weights": self.neighbour_weights[i].tolist()} for i in range(self.position)]
 
+    def analysis(self) -> dict[str, np.ndarray]:
+        """The replayed windows that do not overlap (one every block_len ticks), in the same form as
+        ``batch_analysis``: start, tick, latent, confidence, alpha, neighbour_ids, neighbour_age."""
+        step = max(1, self.block_len // self.stride)
+        idx = np.arange(0, self.position, step)
+        ticks = self.source.start_tick + self.starts[idx]
+        return {"start": self.starts[idx], "tick": ticks, "latent": self.latents[idx],
+                "confidence": self.confidence[idx], "alpha": self.alpha[idx],
+                "neighbour_ids": self.neighbour_ids[idx],
+                "neighbour_age": diagnostics.neighbour_age(ticks, self.neighbour_ticks[idx])}
+
     def alert(self, threshold: float, patience: int) -> dict:
         """The deployment rule on the frozen model's confidence so far (see diagnostics.low_confidence_alert)."""
         return diagnostics.low_confidence_alert(self.confidence[: self.position], threshold, patience)

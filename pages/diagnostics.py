@@ -1,9 +1,111 @@
-"""Diagnostics page (placeholder until its issue lands)."""
+"""Diagnostics page: collapse and drift at a glance.
 
+Collapse: per-epoch batch entropy vs the TER target, mean pairwise cosine and effective rank from the training
+history, a histogram of pairwise similarities of the block latents, and a verdict (healthy / collapsing /
+collapsed) with the spec's mitigations. Drift: for the held-out span (optionally with a simulated break), an
+uploaded continuation or the last replay, the distance of each window of latents from the training manifold
+over time (centroid distance and MMD² against thresholds from contiguous training windows), the age of the
+retrieved neighbours and the confidence, with a verdict and the suggested action. All numbers come from
+``chronoslib.diagnostics``; this page only lays them out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
 import streamlit as st
 
+from chronoslib import diagnostics, plots_live, replay
 from pages import session
 
 session.guard()
 st.title("Diagnostics")
-st.info("This page is being built.")
+eng, ds = session.engine(), session.dataset()
+if eng is None:
+    st.info("No model yet: train one on the **Train** page or load a checkpoint there.")
+    st.stop()
+
+# ---------------------------------------------------------------------- collapse
+st.header("Collapse")
+z = np.asarray(eng.block_latents)
+stats = diagnostics.collapse_stats(z)
+box = {"healthy": st.success, "collapsing": st.warning, "collapsed": st.error}[stats["verdict"]]
+box(f"**{stats['verdict'].capitalize()}** — {len(z):,} block latents: mean pairwise cosine "
+    f"**{stats['mean_cos']:.3f}** (collapsing ≥ {diagnostics.COLLAPSING_MEAN_COS}, collapsed ≥ "
+    f"{diagnostics.COLLAPSE_MEAN_COS}), effective rank **{stats['eff_rank']:.2f}** of {z.shape[1]} "
+    f"(collapsing < {diagnostics.COLLAPSING_EFF_RANK}, collapsed < {diagnostics.COLLAPSE_EFF_RANK}).")
+st.markdown("\n".join(f"- {m}" for m in diagnostics.COLLAPSE_MITIGATIONS[stats["verdict"]]))
+curves = diagnostics.collapse_curves(eng.history)
+left, right = st.columns([3, 2])
+with left:
+    if len(curves["epoch"]):
+        flagged = [int(e) for e, v in zip(curves["epoch"], curves["verdict"]) if v == "collapsed"]
+        st.plotly_chart(plots_live.collapse_figure(curves), width="stretch", key="dg_curves")
+        if flagged:
+            st.caption(f"Encoder epochs flagged collapsed during training: {', '.join(map(str, flagged[:12]))}")
+    else:
+        st.info("This model has no encoder training history (per-epoch curves appear after training).")
+with right:
+    st.plotly_chart(plots_live.similarity_histogram(diagnostics.pairwise_similarities(z)), width="stretch",
+                    key="dg_sims")
+
+# ---------------------------------------------------------------------- drift
+st.header("Drift")
+SOURCES = ["Held-out span", "Held-out span with a simulated structural break", "Uploaded continuation"]
+rs = session.get("replay")
+if rs is not None and rs.position:
+    SOURCES.insert(0, "Last replay")
+d = session.get("diag_settings") or {"source": SOURCES[0], "window": 8, "alpha": 0.05}
+c1, c2, c3 = st.columns([2, 1, 1])
+src_name = c1.radio("Data", SOURCES, index=SOURCES.index(d["source"]) if d["source"] in SOURCES else 0,
+                    key="dg_source", horizontal=True)
+d["window"] = c2.slider("Trailing window (blocks)", 2, 32, int(d["window"]), key="dg_window",
+                        help="How many consecutive non-overlapping blocks each drift statistic looks at.")
+d["alpha"] = c3.select_slider("False-alarm rate α", [0.01, 0.02, 0.05, 0.1], value=d["alpha"], key="dg_alpha")
+d["source"] = src_name
+session.put("diag_settings", d)
+upload = None
+if src_name == "Uploaded continuation":
+    upload = st.file_uploader("Continuation (CSV / Parquet)", type=["csv", "parquet"], key="dg_upload",
+                              help=f"Columns {', '.join(ds.feature_names)}; optional price, timestamp, regime.")
+rp = session.get("replay_settings") or {}
+threshold = float(rp.get("threshold", replay.suggested_threshold(eng)))
+
+try:
+    if src_name == "Last replay":
+        an = rs.analysis()
+        label = f"last replay · {rs.source.name}"
+    else:
+        if src_name == "Uploaded continuation":
+            if upload is None:
+                st.info("Upload a file to check it for drift.")
+                st.stop()
+            src = replay.load_continuation(upload, ds.feature_names, eng.train_end_tick)
+        else:
+            src = replay.heldout_source(ds, eng)
+            if src_name.endswith("break"):
+                src = replay.with_structural_break(src)
+        an = replay.batch_analysis(eng, src)
+        label = src.name
+    window = int(min(d["window"], len(an["latent"]), len(z) - 2))
+    tl = diagnostics.drift_timeline(z, an["latent"], window=window, step=1, alpha=float(d["alpha"]))
+except (ValueError, RuntimeError) as exc:
+    st.error(str(exc))
+    st.stop()
+
+# Confidence rule on non-overlapping blocks: alert after two blocks in a row under the re-fit threshold.
+al = diagnostics.low_confidence_alert(an["confidence"], threshold, patience=2)
+verdict = diagnostics.drift_verdict(tl["drift"], recent=max(2, window // 2), low_confidence_alert=al["alert"])
+box = {"stable": st.success, "drifting": st.warning, "drifted": st.error}[verdict["verdict"]]
+box(f"**{verdict['verdict'].capitalize()}** ({label}, {len(an['latent'])} blocks) — {verdict['action']}")
+m = st.columns(4)
+m[0].metric("Windows over a threshold", f"{int(tl['drift'].sum())} / {len(tl['drift'])}")
+m[1].metric("Recent share drifting", f"{verdict['recent_share']:.0%}")
+m[2].metric("Mean confidence", f"{float(np.mean(an['confidence'])):.3f}",
+            delta=f"{int(al['below'].sum())} block(s) below {threshold:.2f}", delta_color="off")
+m[3].metric("Mean neighbour age", f"{float(np.nanmean(an['neighbour_age'])):,.0f} ticks")
+st.plotly_chart(plots_live.drift_figure(an["tick"], tl, an["confidence"], an["neighbour_age"], threshold),
+                width="stretch", key="dg_drift")
+st.caption(f"Each point looks at the last {window} non-overlapping blocks. Thresholds: the {1 - d['alpha']:.0%} "
+           "quantile of the same statistic over every contiguous training window of that length against the rest "
+           "of the training latents, so ordinary regime persistence is not flagged. Re-fit threshold on confidence "
+           f"({threshold:.2f}) from the Live replay settings.")

@@ -1,9 +1,97 @@
-"""Latency page (placeholder until its issue lands)."""
+"""Latency panel: per-call latency of predict_live (histogram, p50 / p95 / p99, QPS), the per-stage breakdown
+(encode, registry query, SPD + context, predictor) and a comparison with the spec's published figures.
 
+The benchmark runs in place (``chronoslib.latency.measure_live_latency`` on held-out windows) when the button
+is pressed; its result stays in session state. The last replay's per-call latencies are shown too when there
+are any, and the batched path (``predict_batch``) is timed for comparison.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
 import streamlit as st
 
+from chronoslib import plots_live
+from chronoslib.latency import SPEC_FIGURES, measure_live_latency
+from chronoslib.replay import heldout_source, window_starts
 from pages import session
 
 session.guard()
 st.title("Latency")
-st.info("This page is being built.")
+eng, ds = session.engine(), session.dataset()
+if eng is None:
+    st.info("No model yet: train one on the **Train** page or load a checkpoint there.")
+    st.stop()
+
+st.caption("Each `predict_live` call: encode the window → cosine against the registry → SPD weighting and context "
+           "blend → one predictor step. Timings are wall clock on this server's CPU (single-threaded torch, shared "
+           "with every other session of the app); the first calls are excluded as warm-up, as in the spec.")
+
+c1, c2, c3 = st.columns([2, 2, 3])
+n_calls = c1.select_slider("Calls", [100, 250, 500, 1000, 2000, 5000], value=session.get("lat_calls", 500),
+                           key="lat_calls_w")
+session.put("lat_calls", n_calls)
+run = c2.button("Run benchmark", key="lat_run", type="primary", icon=":material/speed:")
+if run:
+    try:
+        src = heldout_source(ds, eng)
+        bl = eng.cfg.encoder.block_len
+        starts = window_starts(src.n_ticks, bl, max(1, bl // 4))
+        windows = np.stack([src.features[s:s + bl] for s in starts[:256]])       # (M, L, F)
+        with st.spinner(f"Timing {n_calls} predict_live calls…"):
+            res = measure_live_latency(eng, windows, n_calls=n_calls)
+            t0 = time.perf_counter()
+            eng.predict_batch(windows, timestamp=float(src.start_tick))
+            res["batch_windows_per_s"] = len(windows) / (time.perf_counter() - t0)
+            res["batch_windows"] = len(windows)
+        session.put("lat_result", res)
+    except (ValueError, RuntimeError) as exc:
+        st.error(str(exc))
+
+res = session.get("lat_result")
+if res is None:
+    c3.info("Press **Run benchmark** to time `predict_live` here and compare with the spec's figures.")
+else:
+    m = st.columns(5)
+    m[0].metric("p50", f"{res['p50_ms']:.3f} ms")
+    m[1].metric("p95", f"{res['p95_ms']:.3f} ms")
+    m[2].metric("p99", f"{res['p99_ms']:.3f} ms", delta=f"{res['p99_ms'] - SPEC_FIGURES['predict_live_p99_ms']:+.2f} "
+                "vs spec", delta_color="inverse")
+    m[3].metric("QPS (one caller)", f"{res['qps']:,.0f}", delta=f"{res['qps'] / SPEC_FIGURES['qps']:.1f}× spec")
+    m[4].metric("predict_batch", f"{res.get('batch_windows_per_s', float('nan')):,.0f} win/s",
+                help=f"{res.get('batch_windows', 0)} windows in one batched call")
+    left, right = st.columns(2)
+    with left:
+        st.plotly_chart(plots_live.latency_histogram(res["samples_ms"], title=f"{res['n_calls']} predict_live calls"),
+                        width="stretch", key="lat_hist")
+    with right:
+        st.plotly_chart(plots_live.stage_breakdown(res["stage_ms"], title="Median time per stage"), width="stretch",
+                        key="lat_stages")
+    st.subheader("Against the spec's published figures")
+    st.plotly_chart(plots_live.spec_comparison(res, SPEC_FIGURES), width="stretch", key="lat_spec")
+    rows = [("predict_live mean (ms)", SPEC_FIGURES["predict_live_mean_ms"], res["mean_ms"]),
+            ("predict_live p99 (ms)", SPEC_FIGURES["predict_live_p99_ms"], res["p99_ms"]),
+            ("Inference throughput (QPS)", SPEC_FIGURES["qps"], res["qps"])]
+    st.dataframe(pd.DataFrame([{"metric": n, "spec (Apple M2 Pro, PyTorch 2.3)": a, "measured here": round(b, 3),
+                                "ratio": f"{b / a:.2f}×"} for n, a, b in rows]), hide_index=True, width="stretch")
+    st.caption("Lower is better for latency, higher for QPS. The spec's other figures (encoder fit "
+               f"{SPEC_FIGURES['encoder_fit_30_epochs_48_blocks_s']} s, pseudo-timeline "
+               f"{SPEC_FIGURES['pseudo_timeline_48_blocks_ms']} ms, peak memory "
+               f"{SPEC_FIGURES['peak_memory_mb']:.0f} MB) "
+               "are measured by `python -m chronoslib bench`.")
+
+rs = session.get("replay")
+if rs is not None and rs.position:
+    st.subheader("During the last replay")
+    lat = rs.latency_ms[: rs.position]
+    st.caption(f"{rs.position} predict_live calls while replaying · p50 {np.percentile(lat, 50):.3f} ms · "
+               f"p99 {np.percentile(lat, 99):.3f} ms (these include the app's own load on the server)")
+    left, right = st.columns(2)
+    with left:
+        st.plotly_chart(plots_live.latency_histogram(lat), width="stretch", key="lat_replay_hist")
+    with right:
+        st.plotly_chart(plots_live.stage_breakdown({k: float(np.median(v)) for k, v in rs.stage_ms.items() if v}),
+                        width="stretch", key="lat_replay_stages")
