@@ -68,7 +68,8 @@ def blocks_from_selection(selection: dict | None) -> list[int]:
         cd = p.get("customdata")
         if cd is None:
             continue
-        v = cd[0] if isinstance(cd, (list, tuple)) else cd
+        # customdata arrives as a scalar, a list, or (typed arrays decoded by the browser) a {"0": v} dict.
+        v = cd[0] if isinstance(cd, (list, tuple)) else next(iter(cd.values()), None) if isinstance(cd, dict) else cd
         try:
             found.add(int(v))
         except (TypeError, ValueError):
@@ -98,16 +99,16 @@ def projection_figure(coords: np.ndarray, color: np.ndarray, *, categorical: boo
         if dim == 3:
             fig.add_trace(go.Scatter3d(x=coords[sel, 0], y=coords[sel, 1], z=coords[sel, 2], mode="markers",
                                        name=name, marker={**marker, "size": max(2, marker.get("size", 6) - 3)},
-                                       customdata=sel[:, None], text=[hover[i] for i in sel],
+                                       customdata=sel, text=[hover[i] for i in sel],
                                        hovertemplate="%{text}<extra></extra>", showlegend=showlegend))
         else:
             fig.add_trace(_scatter(n)(x=coords[sel, 0], y=coords[sel, 1], mode="markers", name=name, marker=marker,
-                                      customdata=sel[:, None], text=[hover[i] for i in sel],
+                                      customdata=sel, text=[hover[i] for i in sel],
                                       hovertemplate="%{text}<extra></extra>" if hoverable else None,
                                       hoverinfo=None if hoverable else "skip", showlegend=showlegend))
 
     if categorical:
-        for v in pd.unique(color):
+        for v in sorted(pd.unique(color).tolist()):
             add(color == v, f"{color_title} {v}", {"color": regime_color(v) if _is_int(v) else None, "size": 7,
                                                    "opacity": 0.85})
     else:
@@ -121,12 +122,12 @@ def projection_figure(coords: np.ndarray, color: np.ndarray, *, categorical: boo
                   "colorbar": {"title": {"text": color_title}, "thickness": 14}}
         if dim == 3:
             fig.add_trace(go.Scatter3d(x=coords[sel, 0], y=coords[sel, 1], z=coords[sel, 2], mode="markers",
-                                       name=color_title, marker={**marker, "size": 4}, customdata=sel[:, None],
+                                       name=color_title, marker={**marker, "size": 4}, customdata=sel,
                                        text=[hover[i] for i in sel], hovertemplate="%{text}<extra></extra>",
                                        showlegend=False))
         else:
             fig.add_trace(_scatter(n)(x=coords[sel, 0], y=coords[sel, 1], mode="markers", name=color_title,
-                                      marker=marker, customdata=sel[:, None], text=[hover[i] for i in sel],
+                                      marker=marker, customdata=sel, text=[hover[i] for i in sel],
                                       hovertemplate="%{text}<extra></extra>", showlegend=False))
     if len(selected):
         m = np.zeros(n, bool)
@@ -167,14 +168,21 @@ def _is_int(v) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
+def _as_list(xs: np.ndarray) -> list:
+    """Plain-list x values; datetime64 becomes ISO strings (``tolist`` would give nanosecond integers)."""
+    xs = np.asarray(xs)
+    return np.datetime_as_string(xs, unit="s").tolist() if np.issubdtype(xs.dtype, np.datetime64) else xs.tolist()
+
+
 def _block_segments(xs: np.ndarray, series: np.ndarray, starts: np.ndarray, block_len: int,
                     blocks: Sequence[int]) -> tuple[list, list]:
     """x, y of the given blocks only (one extra tick before each so it joins the line), None between blocks."""
+    xs = np.asarray(xs)
     ox, oy = [], []
     for b in sorted(int(v) for v in blocks):
         s = int(starts[b])
         lo = max(s - 1, 0)
-        ox.extend(xs[lo: s + block_len].tolist())
+        ox.extend(_as_list(xs[lo: s + block_len]))
         oy.extend(series[lo: s + block_len].tolist())
         ox.append(None)
         oy.append(None)
@@ -313,8 +321,8 @@ def timeline_figure(series: np.ndarray, starts: np.ndarray, block_len: int, orde
     last_row = 2 if layout == "side" else 4
     for col in ((1, 2) if layout == "side" else (1,)):
         fig.update_xaxes(title_text=f"tick slot (block position × {block_len})", row=last_row, col=col)
-    fig.update_layout(height=height, bargap=0, margin={"l": 10, "r": 10, "t": 40, "b": 10}, plot_bgcolor="white",
-                      legend={"orientation": "h", "y": 1.08})
+    fig.update_layout(height=height, bargap=0, margin={"l": 10, "r": 10, "t": 80, "b": 10}, plot_bgcolor="white",
+                      legend={"orientation": "h", "y": 0.995, "yanchor": "top", "x": 0, "yref": "container"})
     fig.update_yaxes(title_text=series_name, row=1, col=1)
     return fig
 
@@ -396,7 +404,7 @@ def walk_figure(series: np.ndarray, starts: np.ndarray, block_len: int, order: n
 
     # Frames are plain dicts with plain-list x values and validated once by the figure: datetime64 arrays and
     # go.* objects per frame cost ~5 ms each to validate, i.e. most of a page render at 120 frames.
-    xl = np.datetime_as_string(xs, unit="s").tolist() if np.issubdtype(xs.dtype, np.datetime64) else xs.tolist()
+    xl = _as_list(xs)
     sl, bl_ = s.tolist(), [xl[int(v)] for v in starts]
     ptype = "scattergl" if cls is go.Scattergl else "scatter"
 
@@ -422,9 +430,9 @@ def walk_figure(series: np.ndarray, starts: np.ndarray, block_len: int, order: n
                                                 f"(starts {_fmt_time(xs[starts[order[p]]])})"}}}
                   for p in steps]
     fig.update_layout(
-        height=height, margin={"l": 10, "r": 10, "t": 50, "b": 10}, plot_bgcolor="white",
-        title={"text": f"step 1/{n}: block {int(order[0])}"}, legend={"orientation": "h", "y": -0.12},
-        updatemenus=[{"type": "buttons", "showactive": False, "x": 0.0, "y": 1.14, "xanchor": "left",
+        height=height, margin={"l": 10, "r": 10, "t": 60, "b": 90}, plot_bgcolor="white", showlegend=False,
+        title={"text": f"step 1/{n}: block {int(order[0])}", "x": 0.01, "xanchor": "left"},
+        updatemenus=[{"type": "buttons", "showactive": False, "x": 1.0, "y": 1.12, "xanchor": "right",
                       "direction": "left",
                       "buttons": [{"label": "▶ Play", "method": "animate",
                                    "args": [None, {"frame": {"duration": 120, "redraw": True}, "fromcurrent": True,
@@ -432,7 +440,8 @@ def walk_figure(series: np.ndarray, starts: np.ndarray, block_len: int, order: n
                                   {"label": "⏸ Pause", "method": "animate",
                                    "args": [[None], {"frame": {"duration": 0, "redraw": False},
                                                      "mode": "immediate"}]}]}],
-        sliders=[{"active": 0, "y": -0.02, "len": 0.9, "x": 0.1, "currentvalue": {"prefix": "step "},
+        sliders=[{"active": 0, "y": -0.1, "len": 1.0, "x": 0.0, "currentvalue": {"prefix": "step "},
+                  "pad": {"t": 10},
                   "steps": [{"label": str(int(p) + 1), "method": "animate",
                              "args": [[str(p)], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate"}]}
                             for p in steps]}])

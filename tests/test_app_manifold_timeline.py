@@ -151,7 +151,7 @@ def test_timeline_page_shows_the_figures_of_merit_of_both_orders():
     metrics = {x.label: x for x in at.metric}
     assert metrics["Path cost (pseudo)"].value == f"{m['path_cost_pseudo']:.1f}"
     assert metrics["Timeline entropy"].value == f"{m['timeline_entropy']:.3f}"
-    assert metrics["Mean run of same truth (pseudo)"].value == f"{m['run_pseudo']:.1f} blocks"
+    assert metrics["Mean run (pseudo)"].value == f"{m['run_pseudo']:.1f} blocks"
     assert m["run_pseudo"] > 2 * m["run_chrono"] and m["purity_pseudo"] > m["purity_chrono"]
     assert {"tl_timeline", "tl_similarity", "tl_walk"} <= {c.proto.id.split("-")[-1] for c in at.get("plotly_chart")}
     at.radio[1].set_value("stacked").run()

@@ -27,10 +27,10 @@ def test_categorical_projection_has_one_trace_per_label_with_its_colour_and_bloc
     coords = np.random.default_rng(0).standard_normal((9, 2))
     labels = np.array([2, 0, 1, 0, 2, 1, 1, 0, 2])
     fig = plots.projection_figure(coords, labels, categorical=True, color_title="regime")
-    assert [t.name for t in fig.data] == ["regime 2", "regime 0", "regime 1"]
+    assert [t.name for t in fig.data] == ["regime 0", "regime 1", "regime 2"]     # sorted legend
     for t in fig.data:
         lab = int(t.name.split()[-1])
-        ids = np.asarray(t.customdata)[:, 0]
+        ids = np.asarray(t.customdata)
         assert t.marker.color == plots.regime_color(lab)
         assert np.array_equal(ids, np.flatnonzero(labels == lab))
         assert np.allclose(t.x, coords[ids, 0]) and np.allclose(t.y, coords[ids, 1])
@@ -43,7 +43,7 @@ def test_continuous_projection_has_a_colour_bar_and_a_grey_trace_for_missing_val
     vals = np.array([0.1, np.nan, 0.5, 0.9, np.nan, 0.3])
     fig = plots.projection_figure(coords, vals, categorical=False, color_title="live confidence")
     missing, main = fig.data
-    assert missing.name == "no value" and np.asarray(missing.customdata)[:, 0].tolist() == [1, 4]
+    assert missing.name == "no value" and np.asarray(missing.customdata).tolist() == [1, 4]
     assert np.allclose(main.marker.color, [0.1, 0.5, 0.9, 0.3])
     assert main.marker.colorbar.title.text == "live confidence"
 
@@ -63,16 +63,17 @@ def test_projection_overlays_mark_selection_focus_neighbours_and_live_points():
                                   selected=[1, 4, 5], focus=7, neighbours=[2, 3], live_xy=np.ones((2, 2)),
                                   live_color=np.array([0.2, 0.9]))
     by_name = {t.name: t for t in fig.data}
-    assert np.asarray(by_name["selected (3)"].customdata)[:, 0].tolist() == [1, 4, 5]
-    assert np.asarray(by_name["neighbours"].customdata)[:, 0].tolist() == [2, 3]
+    assert np.asarray(by_name["selected (3)"].customdata).tolist() == [1, 4, 5]
+    assert np.asarray(by_name["neighbours"].customdata).tolist() == [2, 3]
     assert by_name["block 7"].marker.symbol == "star"
     assert list(by_name["live windows"].marker.color) == [0.2, 0.9]
 
 
 def test_blocks_from_selection_reads_customdata_in_every_shape():
-    sel = {"points": [{"customdata": [5]}, {"customdata": 2}, {"customdata": [5]}, {"x": 1.0}],
-           "point_indices": [0, 1, 2, 3]}
-    assert plots.blocks_from_selection(sel) == [2, 5]
+    sel = {"points": [{"customdata": [5]}, {"customdata": 2}, {"customdata": [5]}, {"x": 1.0},
+                      {"customdata": {"0": 7}}],          # the browser's decoding of a typed array row
+           "point_indices": [0, 1, 2, 3, 4]}
+    assert plots.blocks_from_selection(sel) == [2, 5, 7]
     assert plots.blocks_from_selection(None) == [] and plots.blocks_from_selection({"points": []}) == []
 
 
