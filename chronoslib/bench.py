@@ -298,16 +298,23 @@ def run_all(quick: bool = False, max_n: int | None = None) -> dict[str, Any]:
         "threads": torch.get_num_threads(), "load_avg_1min": os.getloadavg()[0],
         "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
         "when": time.strftime("%Y-%m-%d %H:%M:%S")}}
+    def log(section: str) -> None:  # progress on stderr; stdout stays one JSON document
+        print(f"[bench] {section} done at {time.perf_counter() - t_all:.1f} s", file=sys.stderr, flush=True)
+
     res["fit_spec"], eng, live = bench_fit_spec(1 if quick else 3)
+    log("fit_spec")
     res["training"] = {"spec_48": bench_training(48, 24),
                        "large": bench_training(2000 if quick else 10_000, 6 if quick else 20)}
+    log("training")
     res["pseudo_timeline"] = bench_timeline(
         exact_sizes=cap([48, 1000, 10_000] if quick else [48, 1000, 10_000, 20_000, 50_000]),
         allpairs_max=10_000, approx_quality=cap([20_000] if quick else [20_000, 50_000]),
         approx_only=cap([] if quick else [100_000, 1_000_000]), runs=3 if quick else 5)
+    log("pseudo_timeline")
     res["predict_live"] = bench_live(eng, live, 500 if quick else 3000)
     res["predict_batch"] = bench_batch(eng, live, 4096 if quick else 16_384, 1 if quick else 3)
     res["registry_large"] = bench_registry(eng, live, 100_000 if quick else 1_000_000, 100 if quick else 300)
+    log("predict_live, predict_batch, registry_large")
     res["gpu"] = bench_gpu()
     res["peak_rss_mb"] = _peak_rss_mb()
     res["targets"] = target_table(res)
