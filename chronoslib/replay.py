@@ -275,17 +275,6 @@ class ReplaySession:
             rows.append(row)
         return rows
 
-    def block_confidence(self, n_blocks: int) -> np.ndarray:
-        """Per training block: mean confidence of the replayed windows that retrieved it (NaN if none): (N,)."""
-        p = self.position
-        ids = self.neighbour_ids[:p]
-        conf = np.repeat(self.confidence[:p, None], ids.shape[1], axis=1)
-        ok = (ids >= 0) & (ids < n_blocks)
-        tot = np.bincount(ids[ok], weights=conf[ok], minlength=n_blocks)
-        cnt = np.bincount(ids[ok], minlength=n_blocks)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(cnt > 0, tot / np.maximum(cnt, 1), np.nan)
-
     def records(self) -> list[dict]:
         """One dict per replayed window (frozen model): tick, regime_confidence, neighbour_indices,
         neighbour_weights; the format ``regimes.block_confidence`` reads to colour the manifold."""
