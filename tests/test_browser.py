@@ -28,10 +28,15 @@ def _no_exception(pg, where: str) -> None:
     assert exc.count() == 0, f"{where} shows an exception: {exc.first.inner_text()[:500]}"
 
 
+def _ready(pg) -> None:
+    """Wait for app.py's navigation: Streamlit may first show the legacy pages/ list (app, data, train ...)."""
+    wait_idle(pg)
+    pg.locator('[data-testid="stSidebarNav"] a').filter(has_text="Live replay").wait_for()
+
+
 def test_every_sidebar_page_opens_without_an_exception(page):  # noqa: F811
-    wait_idle(page)
+    _ready(page)
     links = page.locator('[data-testid="stSidebarNav"] a')
-    links.filter(has_text="Live replay").wait_for()  # the legacy pages/ list may flash first
     assert [t.strip().splitlines()[-1] for t in links.all_inner_texts()] == PAGES  # icon name, then title
     for title in PAGES[1:] + PAGES[:1]:
         open_page(page, title)
@@ -43,6 +48,7 @@ def test_every_sidebar_page_opens_without_an_exception(page):  # noqa: F811
 
 
 def test_a_bad_upload_shows_a_readable_error_on_the_data_page(page, tmp_path):  # noqa: F811
+    _ready(page)
     open_page(page, "Data")
     page.get_by_text("Upload a file").click()
     wait_idle(page)
@@ -58,15 +64,28 @@ def test_a_bad_upload_shows_a_readable_error_on_the_data_page(page, tmp_path):  
 
 
 def test_a_tiny_model_trains_through_the_ui_with_a_live_loss_chart(page):  # noqa: F811
+    _ready(page)
     open_page(page, "Train")
     page.get_by_label("Encoder epochs").fill("2")
     page.get_by_label("Predictor epochs").fill("1")
+    # Record whether the live panel (progress bar + loss chart) ever showed, however short the run.
+    page.evaluate("""() => {
+        window.__live = {progress: false, chart: false};
+        const main = document.querySelector('[data-testid="stMain"]');
+        new MutationObserver(() => {
+            if (main.querySelector('[data-testid="stProgress"]')) {
+                window.__live.progress = true;
+                if (main.querySelectorAll('[data-testid="stPlotlyChart"]').length >= 2) window.__live.chart = true;
+            }
+        }).observe(main, {childList: true, subtree: true});
+    }""")
     page.get_by_role("button", name="Train").click()
     # The sidebar flips to the new model when the background run has finished and the app reran.
     page.wait_for_function("() => document.querySelector('[data-testid=\"stSidebar\"]')"
                            "?.innerText.includes('trained in this session')", timeout=120_000)
     wait_idle(page)
     _no_exception(page, "Train after training")
+    assert page.evaluate("() => window.__live") == {"progress": True, "chart": True}
     chart = page.locator('[data-testid="stPlotlyChart"]').first
     chart.locator(".main-svg").first.wait_for()
     legend = chart.inner_text()
@@ -80,6 +99,7 @@ def test_a_tiny_model_trains_through_the_ui_with_a_live_loss_chart(page):  # noq
 
 
 def test_a_bad_checkpoint_upload_shows_the_error(page, tmp_path):  # noqa: F811
+    _ready(page)
     open_page(page, "Train")
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint at all")
