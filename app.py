@@ -1,4 +1,4 @@
-"""ChronosDefrag app frame: page config, session defaults, shared sidebar and navigation.
+"""ChronosDefrag app frame: page config, navigation, session defaults and the shared sidebar.
 
 Start with:  streamlit run app.py
 """
@@ -11,15 +11,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")      # before numpy / torch: 2-cor
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import streamlit as st  # noqa: E402
-import torch  # noqa: E402
 
-from pages import session  # noqa: E402
-
-torch.set_num_threads(1)
 st.set_page_config(page_title="ChronosDefrag", page_icon="🧭", layout="wide")
-session.init_defaults()
 
-
+# Navigation comes before the heavy imports: on a fresh server Streamlit's legacy pages/ router runs this file
+# first and shows every file in pages/ as a page until st.navigation replaces that list, so call it at once.
 pages = [
     st.Page("pages/data.py", title="Data", icon=":material/table_chart:", default=True),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
@@ -31,6 +27,13 @@ pages = [
     st.Page("pages/evidence.py", title="Evidence", icon=":material/science:"),
 ]
 current = st.navigation(pages)
+
+import torch  # noqa: E402
+
+from pages import session  # noqa: E402
+
+torch.set_num_threads(1)
+session.init_defaults()
 session.frame(current.title)  # sidebar; also installs a training run that finished since the last rerun
 st.session_state[session.K_ROUTER] = True
 current.run()
