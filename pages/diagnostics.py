@@ -35,7 +35,7 @@ box(f"**{stats['verdict'].capitalize()}** — {len(z):,} block latents: mean pai
     f"(collapsing < {diagnostics.COLLAPSING_EFF_RANK}, collapsed < {diagnostics.COLLAPSE_EFF_RANK}).")
 st.markdown("\n".join(f"- {m}" for m in diagnostics.COLLAPSE_MITIGATIONS[stats["verdict"]]))
 curves = diagnostics.collapse_curves(eng.history)
-left, right = st.columns([3, 2])
+left, right = st.columns([2, 1])
 with left:
     if len(curves["epoch"]):
         flagged = [int(e) for e, v in zip(curves["epoch"], curves["verdict"]) if v == "collapsed"]
@@ -97,12 +97,12 @@ al = diagnostics.low_confidence_alert(an["confidence"], threshold, patience=2)
 verdict = diagnostics.drift_verdict(tl["drift"], recent=max(2, window // 2), low_confidence_alert=al["alert"])
 box = {"stable": st.success, "drifting": st.warning, "drifted": st.error}[verdict["verdict"]]
 box(f"**{verdict['verdict'].capitalize()}** ({label}, {len(an['latent'])} blocks) — {verdict['action']}")
-m = st.columns(4)
+m = st.columns(5)
 m[0].metric("Windows over a threshold", f"{int(tl['drift'].sum())} / {len(tl['drift'])}")
 m[1].metric("Recent share drifting", f"{verdict['recent_share']:.0%}")
-m[2].metric("Mean confidence", f"{float(np.mean(an['confidence'])):.3f}",
-            delta=f"{int(al['below'].sum())} block(s) below {threshold:.2f}", delta_color="off")
-m[3].metric("Mean neighbour age", f"{float(np.nanmean(an['neighbour_age'])):,.0f} ticks")
+m[2].metric("Mean confidence", f"{float(np.mean(an['confidence'])):.3f}")
+m[3].metric(f"Blocks below {threshold:.2f}", f"{int(al['below'].sum())} / {len(al['below'])}")
+m[4].metric("Mean neighbour age", f"{float(np.nanmean(an['neighbour_age'])):,.0f} ticks")
 st.plotly_chart(plots_live.drift_figure(an["tick"], tl, an["confidence"], an["neighbour_age"], threshold),
                 width="stretch", key="dg_drift")
 st.caption(f"Each point looks at the last {window} non-overlapping blocks. Thresholds: the {1 - d['alpha']:.0%} "

@@ -145,7 +145,10 @@ def _advance(n: int | None) -> None:
     r: replay.ReplaySession = session.get("replay")
     session.put("replay_playing", False)
     try:
-        r.reset() if n == 0 else r.step(r.n_windows if n is None else n)
+        if n == 0:
+            r.reset()
+        else:
+            _ = r.step(r.n_windows if n is None else n)  # a bare call would be shown by Streamlit magic
     except (ValueError, RuntimeError) as exc:
         session.put("replay_error", str(exc))
     publish(r)
@@ -189,7 +192,7 @@ def live_view() -> None:
     frames_from = rs.position
     if playing and not fresh and val.get("request") == chunk:
         try:
-            rs.step(max(1, int(np.ceil(float(s["speed"]) * CHUNK_S))))
+            _ = rs.step(max(1, int(np.ceil(float(s["speed"]) * CHUNK_S))))
         except (ValueError, RuntimeError) as exc:
             session.put("replay_playing", False)
             st.error(str(exc))
