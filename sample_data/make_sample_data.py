@@ -49,7 +49,8 @@ def sample_config() -> DefragConfig:
 
 def write_checkpoint() -> None:
     ds = load_sample("Synthetic regimes (labelled)")
-    eng = ChronosDefragEngine(sample_config()).fit(ds.train)
+    cfg = ds.configure(sample_config())  # records the data recipe (columns, transforms) in the checkpoint
+    eng = ChronosDefragEngine(cfg).fit(ds.train)
     eng.meta.update(dataset=ds.name, source="sample_data/make_sample_data.py")
     eng.save(os.path.join(HERE, "sample_model.pt"))
 
