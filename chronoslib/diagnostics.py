@@ -326,15 +326,22 @@ def drift_verdict(drift_flags: np.ndarray, recent: int = 5, low_confidence_alert
     """'stable' / 'drifting' / 'drifted' from the most recent ``recent`` drift flags (and the confidence rule).
 
     drifted: at least ``DRIFT_PERSIST_SHARE`` of the recent windows are flagged, or the low-confidence
-    re-fit alert is on; drifting: any recent flag; stable: none. Returns verdict, share and action.
+    re-fit alert is on; drifting: any recent flag; stable: none. Returns verdict, recent_share, action and
+    reason (which of the two rules fired, in words).
     """
     f = np.asarray(drift_flags, dtype=bool).reshape(-1)
     tail = f[-recent:] if f.size else f
     share = float(tail.mean()) if tail.size else 0.0
+    reasons = []
+    if share > 0:
+        reasons.append(f"{share:.0%} of the last {tail.size} window(s) are off the training manifold")
+    if low_confidence_alert:
+        reasons.append("regime confidence stayed below the re-fit threshold")
     if share >= DRIFT_PERSIST_SHARE or low_confidence_alert:
         verdict = "drifted"
     elif share > 0:
         verdict = "drifting"
     else:
         verdict = "stable"
-    return {"verdict": verdict, "recent_share": share, "action": DRIFT_ACTIONS[verdict]}
+    return {"verdict": verdict, "recent_share": share, "action": DRIFT_ACTIONS[verdict],
+            "reason": "; ".join(reasons) or "no recent window is off the training manifold"}

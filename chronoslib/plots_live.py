@@ -87,7 +87,7 @@ def gauges(confidence: float | None, alpha: float | None, threshold: float, alph
     a = None if alpha is None or not np.isfinite(alpha) else float(np.clip(alpha, -alpha_range, alpha_range))
     items.append(("Alpha (latent forecast)", a, (-alpha_range, alpha_range), None, "#0f766e", "+.3f"))
     n = len(items)
-    data = [_gauge(v, t, r, th, c, f, dict(x=[i / n + 0.02, (i + 1) / n - 0.02], y=[0, 1]))
+    data = [_gauge(v, t, r, th, c, f, dict(x=[i / n + 0.04, (i + 1) / n - 0.04], y=[0, 1]))
             for i, (t, v, r, th, c, f) in enumerate(items)]
     return _fast_figure(data, dict(margin=dict(l=25, r=25, t=40, b=10)), height, legend=False)
 

@@ -96,13 +96,15 @@ except (ValueError, RuntimeError) as exc:
 al = diagnostics.low_confidence_alert(an["confidence"], threshold, patience=2)
 verdict = diagnostics.drift_verdict(tl["drift"], recent=max(2, window // 2), low_confidence_alert=al["alert"])
 box = {"stable": st.success, "drifting": st.warning, "drifted": st.error}[verdict["verdict"]]
-box(f"**{verdict['verdict'].capitalize()}** ({label}, {len(an['latent'])} blocks) — {verdict['action']}")
+box(f"**{verdict['verdict'].capitalize()}** ({label}, {len(an['latent'])} blocks): {verdict['reason']}. "
+    f"{verdict['action']}")
 m = st.columns(5)
 m[0].metric("Windows over a threshold", f"{int(tl['drift'].sum())} / {len(tl['drift'])}")
 m[1].metric("Recent share drifting", f"{verdict['recent_share']:.0%}")
 m[2].metric("Mean confidence", f"{float(np.mean(an['confidence'])):.3f}")
 m[3].metric(f"Blocks below {threshold:.2f}", f"{int(al['below'].sum())} / {len(al['below'])}")
-m[4].metric("Mean neighbour age", f"{float(np.nanmean(an['neighbour_age'])):,.0f} ticks")
+m[4].metric("Neighbour age (ticks)", f"{float(np.nanmean(an['neighbour_age'])):,.0f}",
+            help="Mean age of the retrieved neighbours: query tick minus neighbour start tick")
 st.plotly_chart(plots_live.drift_figure(an["tick"], tl, an["confidence"], an["neighbour_age"], threshold),
                 width="stretch", key="dg_drift")
 st.caption(f"Each point looks at the last {window} non-overlapping blocks. Thresholds: the {1 - d['alpha']:.0%} "

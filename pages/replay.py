@@ -75,7 +75,7 @@ if eng is None:
     st.stop()
 
 s = session.get("replay_settings") or settings_defaults(eng)
-with st.expander("Replay settings", expanded=session.get("replay") is None):
+with st.expander("Replay settings", expanded=False):  # constant: a changing value re-collapses it
     c1, c2, c3 = st.columns(3)
     s["source"] = c1.radio("What to replay", SOURCES, index=SOURCES.index(s["source"]), key="rp_source")
     upload = None

@@ -132,4 +132,6 @@ def test_drift_verdict_levels_and_actions():
     assert d.drift_verdict([True] + [False] * 9, recent=10)["verdict"] == "drifting"
     v = d.drift_verdict([False] * 5 + [True] * 5, recent=5)
     assert v["verdict"] == "drifted" and "re-fit" in v["action"]
-    assert d.drift_verdict([False] * 5, low_confidence_alert=True)["verdict"] == "drifted"
+    low = d.drift_verdict([False] * 5, low_confidence_alert=True)
+    assert low["verdict"] == "drifted" and low["reason"] == "regime confidence stayed below the re-fit threshold"
+    assert v["reason"].startswith("100% of the last 5 window(s)")
