@@ -97,6 +97,13 @@ def projection_figure(coords: np.ndarray, color: np.ndarray, *, categorical: boo
     def add(mask: np.ndarray, name: str, marker: dict, showlegend: bool = True, hoverable: bool = True) -> None:
         sel = idx[mask]
         if dim == 3:
+            # Scatter3d knows fewer symbols (no star); hollow markers need the "-open" variants.
+            sym = {"star": "diamond", "diamond": "diamond-open"}.get(marker.get("symbol", "circle"),
+                                                                     marker.get("symbol", "circle"))
+            if marker.get("color") == "rgba(0,0,0,0)":
+                sym = sym if sym.endswith("-open") else "circle-open"
+                marker = {**marker, "color": marker.get("line", {}).get("color", "black")}
+            marker = {**marker, "symbol": sym}
             fig.add_trace(go.Scatter3d(x=coords[sel, 0], y=coords[sel, 1], z=coords[sel, 2], mode="markers",
                                        name=name, marker={**marker, "size": max(2, marker.get("size", 6) - 3)},
                                        customdata=sel, text=[hover[i] for i in sel],
@@ -249,25 +256,34 @@ def stitched_series(series: np.ndarray, starts: np.ndarray, block_len: int, orde
     return first * np.exp(path) if log else first + path
 
 
-def _segments(values: np.ndarray, slot_labels: np.ndarray, block_len: int, label: int) -> tuple[list, list]:
-    """x, y of every block slot with this label, with one joining tick before each run and None between runs."""
+def block_offsets(block_len: int, n_blocks: int, max_points: int = 1500) -> np.ndarray:
+    """Tick offsets drawn inside each block so a panel has <= ~max_points points (always the first and last).
+
+    Keeps line charts of long series in plain SVG (no WebGL context, light JSON) without moving block edges.
+    """
+    stride = max(1, math.ceil(n_blocks * block_len / max_points))
+    return np.unique(np.append(np.arange(0, block_len, stride), block_len - 1))
+
+
+def _segments(values: np.ndarray, slot_labels: np.ndarray, block_len: int, label: int,
+              offsets: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """x, y of every block slot with this label (at ``offsets`` within each block), one joining tick before
+    each run, and a NaN gap between runs. NumPy arrays: plotly ships them as compact typed arrays."""
+    offsets = np.arange(block_len) if offsets is None else np.asarray(offsets)
+    is_lab = np.asarray(slot_labels) == label
+    # Runs of consecutive slots with this label: [p, q] inclusive.
+    edges = np.diff(np.concatenate([[0], is_lab.astype(np.int8), [0]]))
+    run_starts, run_ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
     xs, ys = [], []
-    n = len(slot_labels)
-    p = 0
-    while p < n:
-        if slot_labels[p] != label:
-            p += 1
-            continue
-        q = p
-        while q + 1 < n and slot_labels[q + 1] == label:
-            q += 1
-        lo, hi = max(p * block_len - 1, 0), (q + 1) * block_len
-        xs.extend(range(lo, hi))
-        ys.extend(values[lo:hi].tolist())
-        xs.append(None)
-        ys.append(None)
-        p = q + 1
-    return xs, ys
+    for p, q in zip(run_starts, run_ends):
+        ticks = (np.arange(p, q + 1)[:, None] * block_len + offsets[None, :]).ravel()
+        if p > 0:
+            ticks = np.concatenate([[p * block_len - 1], ticks])
+        xs.extend([ticks, [ticks[-1] + 0.5]])
+        ys.extend([values[ticks], [np.nan]])
+    if not xs:
+        return np.zeros(0), np.zeros(0)
+    return np.concatenate(xs).astype(np.float64), np.concatenate(ys)
 
 
 def timeline_figure(series: np.ndarray, starts: np.ndarray, block_len: int, order: np.ndarray, labels: np.ndarray,
@@ -300,13 +316,14 @@ def timeline_figure(series: np.ndarray, starts: np.ndarray, block_len: int, orde
         cells = {"chrono": ((1, 1), (2, 1)), "pseudo": ((3, 1), (4, 1))}
     else:
         raise ValueError(f"layout must be 'stacked' or 'side', got {layout!r}")
-    cls = _scatter(n * block_len)
+    offs = block_offsets(block_len, n)
+    cls = _scatter(n * len(offs))
     uniq = sorted(pd.unique(labels).tolist())
     for panel, ordr in (("chrono", chrono), ("pseudo", order)):
         (pr, pc), (br, bc) = cells[panel]
         slot_labels = labels[ordr]
         for lab in uniq:
-            xs, ys = _segments(vals[panel], slot_labels, block_len, lab)
+            xs, ys = _segments(vals[panel], slot_labels, block_len, lab, offs)
             fig.add_trace(cls(x=xs, y=ys, mode="lines", name=f"{label_name} {lab}", legendgroup=str(lab),
                               showlegend=panel == "chrono", line={"color": regime_color(lab), "width": 1.3},
                               hoverinfo="skip"), row=pr, col=pc)
@@ -361,7 +378,7 @@ def similarity_figure(latents: np.ndarray, order: np.ndarray, max_cells: int = 3
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.06,
                         subplot_titles=("Chronological order", "Pseudo-timeline order"))
     for col, m in ((1, chrono), (2, pseudo)):
-        fig.add_trace(go.Heatmap(z=m, zmin=-1, zmax=1, colorscale="RdBu_r", showscale=col == 2,
+        fig.add_trace(go.Heatmap(z=m.astype(np.float32), zmin=-1, zmax=1, colorscale="RdBu_r", showscale=col == 2,
                                  colorbar={"title": {"text": "cos"}, "thickness": 12},
                                  hovertemplate=f"{unit} %{{y}} vs %{{x}}: cos %{{z:.2f}}<extra></extra>"),
                       row=1, col=col)
@@ -387,9 +404,12 @@ def walk_figure(series: np.ndarray, starts: np.ndarray, block_len: int, order: n
     pos = np.empty(n, dtype=np.int64)
     pos[order] = np.arange(n)                       # pseudo position of each block
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.45, 0.55], vertical_spacing=0.06)
-    cls = _scatter(s.shape[0])
-    fig.add_trace(cls(x=xs, y=s, mode="lines", name=series_name, line={"color": "#999", "width": 1},
-                      hoverinfo="skip"), row=1, col=1)
+    # The real-time series is only context here: a strided copy (<= ~1500 points) keeps it in SVG.
+    stride = max(1, math.ceil(s.shape[0] / 1500))
+    keep = np.unique(np.append(np.arange(0, s.shape[0], stride), s.shape[0] - 1))
+    fig.add_trace(go.Scatter(x=xs[keep], y=s[keep], mode="lines", name=series_name,
+                             line={"color": "#999", "width": 1}, hoverinfo="skip"), row=1, col=1)
+    offs = np.unique(np.append(np.arange(0, block_len, stride), block_len - 1))
     bx = xs[starts]
     if labels is None:
         fig.add_trace(go.Scatter(x=bx, y=pos, mode="markers", name="blocks", marker={"color": "#777", "size": 5},
@@ -405,14 +425,14 @@ def walk_figure(series: np.ndarray, starts: np.ndarray, block_len: int, order: n
     # Frames are plain dicts with plain-list x values and validated once by the figure: datetime64 arrays and
     # go.* objects per frame cost ~5 ms each to validate, i.e. most of a page render at 120 frames.
     xl = _as_list(xs)
-    sl, bl_ = s.tolist(), [xl[int(v)] for v in starts]
-    ptype = "scattergl" if cls is go.Scattergl else "scatter"
+    bl_ = [xl[int(v)] for v in starts]
 
     def dynamic(p: int) -> list[dict]:
         b = int(order[p])
-        lo, hi = int(starts[b]), int(starts[b]) + block_len
+        ticks = int(starts[b]) + offs
         tr = order[max(0, p - trail): p + 1]
-        return [{"type": ptype, "x": xl[lo:hi], "y": sl[lo:hi], "mode": "lines", "name": "current block",
+        return [{"type": "scatter", "x": [xl[t] for t in ticks], "y": s[ticks].tolist(), "mode": "lines",
+                 "name": "current block",
                  "line": {"color": HIGHLIGHT, "width": 4}, "showlegend": False},
                 {"type": "scatter", "x": [bl_[int(v)] for v in tr], "y": pos[tr].tolist(), "mode": "lines",
                  "line": {"color": HIGHLIGHT, "width": 1, "dash": "dot"}, "name": "trail", "showlegend": False,

@@ -111,15 +111,31 @@ def test_timeline_figure_colours_block_slots_by_label_in_each_order(layout, n_ro
     assert np.asarray(bars[1].customdata)[:, 0].tolist() == order.tolist()
     lines = [t for t in fig.data if not isinstance(t, go.Bar)]
     assert len(lines) == 2 * 3 and all(t.line.color == plots.regime_color(int(t.name.split()[-1])) for t in lines)
-    # The pseudo order groups labels: each label's pseudo-panel line is a single run (one None separator).
+    # The pseudo order groups labels: each label's pseudo-panel line is a single run (one NaN gap after it).
     pseudo_lines = lines[3:]
-    assert all(list(t.x).count(None) == 1 for t in pseudo_lines)
+    assert all(np.isnan(np.asarray(t.y, dtype=float)).sum() == 1 for t in pseudo_lines)
+    chrono_runs = [np.isnan(np.asarray(t.y, dtype=float)).sum() for t in lines[:3]]
+    assert chrono_runs == [4, 4, 3]                  # runs of labels 0, 1, 2 in time order
     assert "mean run 4.0 blocks" in fig.layout.annotations[1].text
     xaxes = [k for k in fig.layout.to_plotly_json() if k.startswith("xaxis")]
     assert len(xaxes) == 4 and all(fig.layout[k].matches == "x" for k in xaxes)
     assert len(fig._grid_ref) == n_rows
     with pytest.raises(ValueError, match="layout"):
         plots.timeline_figure(series, starts, 8, order, labels, layout="grid")
+
+
+def test_long_series_are_drawn_at_strided_offsets_that_keep_block_edges():
+    offs = plots.block_offsets(64, 128, max_points=1500)
+    assert offs[0] == 0 and offs[-1] == 63 and 128 * len(offs) <= 1500 + 128
+    assert np.array_equal(plots.block_offsets(8, 12), np.arange(8))      # short series: every tick
+    rng = np.random.default_rng(9)
+    series = 100 * np.exp(np.cumsum(0.001 * rng.standard_normal(128 * 64)))
+    labels = np.repeat([0, 1], 64)
+    fig = plots.timeline_figure(series, np.arange(128) * 64, 64, np.arange(128), labels)
+    line0 = fig.data[0]
+    assert isinstance(line0, go.Scatter) and len(line0.x) <= 64 * len(offs) + 2
+    ok = ~np.isnan(np.asarray(line0.y, dtype=float))
+    assert np.allclose(np.asarray(line0.y)[ok], series[np.asarray(line0.x)[ok].astype(int)])
 
 
 def test_similarity_matrices_equal_brute_force_and_pool_by_tiles():
