@@ -56,11 +56,15 @@ def heldout_source(dataset: Any, engine: Any) -> ReplaySource:
         labels=None if dataset.labels is None else np.asarray(dataset.labels)[sl])
 
 
-def load_continuation(file: Any, feature_names: list[str], start_tick: int, name: str | None = None) -> ReplaySource:
+def load_continuation(file: Any, feature_names: list[str], start_tick: int, name: str | None = None,
+                      data_cfg: Any = None) -> ReplaySource:
     """An uploaded continuation (CSV or Parquet path / file object) with the model's feature columns.
 
-    Optional columns: ``price`` (chart), ``timestamp``, ``regime`` / ``label`` (ground truth). Errors name the
-    missing columns, the first bad row and the expected feature list.
+    When ``data_cfg`` (the model's ``cfg.data``) records engineered features (``transforms``), the file must
+    carry the raw source columns instead and the same recipe is applied (``features.raw_features``; its warm-up
+    rows are dropped). Optional columns: the price (``data_cfg.price_col`` or ``price``) for the chart, the
+    timestamp, ``regime`` / ``label`` (ground truth). Errors name the missing columns, the first bad row and the
+    expected feature list.
     """
     fname = name or getattr(file, "name", None) or (file if isinstance(file, str) else "upload")
     try:
@@ -70,27 +74,45 @@ def load_continuation(file: Any, feature_names: list[str], start_tick: int, name
             df = pd.read_csv(file)
     except (ValueError, OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{os.path.basename(str(fname))}: cannot read the file ({str(exc).splitlines()[0]})") from exc
+    short = os.path.basename(str(fname))
+    if data_cfg is not None and list(getattr(data_cfg, "transforms", []) or []):
+        from .features import raw_features
+
+        try:
+            arr = raw_features(df, data_cfg)                      # (T - warm-up, F)
+        except DataError as exc:
+            raise DataError(f"{short}: {exc}") from exc
+        df = df.iloc[len(df) - len(arr):]
+        return _continuation(df, arr, short, start_tick, data_cfg)
     missing = [c for c in feature_names if c not in df.columns]
     if missing:
-        raise DataError(f"{os.path.basename(str(fname))}: feature column(s) {missing} not found; the model expects "
+        raise DataError(f"{short}: feature column(s) {missing} not found; the model expects "
                         f"{list(feature_names)}, the file has {list(df.columns)}")
     x = df[list(feature_names)]
     nonnum = [c for c in feature_names if not pd.api.types.is_numeric_dtype(x[c])]
     if nonnum:
-        raise DataError(f"{os.path.basename(str(fname))}: column(s) {nonnum} are not numeric")
+        raise DataError(f"{short}: column(s) {nonnum} are not numeric")
     arr = x.to_numpy(np.float32)
     bad = ~np.isfinite(arr)
     if bad.any():
         r, c = np.nonzero(bad)
-        raise DataError(f"{os.path.basename(str(fname))}: {int(bad.sum())} missing / non-finite value(s); first at "
+        raise DataError(f"{short}: {int(bad.sum())} missing / non-finite value(s); first at "
                         f"row {int(r[0])}, column {feature_names[int(c[0])]!r}")
-    prices = df["price"].to_numpy(np.float64) if "price" in df.columns and \
-        pd.api.types.is_numeric_dtype(df["price"]) else None
-    ts = pd.to_datetime(df["timestamp"], errors="coerce").to_numpy() if "timestamp" in df.columns else None
-    lab_col = next((c for c in ("regime", "label") if c in df.columns), None)
+    return _continuation(df, arr, short, start_tick, data_cfg)
+
+
+def _continuation(df: pd.DataFrame, arr: np.ndarray, name: str, start_tick: int, data_cfg: Any) -> ReplaySource:
+    """The optional price / timestamp / label columns of an uploaded continuation next to its features."""
+    price_col = (getattr(data_cfg, "price_col", "") if data_cfg is not None else "") or "price"
+    ts_col = (getattr(data_cfg, "timestamp_col", "") if data_cfg is not None else "") or "timestamp"
+    prices = df[price_col].to_numpy(np.float64) if price_col in df.columns and \
+        pd.api.types.is_numeric_dtype(df[price_col]) else None
+    ts = pd.to_datetime(df[ts_col], errors="coerce").to_numpy() if ts_col in df.columns else None
+    lab_col = next((c for c in (getattr(data_cfg, "label_col", "") if data_cfg is not None else "", "regime", "label")
+                    if c and c in df.columns), None)
     labels = df[lab_col].to_numpy() if lab_col else None
-    return ReplaySource(name=os.path.basename(str(fname)), features=arr, start_tick=int(start_tick), prices=prices,
-                        timestamps=ts, labels=labels)
+    return ReplaySource(name=name, features=arr, start_tick=int(start_tick), prices=prices, timestamps=ts,
+                        labels=labels)
 
 
 def with_structural_break(source: ReplaySource, at: float = 0.5, vol_scale: float = 1.5,

@@ -15,6 +15,7 @@ import numpy as np
 import streamlit as st
 
 from chronoslib import diagnostics, plots_live, replay
+from chronoslib.features import source_columns
 from pages import session
 
 session.guard()
@@ -66,7 +67,9 @@ session.put("diag_settings", d)
 upload = None
 if src_name == "Uploaded continuation":
     upload = st.file_uploader("Continuation (CSV / Parquet)", type=["csv", "parquet"], key="dg_upload",
-                              help=f"Columns {', '.join(ds.feature_names)}; optional price, timestamp, regime.")
+                              help=f"Columns {', '.join(source_columns(eng.cfg.data) or ds.feature_names)}; "
+                                      "optional price, "
+                                      "timestamp, regime.")
 rp = session.get("replay_settings") or {}
 threshold = float(rp.get("threshold", replay.suggested_threshold(eng)))
 
@@ -79,7 +82,7 @@ try:
             if upload is None:
                 st.info("Upload a file to check it for drift.")
                 st.stop()
-            src = replay.load_continuation(upload, ds.feature_names, eng.train_end_tick)
+            src = replay.load_continuation(upload, ds.feature_names, eng.train_end_tick, data_cfg=eng.cfg.data)
         else:
             src = replay.heldout_source(ds, eng)
             if src_name.endswith("break"):

@@ -17,6 +17,7 @@ import numpy as np
 import streamlit as st
 
 from chronoslib import replay
+from chronoslib.features import source_columns
 from chronoslib.regimes import reference_series
 from pages import replay_player, session
 
@@ -38,7 +39,7 @@ def build_source(s: dict[str, Any], ds: Any, eng: Any, upload: Any) -> replay.Re
         if upload is None:
             raise ValueError("upload a CSV or Parquet file with the model's feature columns "
                              f"({', '.join(ds.feature_names)}) to replay it")
-        return replay.load_continuation(upload, ds.feature_names, eng.train_end_tick)
+        return replay.load_continuation(upload, ds.feature_names, eng.train_end_tick, data_cfg=eng.cfg.data)
     src = replay.heldout_source(ds, eng)
     if s["source"] == SOURCES[1]:
         src = replay.with_structural_break(src, s["break_at"], s["break_vol"], s["break_offset"])
@@ -81,7 +82,9 @@ with st.expander("Replay settings", expanded=False):  # constant: a changing val
     upload = None
     if s["source"] == SOURCES[2]:
         upload = c1.file_uploader("Continuation (CSV / Parquet)", type=["csv", "parquet"], key="rp_upload",
-                                  help=f"Columns {', '.join(ds.feature_names)}; optional price, timestamp, regime.")
+                                  help=f"Columns {', '.join(source_columns(eng.cfg.data) or ds.feature_names)}; "
+                                      "optional price, "
+                                      "timestamp, regime.")
     elif s["source"] == SOURCES[1]:
         s["break_at"] = c1.slider("Break at (share of the span)", 0.0, 0.9, float(s["break_at"]), 0.05, key="rp_bat")
         s["break_vol"] = c1.slider("Volatility × after the break", 0.5, 4.0, float(s["break_vol"]), 0.1,

@@ -161,6 +161,18 @@ def test_uploaded_continuation_is_validated_with_named_columns():
         load_continuation(io.StringIO("f0,f1\n1,2\n3,\n"), ["f0", "f1"], 0, name="c.csv")
 
 
+def test_continuation_with_engineered_features_applies_the_models_recipe():
+    from chronoslib.config import DataConfig
+
+    cfg = DataConfig(features=["f0"], transforms=["log_return"], price_col="close", feature_names=["log_return", "f0"])
+    csv = "close,f0\n100,1\n101,2\n99,3\n"
+    src = load_continuation(io.StringIO(csv), ["log_return", "f0"], 10, name="raw.csv", data_cfg=cfg)
+    np.testing.assert_allclose(src.features[:, 0], np.log([101 / 100, 99 / 101]), rtol=1e-6)
+    assert src.features[:, 1].tolist() == [2, 3] and src.prices.tolist() == [101, 99]     # warm-up row dropped
+    with pytest.raises(DataError, match="raw.csv: raw data lacks column"):
+        load_continuation(io.StringIO("f0\n1\n2\n"), ["log_return", "f0"], 10, name="raw.csv", data_cfg=cfg)
+
+
 def test_structural_break_changes_only_the_tail(live):
     _, src = live
     br = with_structural_break(src, at=0.5, vol_scale=2.0, offset=1.0)
