@@ -8,6 +8,9 @@ run without measuring). Single-threaded torch, like every entry point. Knows not
 
 Extra memory is the rise of the process's peak RSS during one call (Linux: the peak is reset through
 /proc/self/clear_refs before the call); elsewhere it falls back to the growth of ru_maxrss, which can read 0.
+A sampling thread reads the resident size every few milliseconds during the same call as a cross-check
+(``extra_mb_sampled``): it can miss a peak shorter than its interval but can never exceed the real one, so a
+kernel peak far above it would show a broken reset rather than a real allocation.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import os
 import platform
 import resource
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -67,15 +71,51 @@ def _trim() -> None:
         pass
 
 
-def measure(fn: Callable[[], Any]) -> tuple[Any, float, float, float]:
-    """(result, wall seconds, CPU seconds of this process, extra peak MB) of one call of ``fn``."""
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError):
+        return 0.0
+
+
+class _RssSampler:
+    """Largest resident size seen by a background thread polling /proc/self/statm every ``interval`` s."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        self.interval, self.peak, self._stop = interval, _rss_mb(), threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):  # first read after one interval: short calls run undisturbed
+            self.peak = max(self.peak, _rss_mb())
+
+    def __enter__(self) -> _RssSampler:
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, _rss_mb())
+
+
+def measure(fn: Callable[[], Any], sampled: dict[str, float] | None = None) -> tuple[Any, float, float, float]:
+    """(result, wall seconds, CPU seconds of this process, extra peak MB) of one call of ``fn``.
+
+    When ``sampled`` is a dict, its "extra_mb" is set to the sampling thread's view of the same rise.
+    """
     _trim()
     exact = _reset_peak()
+    rss0 = _rss_mb()
     before = _status_mb().get("VmRSS", 0.0) if exact else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    c0, t0 = time.process_time(), time.perf_counter()
-    out = fn()
-    dt, dc = time.perf_counter() - t0, time.process_time() - c0
+    with _RssSampler() as smp:
+        c0, t0 = time.process_time(), time.perf_counter()
+        out = fn()
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
     peak = _status_mb().get("VmHWM", 0.0) if exact else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if sampled is not None:
+        sampled["extra_mb"] = max(0.0, smp.peak - rss0)
     return out, dt, dc, max(0.0, peak - before)
 
 
@@ -85,15 +125,18 @@ def repeat(fn: Callable[[], Any], n: int) -> dict[str, Any]:
     Single-threaded work on a shared machine: CPU seconds are what the code costs, wall seconds include
     time spent waiting for a core; both are reported. ``result`` is the last call's return value.
     """
-    secs, cpu, mem, out = [], [], [], None
+    secs, cpu, mem, smp, out = [], [], [], [], None
     for _ in range(max(1, n)):
-        out, dt, dc, mb = measure(fn)
+        s: dict[str, float] = {}
+        out, dt, dc, mb = measure(fn, s)
         secs.append(dt)
         cpu.append(dc)
         mem.append(mb)
+        smp.append(s["extra_mb"])
     a = np.asarray(secs)
     return {"median_s": float(np.median(a)), "min_s": float(a.min()), "p99_s": float(np.percentile(a, 99)),
-            "cpu_s": float(np.median(cpu)), "runs": len(secs), "extra_mb": float(max(mem)), "result": out}
+            "cpu_s": float(np.median(cpu)), "runs": len(secs), "extra_mb": float(max(mem)),
+            "extra_mb_sampled": float(max(smp)), "result": out}
 
 
 def _clean(d: dict[str, Any]) -> dict[str, Any]:
@@ -197,7 +240,8 @@ def bench_timeline(exact_sizes: list[int], allpairs_max: int, approx_quality: li
         ap = repeat(lambda z=z: greedy_chain_approx(z), 1)
         ok = bool(np.array_equal(np.sort(ap["result"]), np.arange(n)))
         out["approx"][str(n)] = {"approx_s": ap["median_s"], "approx_cpu_s": ap["cpu_s"],
-                                 "approx_extra_mb": ap["extra_mb"], "valid_permutation": ok,
+                                 "approx_extra_mb": ap["extra_mb"],
+                                 "approx_extra_mb_sampled": ap["extra_mb_sampled"], "valid_permutation": ok,
                                  "latents_mb": z.nbytes / 2**20}
         del z
     return out
@@ -226,39 +270,116 @@ def bench_batch(engine: Any, windows: np.ndarray, n: int, runs: int) -> dict[str
     rng = np.random.default_rng(0)
     w = windows[rng.integers(0, len(windows), n)] + 0.01 * rng.standard_normal((n,) + windows.shape[1:])
     w = w.astype(np.float32)
+    live_before = float(np.median(_cpu_live(engine, w, 200)))
     r = repeat(lambda: engine.predict_batch(w), runs)
     out = r["result"]
+    # Both cores for this call only (restored after): wall time is what can improve; CPU time adds both threads.
+    two = repeat(lambda: engine.predict_batch(w, threads=2), runs)
+    big = repeat(lambda: engine.predict_batch(w, chunk=8192), 1)         # the old default chunk, for comparison
+    live_after = float(np.median(_cpu_live(engine, w, 200)))
     single = [engine.predict_live(w[i]) for i in range(8)]
     diff = max(abs(float(p.alpha_prediction) - float(out["alpha"][i])) for i, p in enumerate(single))
     same_nb = all(list(out["neighbour_indices"][i]) == p.neighbour_indices for i, p in enumerate(single))
     res = _clean(r)
-    res.update(windows=n, windows_per_s=n / r["cpu_s"], windows_per_s_wall=n / r["median_s"],
+    res.update(windows=n, chunk=256, windows_per_s=n / r["cpu_s"], windows_per_s_wall=n / r["median_s"],
+               two_threads={"windows_per_s_wall": n / two["median_s"], "windows_per_s_cpu": n / two["cpu_s"]},
+               chunk_8192={"windows_per_s": n / big["cpu_s"], "windows_per_s_wall": n / big["median_s"]},
+               live_cpu_p50_ms_before=live_before, live_cpu_p50_ms_after=live_after,
+               flops_per_window=_encoder_flops(engine),
                max_abs_alpha_diff_vs_live=diff,
                same_neighbours_as_live=same_nb)
     return res
 
 
-def bench_registry(engine: Any, windows: np.ndarray, size: int, n_calls: int) -> dict[str, Any]:
-    """predict_live against a registry of ``size`` entries (synthetic latents, the engine's trained weights)."""
-    from .router import Registry
+def _cpu_live(engine: Any, w: np.ndarray, n_calls: int) -> np.ndarray:
+    """Per-call CPU milliseconds (this thread) of ``n_calls`` predict_live calls cycling over windows w."""
+    cpu = np.empty(n_calls)
+    for i in range(n_calls):
+        c0 = time.thread_time()
+        engine.predict_live(w[i % len(w)])
+        cpu[i] = (time.thread_time() - c0) * 1e3
+    return cpu
+
+
+def _encoder_flops(engine: Any) -> float:
+    """Multiply-adds x 2 of one encoder pass per window (conv and linear layers), from a forward hook count."""
+    flops = 0.0
+
+    def hook(mod: torch.nn.Module, inp: tuple, out: torch.Tensor) -> None:
+        nonlocal flops
+        if isinstance(mod, torch.nn.Conv1d):
+            flops += 2.0 * out.numel() * mod.in_channels // mod.groups * mod.kernel_size[0]
+        elif isinstance(mod, torch.nn.Linear):
+            flops += 2.0 * out.numel() * mod.in_features
+
+    hs = [m.register_forward_hook(hook) for m in engine.encoder.modules()
+          if isinstance(m, (torch.nn.Conv1d, torch.nn.Linear))]
+    try:
+        with torch.inference_mode():
+            engine.encoder(torch.zeros(1, engine.cfg.encoder.block_len, engine.cfg.encoder.input_dim))
+    finally:
+        for h in hs:
+            h.remove()
+    return flops
+
+
+def bench_registry(engine: Any, windows: np.ndarray, size: int, n_calls: int,
+                   recall_nprobe: tuple[int, ...] = (16, 32, 64, 128), n_recall: int = 200) -> dict[str, Any]:
+    """predict_live against a registry of ``size`` entries (synthetic regime latents, the engine's trained
+    weights): IVF index path (the default above ``index_threshold``) vs the exact scan, and recall@k of the index
+    against the exact SPD top-k for queries drawn from the same latent process (held-out later rows)."""
+    from .router import INDEX_NPROBE, INDEX_THRESHOLD, Registry
     from .timeline import regime_latents
 
     old = engine.registry
-    d = old.dim
-    reg = Registry(size, d, old.state_dim, old.block_len, old.decay)
-    z = torch.from_numpy(regime_latents(size, dim=d, seed=5))
+    d, k = old.dim, engine.cfg.routing.top_k
+    z = torch.from_numpy(regime_latents(size + n_recall, dim=d, seed=5))
+    zq = z[size:].clone()                                                # (Q, D) recall queries
+    # Default index settings; the threshold is lowered to ``size`` so a --quick run (100k) exercises the index too.
+    reg = Registry(size, d, old.state_dim, old.block_len, old.decay, index_threshold=min(INDEX_THRESHOLD, size))
     states = old.states[torch.arange(size) % len(old)]
-    reg.add(z, np.arange(size, dtype=np.float64) * old.block_len, torch.arange(size), states)
+    reg.add(z[:size], np.arange(size, dtype=np.float64) * old.block_len, torch.arange(size), states)
     del z, states
+    tq = float(engine.train_end_tick)
+    w = np.asarray(windows, dtype=np.float32)
+    out: dict[str, Any] = {"registry_entries": size,
+                           "registry_mb": (reg.latents.numel() * 4 + reg.states.numel() * 4) / 2**20}
     try:
         engine.registry = reg
-        reg.decay_factors(float(engine.train_end_tick))
-        r = measure_live_latency(engine, windows, n_calls=n_calls, warmup=5)
+        reg.decay_factors(tq)
+        built = repeat(reg.ensure_index, 1)
+        ix = reg.index
+        out["index"] = {"active": reg.index_active, "threshold": reg.index_threshold, "cells": ix.n_cells,
+                        "nprobe": reg.index_nprobe, "build_s": built["median_s"], "build_cpu_s": built["cpu_s"],
+                        "build_extra_mb": built["extra_mb"], "cell_size_median": float(np.median(ix.sizes)),
+                        "cell_size_max": int(ix.sizes.max())}
+        r = measure_live_latency(engine, w, n_calls=n_calls, warmup=5)
+        r.pop("samples_ms")
+        cpu = _cpu_live(engine, w, n_calls)
+        out.update(r, cpu_p50_ms=float(np.percentile(cpu, 50)), cpu_p99_ms=float(np.percentile(cpu, 99)))
+        # The exact scan on the same registry, for comparison (fewer calls: ~10-20 ms each).
+        reg.configure_index(size + 1, reg.index_nprobe, reg.index_cells)
+        ex = measure_live_latency(engine, w, n_calls=max(20, n_calls // 5), warmup=2)
+        cpu = _cpu_live(engine, w, max(20, n_calls // 5))
+        out["exact"] = {"p50_ms": ex["p50_ms"], "p99_ms": ex["p99_ms"], "cpu_p50_ms": float(np.percentile(cpu, 50)),
+                        "cpu_p99_ms": float(np.percentile(cpu, 99)), "stage_ms": ex["stage_ms"]}
+        exact = reg.query(zq, k, tq)                                     # (Q, k) exact SPD top-k
+        reg.configure_index(1, INDEX_NPROBE, reg.index_cells)
+        rec = {}
+        for npb in recall_nprobe:
+            reg.index_nprobe = npb
+            c0 = time.process_time()
+            got = reg.query(zq, k, tq)
+            ms = (time.process_time() - c0) / len(zq) * 1e3
+            hit = [len(set(got.slots[i].tolist()) & set(exact.slots[i].tolist())) / k for i in range(len(zq))]
+            rec[str(npb)] = {"recall_at_k": float(np.mean(hit)), "top1": float((got.slots[:, 0] == exact.slots[:, 0])
+                                                                              .float().mean()), "query_cpu_ms": ms}
+        out["recall"] = {"k": k, "queries": len(zq), "by_nprobe": rec,
+                         "queries_from": "held-out later rows of the same timeline.regime_latents process"}
+        out["recall_at_default_nprobe"] = rec.get(str(INDEX_NPROBE), {}).get("recall_at_k")
     finally:
         engine.registry = old
-    r.pop("samples_ms")
-    r.update(registry_entries=size, registry_mb=(reg.latents.numel() * 4 + reg.states.numel() * 4) / 2**20)
-    return r
+    return out
 
 
 def bench_gpu() -> dict[str, Any]:
@@ -358,6 +479,9 @@ def target_table(res: dict[str, Any]) -> list[dict[str, Any]]:
     rl = res["registry_large"]
     add(f"predict_live p50 with a registry of {rl['registry_entries']:,}", TARGETS["registry_1m_query_ms"],
         rl["p50_ms"], "ms")
+    if "cpu_p50_ms" in rl:
+        add(f"predict_live p99 with a registry of {rl['registry_entries']:,} (CPU time per call)",
+            TARGETS["registry_1m_query_ms"], rl["cpu_p99_ms"], "ms")
     return rows
 
 
@@ -371,6 +495,40 @@ def _fmt(v: Any, unit: str = "") -> str:
     else:
         s = f"{v:,}" if isinstance(v, int) else str(v)
     return f"{s} {unit}".strip()
+
+
+def _batch_notes(bt: dict[str, Any]) -> str:
+    if "two_threads" not in bt:
+        return ""
+    return (f"; chunk {bt['chunk']}; two threads {_fmt(bt['two_threads']['windows_per_s_wall'], 'windows/s')} wall; "
+            f"old chunk 8192 {_fmt(bt['chunk_8192']['windows_per_s'], 'windows/s')} CPU; "
+            f"{bt['flops_per_window'] / 1e6:.1f} MFLOP per window")
+
+
+def _registry_notes(rl: dict[str, Any]) -> tuple[str, str]:
+    """(label suffix, measured suffix) of the large-registry row: index settings, CPU time, exact scan, recall."""
+    if "index" not in rl:
+        return "", ""
+    ix, ex, rec = rl["index"], rl["exact"], rl["recall"]
+    label = f" (IVF index: {ix['cells']:,} cells, nprobe {ix['nprobe']})"
+    r = rec["by_nprobe"].get(str(ix["nprobe"]), {})
+    text = (f"; {_fmt(rl['cpu_p50_ms'], 'ms')} / {_fmt(rl['cpu_p99_ms'], 'ms')} CPU; recall@{rec['k']} "
+            f"{_fmt(r.get('recall_at_k'))} vs exact; exact scan p50 {_fmt(ex['p50_ms'], 'ms')} wall, "
+            f"{_fmt(ex['cpu_p50_ms'], 'ms')} CPU; index build {_fmt(ix['build_cpu_s'], 's')} CPU")
+    return label, text
+
+
+def _recall_table(rl: dict[str, Any]) -> list[str]:
+    if "recall" not in rl:
+        return []
+    rec = rl["recall"]
+    lines = ["", f"IVF recall on a registry of {rl['registry_entries']:,} regime-structured latents "
+             f"({rl['index']['cells']:,} cells, median {rl['index']['cell_size_median']:.0f} entries per cell), "
+             f"{rec['queries']} queries from {rec['queries_from']}; recall@{rec['k']} = share of the exact SPD top-"
+             f"{rec['k']} found:", "", "| nprobe | recall@k | top-1 equal | query CPU ms |", "|---|---|---|---|"]
+    for npb, row in rec["by_nprobe"].items():
+        lines.append(f"| {npb} | {row['recall_at_k']:.3f} | {row['top1']:.3f} | {row['query_cpu_ms']:.2f} |")
+    return lines
 
 
 def to_markdown(res: dict[str, Any]) -> str:
@@ -405,9 +563,9 @@ def to_markdown(res: dict[str, Any]) -> str:
         f"| Inference throughput (predict_live, one thread) | ~{lv['spec_qps']:.0f} QPS | "
         f"{_fmt(lv['qps'], 'QPS')} wall, {_fmt(lv['cpu_qps'], 'QPS')} CPU |",
         f"| predict_batch, {bt['windows']:,} windows | - | {_fmt(bt['windows_per_s'], 'windows/s')} CPU "
-        f"({_fmt(bt['windows_per_s_wall'], 'windows/s')} wall) |",
-        f"| predict_live with a registry of {rl['registry_entries']:,} | - | p50 {_fmt(rl['p50_ms'], 'ms')}, "
-        f"p99 {_fmt(rl['p99_ms'], 'ms')} |",
+        f"({_fmt(bt['windows_per_s_wall'], 'windows/s')} wall){_batch_notes(bt)} |",
+        f"| predict_live with a registry of {rl['registry_entries']:,}{_registry_notes(rl)[0]} | - | "
+        f"p50 {_fmt(rl['p50_ms'], 'ms')}, p99 {_fmt(rl['p99_ms'], 'ms')} wall{_registry_notes(rl)[1]} |",
     ]
     for tr in res["training"].values():
         lines.append(f"| Encoder training, {tr['n_blocks']:,} blocks (one epoch, batch {tr['batch_size']}) | - | "
@@ -418,6 +576,7 @@ def to_markdown(res: dict[str, Any]) -> str:
     gpu = res.get("gpu", {})
     lines.append(f"| GPU (bf16 autocast, batch 512) | - | "
                  f"{gpu.get('skipped') or _fmt(gpu.get('blocks_per_s'), 'blocks/s') + ' on ' + gpu['device']} |")
+    lines += _recall_table(rl)
     lines += ["", "Targets (issues 2 and 7):", "", "| Target | Goal | Measured | Met |", "|---|---|---|---|"]
     for t in res["targets"]:
         goal = ("≥ " if t["unit"] == "windows/s" else "≤ ") + _fmt(float(t["target"]), t["unit"])

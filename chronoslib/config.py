@@ -39,6 +39,9 @@ class RoutingConfig:
     decay: float = 0.9          # SPD delta in (0, 1]
     chain_method: str = "auto"  # auto | exact | approx
     approx_threshold: int = 50_000  # auto switches to the approximate chain above this many blocks
+    index_threshold: int = 200_000  # registries with at least this many entries are queried through an IVF index
+    index_nprobe: int = 64          # IVF cells scored exactly per query (more: higher recall, slower)
+    index_cells: int = 0            # IVF cells; 0 = about sqrt(registry entries)
 
 
 @dataclass
@@ -131,6 +134,9 @@ class DefragConfig:
             raise ConfigError(f"routing.decay (SPD delta) must be in (0, 1], got {r.decay!r}")
         _choice("routing.chain_method", r.chain_method, ("auto", "exact", "approx"))
         _positive_int("routing.approx_threshold", r.approx_threshold)
+        _positive_int("routing.index_threshold", r.index_threshold)
+        _positive_int("routing.index_nprobe", r.index_nprobe)
+        _nonneg_int("routing.index_cells", r.index_cells)
         _positive_int("predictor.hidden_dim", p.hidden_dim)
         _positive_int("predictor.n_layers", p.n_layers)
         _positive_int("predictor.window", p.window)

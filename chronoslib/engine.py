@@ -210,6 +210,9 @@ class ChronosDefragEngine:
         c, s = self.normaliser.arrays()
         self._norm_t = (torch.from_numpy(c), torch.from_numpy(s))
         self._live_w = self.encoder.live_weights()  # conv weights laid out for the one-window fast path
+        r = self.cfg.routing
+        self.registry.configure_index(r.index_threshold, r.index_nprobe, r.index_cells)
+        self.registry.ensure_index()  # large registries: build the IVF index now, not inside the first live call
         self.registry.decay_factors(float(self.train_end_tick))
         with torch.inference_mode():  # first calls allocate kernels; keep that out of measured latency
             z = torch.zeros(1, self.cfg.encoder.block_len, self.cfg.encoder.input_dim)
@@ -240,13 +243,19 @@ class ChronosDefragEngine:
             t1 = time.perf_counter()
             q = self.encoder.forward_one(x[0], self._live_w).unsqueeze(0)  # (1, D)
             t2 = time.perf_counter()
-            cos = q @ reg.latents[: reg.count].T                       # (1, R)
-            t3 = time.perf_counter()
-            scores = cos * reg.decay_factors(tq)
-            top, slots = torch.topk(scores, min(k, reg.count), dim=1)  # (1, k)
+            if reg.count < reg.index_threshold:                        # exact scan over every entry
+                cos = q @ reg.latents[: reg.count].T                   # (1, R)
+                t3 = time.perf_counter()
+                scores = cos * reg.decay_factors(tq)
+                top, slots = torch.topk(scores, min(k, reg.count), dim=1)  # (1, k)
+                cosk = cos.gather(1, slots)
+            else:                                                      # large registry: IVF candidates (1, P)
+                cand, cos, scores = reg.probe(q, tq, k)
+                t3 = time.perf_counter()
+                top, j = torch.topk(scores, min(k, reg.count), dim=1)  # (1, k)
+                slots, cosk = cand[j], cos.gather(1, j)
             w = top.clamp_min(0)
             w = w / w.sum() if float(w.sum()) > 0 else torch.full_like(w, 1.0 / w.shape[1])
-            cosk = cos.gather(1, slots)
             conf = float((w * cosk).sum().clamp(0.0, 1.0))
             state = w @ reg.states[slots[0]]                           # (1, S)
             t4 = time.perf_counter()
@@ -266,31 +275,45 @@ class ChronosDefragEngine:
         ``block_len + warm-up`` rows first, exactly as at training time."""
         return self.predict_live(live_window(raw, self.cfg.data, self.cfg.encoder.block_len), timestamp)
 
-    def predict_batch(self, windows: Any, timestamp: float | None = None, chunk: int = 8192) -> dict[str, np.ndarray]:
+    def predict_batch(self, windows: Any, timestamp: float | None = None, chunk: int = 256,
+                      threads: int | None = None) -> dict[str, np.ndarray]:
         """Vectorised ``predict_live`` over windows (M, L, F); returns arrays with M rows.
 
         Keys: alpha (M,), confidence (M,), forecast (M, forecast_dim), latent (M, D), neighbour_indices (M, k),
         neighbour_scores (M, k). Equal to calling ``predict_live`` on each window with the same timestamp.
+        chunk: windows per encoder pass; 256 keeps a chunk's activations (256 x 32 x 64 floats per layer) in
+        cache (measured ~4x faster per window than 8192). threads: torch threads for this call only (restored
+        afterwards); None keeps the caller's setting (single-threaded in every entry point).
         """
         if self.registry is None or len(self.registry) == 0:
             raise RegistryEmptyError("Registry is empty: fit() must be called before predict_batch()")
+        if not isinstance(chunk, (int, np.integer)) or chunk < 1:
+            raise DataError(f"chunk must be a positive integer, got {chunk!r}")
+        if threads is not None and (not isinstance(threads, (int, np.integer)) or threads < 1):
+            raise DataError(f"threads must be a positive integer or None, got {threads!r}")
         x = self._check_windows(windows)
         tq = self._query_time(timestamp)
         reg, k = self.registry, self.cfg.routing.top_k
         parts: dict[str, list[torch.Tensor]] = {k_: [] for k_ in
                                                 ("alpha", "confidence", "forecast", "latent", "ids", "scores")}
-        with torch.inference_mode():
-            for i in range(0, x.shape[0], chunk):
-                q = self.encoder(x[i:i + chunk])                       # (m, D)
-                res = reg.query(q, k, tq)
-                w, state = reg.reconstruct_context(res)
-                fc = self.predictor.readout(self.predictor.step(q, state))
-                parts["alpha"].append(fc[:, 0])
-                parts["confidence"].append((w * res.cosines).sum(1).clamp(0.0, 1.0))
-                parts["forecast"].append(fc)
-                parts["latent"].append(q)
-                parts["ids"].append(res.ids)
-                parts["scores"].append(res.scores)
+        old_threads = torch.get_num_threads()
+        if threads is not None:
+            torch.set_num_threads(int(threads))
+        try:
+            with torch.inference_mode():
+                for i in range(0, x.shape[0], chunk):
+                    q = self.encoder(x[i:i + chunk])                       # (m, D)
+                    res = reg.query(q, k, tq)
+                    w, state = reg.reconstruct_context(res)
+                    fc = self.predictor.readout(self.predictor.step(q, state))
+                    parts["alpha"].append(fc[:, 0])
+                    parts["confidence"].append((w * res.cosines).sum(1).clamp(0.0, 1.0))
+                    parts["forecast"].append(fc)
+                    parts["latent"].append(q)
+                    parts["ids"].append(res.ids)
+                    parts["scores"].append(res.scores)
+        finally:
+            torch.set_num_threads(old_threads)
         cat = {k_: torch.cat(v).numpy() for k_, v in parts.items()}
         return {"alpha": cat["alpha"], "confidence": cat["confidence"], "forecast": cat["forecast"],
                 "latent": cat["latent"], "neighbour_indices": cat["ids"], "neighbour_scores": cat["scores"]}

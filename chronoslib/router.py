@@ -7,6 +7,11 @@
   the oldest entry when full, and answers cosine top-k queries weighted by Similarity Persistence Decay:
   s_hat(i) = cos(q, h_i) * delta ** (|t_q - t_i| / span), where span is the number of ticks the registry
   covers (not its entry count, which made the spec's formula a pure recency filter).
+* ``IVFIndex``: an approximate inverted-file index the ``Registry`` switches on by itself once it holds
+  ``index_threshold`` entries (small registries stay exact). Spherical k-means cells; a query scores the
+  centroids, takes the members of the ``nprobe`` best cells and scores only those exactly (cosine x SPD x
+  forgetting weight) before top-k. Kept in step with the circular buffer: a written slot leaves its old cell and
+  joins the cell of its new latent's nearest centroid.
 """
 
 from __future__ import annotations
@@ -18,6 +23,11 @@ import numpy as np
 import torch
 
 from .errors import DataError, RegistryEmptyError
+
+# Registry sizes from which queries use the approximate IVF index, and cells probed per query (defaults of
+# RoutingConfig.index_threshold / index_nprobe).
+INDEX_THRESHOLD = 200_000
+INDEX_NPROBE = 64
 
 
 def _as_unit_tensor(z: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -67,6 +77,135 @@ def path_cost(z: np.ndarray, order: np.ndarray | None = None) -> float:
     return float(((zz[1:] - zz[:-1]) ** 2).sum())
 
 
+class IVFIndex:
+    """Inverted file over registry slots: centroids (C, D) and, per cell, the slots whose latent is nearest to it.
+
+    Buckets are per-cell int64 slot arrays with spare room (amortised O(1) insert) plus each slot's cell and
+    position, so removing a slot is a swap with its cell's last member. Each bucket also holds a contiguous copy of
+    its members' latents (cap_c, D): scoring a probed cell is one matvec on contiguous memory instead of a gather
+    from the registry matrix (measured 4-10x cheaper per candidate); the index costs one more (C, D) float32
+    matrix plus O(capacity) int64s.
+    """
+
+    def __init__(self, centroids: torch.Tensor, capacity: int) -> None:
+        self.centroids = centroids.contiguous()                         # (C, D) unit rows
+        self.n_cells = int(centroids.shape[0])
+        self.cell = np.full(capacity, -1, dtype=np.int64)               # slot -> cell (-1: not indexed)
+        self.pos = np.zeros(capacity, dtype=np.int64)                   # slot -> position in its bucket
+        self.members: list[np.ndarray] = [np.empty(0, dtype=np.int64) for _ in range(self.n_cells)]
+        self.vecs: list[torch.Tensor] = [centroids.new_empty(0, centroids.shape[1]) for _ in range(self.n_cells)]
+        self.sizes = np.zeros(self.n_cells, dtype=np.int64)
+        self.rows_since_train = 0                                       # slots (re)written since k-means ran
+
+    @classmethod
+    def train(cls, latents: torch.Tensor, capacity: int, n_cells: int, seed: int = 0) -> IVFIndex:
+        """Spherical k-means on ``latents`` (N, D) (a sample of it), then every row assigned to a cell."""
+        from .timeline import spherical_kmeans
+
+        cent, _ = spherical_kmeans(latents, n_cells, iters=8, sample=min(latents.shape[0], 64 * n_cells),
+                                   seed=seed)
+        ix = cls(cent, capacity)
+        ix.assign_all(latents)
+        return ix
+
+    def nearest_cells(self, z: torch.Tensor) -> np.ndarray:
+        """Cell of each row of z (M, D) (chunked so a (rows, C) block stays small)."""
+        out = np.empty(z.shape[0], dtype=np.int64)
+        step = max(256, (16 << 20) // (4 * self.n_cells))
+        for a in range(0, z.shape[0], step):
+            out[a:a + step] = torch.argmax(z[a:a + step] @ self.centroids.T, dim=1).numpy()
+        return out
+
+    def assign_all(self, latents: torch.Tensor) -> None:
+        """(Re)build the buckets for slots 0..N-1 holding ``latents`` (N, D); other slots become unindexed."""
+        n = latents.shape[0]
+        lab = self.nearest_cells(latents)
+        order = np.argsort(lab, kind="stable")                          # slots grouped by cell, ascending
+        counts = np.bincount(lab, minlength=self.n_cells)
+        off = np.concatenate([[0], np.cumsum(counts)])
+        self.cell[:] = -1
+        self.cell[:n] = lab
+        self.sizes = counts.astype(np.int64)
+        for c in range(self.n_cells):
+            m = order[off[c]:off[c + 1]]
+            room = max(8, int(len(m) * 1.25) + 4)                        # spare room for live inserts
+            bucket = np.empty(room, dtype=np.int64)
+            bucket[: len(m)] = m
+            self.members[c] = bucket
+            v = latents.new_empty(room, latents.shape[1])
+            v[: len(m)] = latents[torch.from_numpy(m)]
+            self.vecs[c] = v
+            self.pos[m] = np.arange(len(m))
+        self.rows_since_train = 0
+
+    def remove(self, slot: int) -> None:
+        c = int(self.cell[slot])
+        if c < 0:
+            return
+        p, last = int(self.pos[slot]), int(self.sizes[c]) - 1
+        moved = int(self.members[c][last])
+        self.members[c][p] = moved
+        self.vecs[c][p] = self.vecs[c][last]
+        self.pos[moved] = p
+        self.sizes[c] = last
+        self.cell[slot] = -1
+
+    def insert(self, slot: int, c: int, z: torch.Tensor) -> None:
+        """Slot ``slot`` holding latent z (D,) joins cell c."""
+        b, n = self.members[c], int(self.sizes[c])
+        if n == b.shape[0]:                                             # grow by doubling
+            nb = np.empty(2 * n + 8, dtype=np.int64)
+            nb[:n] = b[:n]
+            self.members[c] = b = nb
+            nv = self.vecs[c].new_empty(2 * n + 8, self.vecs[c].shape[1])
+            nv[:n] = self.vecs[c][:n]
+            self.vecs[c] = nv
+        b[n] = slot
+        self.vecs[c][n] = z
+        self.pos[slot], self.cell[slot], self.sizes[c] = n, c, n + 1
+
+    def update(self, slots: np.ndarray, latents: torch.Tensor) -> None:
+        """Slots (M,) were just overwritten with ``latents`` (M, D): move each to its new nearest cell."""
+        cells = self.nearest_cells(latents)
+        for i, (s, c) in enumerate(zip(slots.tolist(), cells.tolist())):
+            self.remove(s)
+            self.insert(s, c, latents[i])
+        self.rows_since_train += len(slots)
+
+    def probe_cells(self, q: torch.Tensor, nprobe: int, at_least: int) -> list[int]:
+        """The ``nprobe`` cells whose centroids are most similar to q (D,), more (best first) if they hold fewer
+        than ``at_least`` slots, so a top-k always has k candidates."""
+        cs = self.centroids @ q                                         # (C,)
+        p = min(nprobe, self.n_cells)
+        if p >= self.n_cells:
+            return list(range(self.n_cells))
+        cells = torch.topk(cs, p).indices.tolist()
+        if int(self.sizes[cells].sum()) >= at_least:
+            return cells
+        cells, total = [], 0
+        for c in torch.argsort(cs, descending=True).tolist():         # tiny cells: widen
+            cells.append(c)
+            total += int(self.sizes[c])
+            if total >= at_least and len(cells) >= p:
+                break
+        return cells
+
+    def search(self, q: torch.Tensor, nprobe: int, at_least: int) -> tuple[np.ndarray, torch.Tensor]:
+        """(slots (P,), cosines (P,)) of every member of the probed cells for unit query q (D,)."""
+        cells = [c for c in self.probe_cells(q, nprobe, at_least) if self.sizes[c]]
+        slots = np.concatenate([self.members[c][: self.sizes[c]] for c in cells])
+        cos = torch.cat([torch.mv(self.vecs[c][: self.sizes[c]], q) for c in cells])
+        return slots, cos
+
+    def copy(self) -> IVFIndex:
+        ix = IVFIndex(self.centroids.clone(), self.cell.shape[0])
+        ix.cell, ix.pos, ix.sizes = self.cell.copy(), self.pos.copy(), self.sizes.copy()
+        ix.members = [b.copy() for b in self.members]
+        ix.vecs = [v.clone() for v in self.vecs]
+        ix.rows_since_train = self.rows_since_train
+        return ix
+
+
 @dataclass
 class QueryResult:
     ids: torch.Tensor        # (M, k) block ids of the neighbours (-1 for live-appended entries without one)
@@ -80,7 +219,8 @@ class Registry:
     """Circular buffer of unit latents with their start ticks; the oldest entry is evicted when full."""
 
     def __init__(self, capacity: int, dim: int, state_dim: int = 0, block_len: int = 1,
-                 decay: float = 0.9) -> None:
+                 decay: float = 0.9, index_threshold: int = INDEX_THRESHOLD, index_nprobe: int = INDEX_NPROBE,
+                 index_cells: int = 0) -> None:
         if capacity < 1:
             raise DataError(f"registry capacity must be >= 1, got {capacity}")
         self.capacity, self.dim, self.state_dim = int(capacity), int(dim), int(state_dim)
@@ -94,7 +234,12 @@ class Registry:
         # Online updates (forgetting factor): log of each entry's weight, 0 until ``append_live`` is used, so a
         # registry without live updates answers queries exactly as before.
         self.log_weights = torch.zeros(self.capacity, dtype=torch.float64)  # (C,)
+        self._weighted = False  # some log weight may be non-zero (append_live with forgetting < 1, or loaded)
         self._decay_cache: tuple[float, torch.Tensor] | None = None
+        self._span: float | None = None
+        # Approximate search for large registries (see IVFIndex); None until first needed.
+        self.index: IVFIndex | None = None
+        self.configure_index(index_threshold, index_nprobe, index_cells)
 
     def __len__(self) -> int:
         return self.count
@@ -120,7 +265,12 @@ class Registry:
             self.states[slots] = torch.as_tensor(states, dtype=torch.float32).reshape(m, self.state_dim)
         self.head = int((self.head + m) % self.capacity)
         self.count = min(self.capacity, self.count + m)
-        self._decay_cache = None
+        self._decay_cache, self._span = None, None
+        if self.index is not None:
+            if m * 4 > self.count:   # a bulk write: retrain the cells (lazily, at the next query) on the new data
+                self.index = None
+            else:                    # live appends: each written slot leaves its old cell, joins its nearest one
+                self.index.update(slots.numpy(), latents)
 
     def append_live(self, latents: torch.Tensor, ticks: torch.Tensor | np.ndarray, states: torch.Tensor | None = None,
                     forgetting: float = 0.99) -> None:
@@ -137,6 +287,7 @@ class Registry:
         m = torch.as_tensor(latents).reshape(-1, self.dim).shape[0]
         if f < 1.0 and self.count:
             self.log_weights[: self.count] += m * math.log(f)
+            self._weighted = True
         self.add(latents, ticks, None, states)
 
     def weights(self) -> torch.Tensor:
@@ -151,9 +302,11 @@ class Registry:
 
     # ------------------------------------------------------------------ SPD
     def span(self) -> float:
-        """Ticks covered by the registry: newest start + block_len - oldest start (>= 1)."""
-        t = self.ticks[: self.count] if self.count < self.capacity else self.ticks
-        return max(float(t.max() - t.min()) + self.block_len, 1.0)
+        """Ticks covered by the registry: newest start + block_len - oldest start (>= 1); cached until a write."""
+        if self._span is None:
+            t = self.ticks[: self.count] if self.count < self.capacity else self.ticks
+            self._span = max(float(t.max() - t.min()) + self.block_len, 1.0)
+        return self._span
 
     def decay_factors(self, t_query: float) -> torch.Tensor:
         """delta ** (|t_q - t_i| / span) for every filled slot, (count,); cached per query time."""
@@ -169,14 +322,68 @@ class Registry:
         self._decay_cache = (float(t_query), f)
         return f
 
+    def factors_at(self, slots: torch.Tensor, t_query: float) -> torch.Tensor:
+        """``decay_factors(t_query)[slots]`` without computing the factors of every entry (P,) -> (P,)."""
+        if self._decay_cache is not None and self._decay_cache[0] == t_query:
+            return self._decay_cache[1].index_select(0, slots)
+        if self.decay >= 1.0:
+            f = torch.ones(slots.shape[0])
+        else:  # the same elementwise operations as decay_factors, on the candidates only
+            f = torch.exp(math.log(self.decay) * (t_query - self.ticks[slots]).abs() / self.span()).float()
+        if self._weighted:
+            f = f * torch.exp(self.log_weights[slots]).float()
+        return f
+
+    # ------------------------------------------------------------------ approximate index
+    def configure_index(self, threshold: int = INDEX_THRESHOLD, nprobe: int = INDEX_NPROBE, cells: int = 0) -> None:
+        """Use the IVF index once the registry holds ``threshold`` entries; probe ``nprobe`` of ``cells`` cells
+        (0: about sqrt(entries)). A change of the cell count drops a built index (rebuilt at the next query)."""
+        for name, v, lo in (("index_threshold", threshold, 1), ("index_nprobe", nprobe, 1), ("index_cells", cells, 0)):
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < lo:
+                raise DataError(f"registry {name} must be an integer >= {lo}, got {v!r}")
+        if getattr(self, "index_cells", None) not in (None, int(cells)):
+            self.index = None
+        self.index_threshold, self.index_nprobe, self.index_cells = int(threshold), int(nprobe), int(cells)
+
+    @property
+    def index_active(self) -> bool:
+        """Whether queries go through the approximate index (the registry holds >= index_threshold entries)."""
+        return self.count >= self.index_threshold
+
+    def ensure_index(self) -> IVFIndex | None:
+        """Build the index now if queries will use it (k-means + assignment: about a second per million entries
+        on one core), so the first live query does not pay for it. Returns it (None while the registry is exact)."""
+        if self.index is None and self.index_active:
+            cells = self.index_cells or max(8, int(round(math.sqrt(self.count))))
+            self.index = IVFIndex.train(self.latents[: self.count], self.capacity, cells)
+        return self.index if self.index_active else None
+
+    def probe(self, q: torch.Tensor, t_query: float, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Candidates of the index for one query q (1, D): (slots (P,), cosines (1, P), s_hat (1, P)), P >= k."""
+        ix = self.ensure_index()
+        slots, cos = ix.search(q[0], self.index_nprobe, k)                  # (P,), (P,)
+        cand, cos = torch.from_numpy(slots), cos.unsqueeze(0)
+        return cand, cos, cos * self.factors_at(cand, t_query)
+
     def query(self, q: torch.Tensor, k: int, t_query: float) -> QueryResult:
-        """Top-k registry entries for each row of q (M, D) by s_hat = cos * delta ** (|t_q - t_i| / span)."""
+        """Top-k registry entries for each row of q (M, D) by s_hat = cos * delta ** (|t_q - t_i| / span).
+
+        Exact below ``index_threshold`` entries; above it each row scores exactly only the members of its
+        ``index_nprobe`` best IVF cells (approximate: a true neighbour in an unprobed cell is missed)."""
         if self.count == 0:
             raise RegistryEmptyError("Registry is empty: call fit() (or load a checkpoint) before querying")
         q = q.reshape(-1, self.dim)
+        k = min(k, self.count)
+        if self.index_active:
+            rows = []
+            for i in range(q.shape[0]):  # each row probes its own cells
+                cand, cos, scores = self.probe(q[i:i + 1], t_query, k)
+                top, j = torch.topk(scores, k, dim=1)                  # (1, k)
+                rows.append((top, cand[j], cos.gather(1, j)))
+            top, slots, cosk = (torch.cat([r[n] for r in rows]) for n in range(3))
+            return QueryResult(ids=self.ids[slots], slots=slots, scores=top, cosines=cosk, ticks=self.ticks[slots])
         cos = q @ self.latents[: self.count].T                    # (M, count)
         scores = cos * self.decay_factors(t_query)                # (M, count)
-        k = min(k, self.count)
         top, slots = torch.topk(scores, k, dim=1)                 # (M, k)
         return QueryResult(ids=self.ids[slots], slots=slots, scores=top,
                            cosines=cos.gather(1, slots), ticks=self.ticks[slots])
@@ -197,21 +404,29 @@ class Registry:
                 "latents": self.latents[o].clone(), "ticks": self.ticks[o].clone(),
                 "ids": self.ids[o].clone(), "states": self.states[o].clone(),
                 # Only written after online updates, so unchanged registries keep the original format.
-                **({"log_weights": self.log_weights[o].clone()} if bool((self.log_weights != 0).any()) else {})}
+                **({"log_weights": self.log_weights[o].clone()} if bool((self.log_weights != 0).any()) else {}),
+                # Index settings only when not the defaults (the index itself is rebuilt after loading).
+                **{name: getattr(self, name) for name, default in (("index_threshold", INDEX_THRESHOLD),
+                   ("index_nprobe", INDEX_NPROBE), ("index_cells", 0)) if getattr(self, name) != default}}
 
     @classmethod
     def from_state_dict(cls, d: dict) -> Registry:
-        r = cls(int(d["capacity"]), int(d["dim"]), int(d["state_dim"]), int(d["block_len"]), float(d["decay"]))
+        r = cls(int(d["capacity"]), int(d["dim"]), int(d["state_dim"]), int(d["block_len"]), float(d["decay"]),
+                int(d.get("index_threshold", INDEX_THRESHOLD)), int(d.get("index_nprobe", INDEX_NPROBE)),
+                int(d.get("index_cells", 0)))
         if d["latents"].shape[0]:
             r.add(d["latents"], d["ticks"].numpy(), d["ids"], d["states"])
             if "log_weights" in d:
                 r.log_weights[r.order()] = d["log_weights"].to(torch.float64)
+                r._weighted = True
         return r
 
     def clone(self) -> Registry:
         """An independent copy (e.g. an online-updating registry next to the frozen one)."""
-        r = Registry(self.capacity, self.dim, self.state_dim, self.block_len, self.decay)
+        r = Registry(self.capacity, self.dim, self.state_dim, self.block_len, self.decay, self.index_threshold,
+                     self.index_nprobe, self.index_cells)
         for name in ("latents", "ticks", "ids", "states", "log_weights"):
             getattr(r, name).copy_(getattr(self, name))
-        r.head, r.count = self.head, self.count
+        r.head, r.count, r._weighted = self.head, self.count, self._weighted
+        r.index = None if self.index is None else self.index.copy()
         return r

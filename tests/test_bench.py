@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -47,7 +48,15 @@ def test_quick_bench_prints_json_with_every_section(quick_json):
     assert set(lv["stage_ms"]) == {"encode", "query", "spd", "predictor"}
     assert r["predict_batch"]["same_neighbours_as_live"] is True
     assert r["predict_batch"]["max_abs_alpha_diff_vs_live"] < 1e-4
-    assert r["registry_large"]["registry_entries"] == 100_000
+    rl = r["registry_large"]
+    assert rl["registry_entries"] == 100_000
+    assert rl["index"]["active"] is True and rl["index"]["cells"] == round(100_000 ** 0.5)
+    assert 0 < rl["cpu_p50_ms"] <= rl["cpu_p99_ms"] and rl["exact"]["cpu_p50_ms"] > 0
+    rec = rl["recall"]["by_nprobe"]
+    assert set(rec) == {"16", "32", "64", "128"} and rl["recall_at_default_nprobe"] == rec["64"]["recall_at_k"]
+    assert rec["128"]["recall_at_k"] >= rec["16"]["recall_at_k"] and rec["64"]["recall_at_k"] > 0.9
+    bt = r["predict_batch"]
+    assert bt["chunk"] == 256 and bt["two_threads"]["windows_per_s_wall"] > 0 and bt["flops_per_window"] > 1e5
     for t in r["training"].values():
         assert t["ratio_plain_over_fast"] > 1.0       # the vectorised loop beats per-sample loops
     assert r["gpu"] == {"skipped": "no CUDA device"} or "blocks_per_s" in r["gpu"]
@@ -61,6 +70,7 @@ def test_markdown_table_is_generated_from_the_json(quick_json, tmp_path):
     assert "| Metric | Spec | ChronosDefrag |" in md and "~4.2 s" in md and "~850 QPS" in md
     assert f"{quick_json['fit_spec']['cpu_s']:.3g} s" in md
     assert md.count("| Pseudo-timeline,") == 4
+    assert "IVF index: 316 cells, nprobe 64" in md and "| nprobe | recall@k |" in md
     p = tmp_path / "saved.json"
     p.write_text(json.dumps(quick_json))
     proc = subprocess.run([sys.executable, "-m", "chronoslib", "bench", "--from", str(p), "--markdown"], cwd=ROOT,
@@ -87,11 +97,20 @@ def test_target_table_marks_met_missed_and_unmeasured():
 def test_memory_probe_sees_a_real_allocation():
     def alloc():
         a = np.ones(40 * 2**20 // 8)  # 40 MB, touched
+        time.sleep(0.05)              # held long enough for the sampling thread to see it
         return float(a.sum())
 
-    out, wall, cpu, extra = bench.measure(alloc)
+    sampled = {}
+    out, wall, cpu, extra = bench.measure(alloc, sampled)
     assert out == 40 * 2**20 // 8 and wall > 0 and cpu >= 0
     assert 30 < extra < 200
+    assert 30 < sampled["extra_mb"] <= extra + 5     # the kernel's peak and the sampled one agree
+
+
+def test_memory_probe_does_not_count_memory_held_before_the_call():
+    held = np.ones(200 * 2**20 // 8)  # 200 MB resident before the measured call
+    r = bench.repeat(lambda: float(held[::4096].sum()), 2)
+    assert r["extra_mb"] < 20 and r["extra_mb_sampled"] < 20
 
 
 def test_plain_info_nce_equals_the_vectorised_loss():
