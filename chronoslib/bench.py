@@ -274,8 +274,11 @@ def bench_batch(engine: Any, windows: np.ndarray, n: int, runs: int) -> dict[str
     r = repeat(lambda: engine.predict_batch(w), runs)
     out = r["result"]
     # Both cores for this call only (restored after): wall time is what can improve; CPU time adds both threads.
+    engine.predict_batch(w[:512], threads=2)                             # start the second thread's pool first
     two = repeat(lambda: engine.predict_batch(w, threads=2), runs)
     big = repeat(lambda: engine.predict_batch(w, chunk=8192), 1)         # the old default chunk, for comparison
+    bf = repeat(lambda: engine.predict_batch(w, precision="bf16"), runs)  # opt-in bfloat16 encoder
+    bf_out = bf["result"]
     live_after = float(np.median(_cpu_live(engine, w, 200)))
     single = [engine.predict_live(w[i]) for i in range(8)]
     diff = max(abs(float(p.alpha_prediction) - float(out["alpha"][i])) for i, p in enumerate(single))
@@ -284,6 +287,12 @@ def bench_batch(engine: Any, windows: np.ndarray, n: int, runs: int) -> dict[str
     res.update(windows=n, chunk=256, windows_per_s=n / r["cpu_s"], windows_per_s_wall=n / r["median_s"],
                two_threads={"windows_per_s_wall": n / two["median_s"], "windows_per_s_cpu": n / two["cpu_s"]},
                chunk_8192={"windows_per_s": n / big["cpu_s"], "windows_per_s_wall": n / big["median_s"]},
+               bf16={"windows_per_s": n / bf["cpu_s"], "windows_per_s_wall": n / bf["median_s"],
+                     "same_top1_as_fp32": float((bf_out["neighbour_indices"][:, 0]
+                                                 == out["neighbour_indices"][:, 0]).mean()),
+                     "max_abs_alpha_diff_vs_fp32": float(np.abs(bf_out["alpha"] - out["alpha"]).max()),
+                     "cpu_bf16_supported": bool(torch.backends.mkldnn.is_available()
+                                                and torch.ops.mkldnn._is_mkldnn_bf16_supported())},
                live_cpu_p50_ms_before=live_before, live_cpu_p50_ms_after=live_after,
                flops_per_window=_encoder_flops(engine),
                max_abs_alpha_diff_vs_live=diff,
@@ -502,6 +511,8 @@ def _batch_notes(bt: dict[str, Any]) -> str:
         return ""
     return (f"; chunk {bt['chunk']}; two threads {_fmt(bt['two_threads']['windows_per_s_wall'], 'windows/s')} wall; "
             f"old chunk 8192 {_fmt(bt['chunk_8192']['windows_per_s'], 'windows/s')} CPU; "
+            + (f"opt-in bf16 encoder {_fmt(bt['bf16']['windows_per_s'], 'windows/s')} CPU (top-1 neighbour as fp32 "
+               f"in {bt['bf16']['same_top1_as_fp32']:.1%}); " if "bf16" in bt else "") +
             f"{bt['flops_per_window'] / 1e6:.1f} MFLOP per window")
 
 

@@ -276,14 +276,17 @@ class ChronosDefragEngine:
         return self.predict_live(live_window(raw, self.cfg.data, self.cfg.encoder.block_len), timestamp)
 
     def predict_batch(self, windows: Any, timestamp: float | None = None, chunk: int = 256,
-                      threads: int | None = None) -> dict[str, np.ndarray]:
+                      threads: int | None = None, precision: str = "fp32") -> dict[str, np.ndarray]:
         """Vectorised ``predict_live`` over windows (M, L, F); returns arrays with M rows.
 
         Keys: alpha (M,), confidence (M,), forecast (M, forecast_dim), latent (M, D), neighbour_indices (M, k),
         neighbour_scores (M, k). Equal to calling ``predict_live`` on each window with the same timestamp.
         chunk: windows per encoder pass; 256 keeps a chunk's activations (256 x 32 x 64 floats per layer) in
         cache (measured ~4x faster per window than 8192). threads: torch threads for this call only (restored
-        afterwards); None keeps the caller's setting (single-threaded in every entry point).
+        afterwards); None keeps the caller's setting (single-threaded in every entry point). precision: "fp32"
+        (default, equal to predict_live) or "bf16": the encoder runs under bfloat16 autocast (~3x faster on CPUs
+        with AVX512-BF16/AMX, slower elsewhere; latents differ by ~1e-3, so near-tied neighbours can swap); the
+        registry query and predictor stay fp32.
         """
         if self.registry is None or len(self.registry) == 0:
             raise RegistryEmptyError("Registry is empty: fit() must be called before predict_batch()")
@@ -291,6 +294,8 @@ class ChronosDefragEngine:
             raise DataError(f"chunk must be a positive integer, got {chunk!r}")
         if threads is not None and (not isinstance(threads, (int, np.integer)) or threads < 1):
             raise DataError(f"threads must be a positive integer or None, got {threads!r}")
+        if precision not in ("fp32", "bf16"):
+            raise DataError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
         x = self._check_windows(windows)
         tq = self._query_time(timestamp)
         reg, k = self.registry, self.cfg.routing.top_k
@@ -302,7 +307,12 @@ class ChronosDefragEngine:
         try:
             with torch.inference_mode():
                 for i in range(0, x.shape[0], chunk):
-                    q = self.encoder(x[i:i + chunk])                       # (m, D)
+                    if precision == "bf16":
+                        with torch.autocast("cpu", dtype=torch.bfloat16):
+                            q = self.encoder(x[i:i + chunk])
+                        q = torch.nn.functional.normalize(q.float(), dim=1)  # (m, D) unit fp32
+                    else:
+                        q = self.encoder(x[i:i + chunk])                   # (m, D)
                     res = reg.query(q, k, tq)
                     w, state = reg.reconstruct_context(res)
                     fc = self.predictor.readout(self.predictor.step(q, state))

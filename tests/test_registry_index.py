@@ -185,3 +185,9 @@ def test_predict_batch_threads_and_chunk_arguments(indexed_engine):
         eng.predict_batch(windows, threads=0)
     with pytest.raises(DataError, match="chunk"):
         eng.predict_batch(windows, chunk=0)
+    c = eng.predict_batch(windows, precision="bf16")     # opt-in bfloat16 encoder: close to fp32, unit latents
+    assert c["neighbour_indices"].shape == b["neighbour_indices"].shape
+    np.testing.assert_allclose(np.linalg.norm(c["latent"], axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(c["latent"], b["latent"], atol=0.05)
+    with pytest.raises(DataError, match="precision must be 'fp32' or 'bf16'"):
+        eng.predict_batch(windows, precision="fp16")
