@@ -131,12 +131,9 @@ def _new_chunk(fresh: bool) -> None:
 
 
 def _toggle_play() -> None:
-    r: replay.ReplaySession = session.get("replay")
     if session.get("replay_playing", False):
-        # Pause: the server predicts up to two seconds ahead of the browser; go back to what was shown.
-        shown = (st.session_state.get("rp_player") or {}).get("shown")
-        if isinstance(shown, int) and 0 <= shown + 1 < r.position:
-            r.rewind(shown + 1)
+        # Pause. The server predicts up to two seconds ahead of the browser: the player answers with the window
+        # it shows (``pause_at``) and ``live_view`` moves the session there.
         session.put("replay_playing", False)
     else:
         session.put("replay_playing", True)
@@ -193,7 +190,17 @@ def live_view() -> None:
     fresh = bool(session.get("replay_fresh", True))
     val = st.session_state.get("rp_player") or {}
     frames_from = rs.position
-    if playing and not fresh and val.get("request") == chunk:
+    if not fresh and val.get("fresh") == chunk:   # the player was re-created (page revisited): redraw everything
+        fresh, chunk = True, chunk + 1
+    elif not playing and val.get("chunk") == chunk and isinstance(val.get("pause_at"), int):
+        target = min(max(val["pause_at"] + 1, 0), rs.n_windows)   # windows done when the browser paused
+        if target < rs.position:
+            rs.rewind(target)
+        elif target > rs.position:
+            _ = rs.step(target - rs.position)
+        fresh, chunk = True, chunk + 1
+        publish(rs)
+    elif playing and not fresh and val.get("request") == chunk:
         try:
             _ = rs.step(max(1, int(np.ceil(float(s["speed"]) * CHUNK_S))))
         except (ValueError, RuntimeError) as exc:

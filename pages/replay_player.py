@@ -95,7 +95,8 @@ def render(rs: ReplaySession, *, playing: bool, fresh: bool, chunk_id: int, fram
         args["gauges"] = plots_live.gauges(rs.confidence[cur] if p else None, rs.alpha[cur] if p else None,
                                            threshold, args["alpha_range"],
                                            (rs.online_confidence[cur] if p else float("nan")) if rs.online
-                                           else None).to_json()
+                                           else None)
+        args["gauges"] = args["gauges"].to_json()
         # The window trace must exist for the player to move it: before the first window, draw window 0.
         panel = plots_live.replay_panel(replay_series, int(rs.starts[max(cur or 0, 0)]), rs.block_len,
                                         rs.source.start_tick, ticks, rs.confidence[:p], threshold, alerts,
@@ -112,7 +113,8 @@ def render(rs: ReplaySession, *, playing: bool, fresh: bool, chunk_id: int, fram
             ws = rs.neighbour_weights[cur] if p else []
             args["marks"] = plots_live.neighbour_marks(train_series, rs.engine.block_starts, rs.block_len, ids, ws,
                                                        regimes.get("cluster"), train_label, height=300,
-                                                       max_points=LIVE_POINTS).to_json()
+                                                       max_points=LIVE_POINTS)
+            args["marks"] = args["marks"].to_json()
         if td is not None:
             args["current"] = td(rs, cur, streak, alerts, regimes, train_series, train_timestamps)
     if playing and td is not None:
