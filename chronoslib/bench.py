@@ -258,7 +258,12 @@ def bench_live(engine: Any, windows: np.ndarray, n_calls: int) -> dict[str, Any]
         c0 = time.thread_time()
         engine.predict_live(w[i % len(w)])
         cpu[i] = (time.thread_time() - c0) * 1e3
+    # p99 of each block of 500 consecutive calls, median over blocks: a burst of other jobs on the shared cores
+    # (which also shows in thread CPU time: cache and memory-bandwidth contention, hypervisor steal) then moves
+    # one block's p99 rather than the whole figure.
+    blocks = [np.percentile(cpu[a:a + 500], 99) for a in range(0, n_calls - 499, 500)] or [np.percentile(cpu, 99)]
     r.update(cpu_p50_ms=float(np.percentile(cpu, 50)), cpu_p99_ms=float(np.percentile(cpu, 99)),
+             cpu_p99_ms_block_median=float(np.median(blocks)), cpu_p99_blocks=len(blocks),
              cpu_qps=float(1e3 / cpu.mean()))
     r.update(registry_entries=len(engine.registry), spec_mean_ms=SPEC_FIGURES["predict_live_mean_ms"],
              spec_p99_ms=SPEC_FIGURES["predict_live_p99_ms"], spec_qps=SPEC_FIGURES["qps"])
@@ -483,6 +488,9 @@ def target_table(res: dict[str, Any]) -> list[dict[str, Any]]:
     add("predict_live p50 (wall)", TARGETS["live_p50_ms"], lv["p50_ms"], "ms")
     add("predict_live p99 (wall)", TARGETS["live_p99_ms"], lv["p99_ms"], "ms")
     add("predict_live p99 (CPU time per call)", TARGETS["live_p99_ms"], lv["cpu_p99_ms"], "ms")
+    if "cpu_p99_ms_block_median" in lv:
+        add("predict_live p99 (CPU, median of per-500-call blocks)", TARGETS["live_p99_ms"],
+            lv["cpu_p99_ms_block_median"], "ms")
     add("predict_batch throughput (CPU)", TARGETS["batch_windows_per_s"], res["predict_batch"]["windows_per_s"],
         "windows/s", higher_is_better=True)
     rl = res["registry_large"]
@@ -565,12 +573,16 @@ def to_markdown(res: dict[str, Any]) -> str:
     for n, row in tl["approx"].items():
         q = (f", path cost {row['cost_ratio_approx_over_exact']:.3f}x exact greedy"
              if "cost_ratio_approx_over_exact" in row else "")
+        smp = (f" (sampled RSS +{_fmt(row['approx_extra_mb_sampled'], 'MB')})"
+               if "approx_extra_mb_sampled" in row else "")
         lines.append(f"| Pseudo-timeline, {int(n):,} blocks (approximate) | - | {_fmt(row['approx_cpu_s'], 's')} "
-                     f"({_fmt(row['approx_s'], 's')}), +{_fmt(row['approx_extra_mb'], 'MB')}{q} |")
+                     f"({_fmt(row['approx_s'], 's')}), +{_fmt(row['approx_extra_mb'], 'MB')}{smp}{q} |")
     lines += [
         f"| predict_live p50 / p99 | ~{lv['spec_mean_ms']} ms (mean) / ~{lv['spec_p99_ms']} ms | "
         f"{_fmt(lv['p50_ms'], 'ms')} / {_fmt(lv['p99_ms'], 'ms')} wall; {_fmt(lv['cpu_p50_ms'], 'ms')} / "
-        f"{_fmt(lv['cpu_p99_ms'], 'ms')} CPU |",
+        f"{_fmt(lv['cpu_p99_ms'], 'ms')} CPU" + (f" (p99 per 500 calls, median of {lv['cpu_p99_blocks']} blocks: "
+                                                f"{_fmt(lv['cpu_p99_ms_block_median'], 'ms')})"
+                                                if "cpu_p99_ms_block_median" in lv else "") + " |",
         f"| Inference throughput (predict_live, one thread) | ~{lv['spec_qps']:.0f} QPS | "
         f"{_fmt(lv['qps'], 'QPS')} wall, {_fmt(lv['cpu_qps'], 'QPS')} CPU |",
         f"| predict_batch, {bt['windows']:,} windows | - | {_fmt(bt['windows_per_s'], 'windows/s')} CPU "

@@ -102,8 +102,13 @@ class IVFIndex:
         """Spherical k-means on ``latents`` (N, D) (a sample of it), then every row assigned to a cell."""
         from .timeline import spherical_kmeans
 
-        cent, _ = spherical_kmeans(latents, n_cells, iters=8, sample=min(latents.shape[0], 64 * n_cells),
-                                   seed=seed)
+        # k-means sees only a sample: spherical_kmeans also labels every row it is given, in (rows, C) chunks
+        # whose freed blocks glibc does not always reuse (measured +3.8 GB of RSS at 1M rows x 1,000 cells);
+        # the full assignment below goes through one reused buffer instead.
+        n = latents.shape[0]
+        m = min(n, 64 * n_cells)
+        sample = latents[torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:m]] if m < n else latents
+        cent, _ = spherical_kmeans(sample, n_cells, iters=8, sample=m, seed=seed)
         ix = cls(cent, capacity)
         ix.assign_all(latents)
         return ix
@@ -112,8 +117,12 @@ class IVFIndex:
         """Cell of each row of z (M, D) (chunked so a (rows, C) block stays small)."""
         out = np.empty(z.shape[0], dtype=np.int64)
         step = max(256, (16 << 20) // (4 * self.n_cells))
+        buf = torch.empty(min(step, z.shape[0]), self.n_cells)          # (rows, C), reused by every chunk
+        ct = self.centroids.T
         for a in range(0, z.shape[0], step):
-            out[a:a + step] = torch.argmax(z[a:a + step] @ self.centroids.T, dim=1).numpy()
+            b = min(z.shape[0], a + step)
+            s = torch.matmul(z[a:b], ct, out=buf[: b - a])
+            out[a:b] = torch.argmax(s, dim=1).numpy()
         return out
 
     def assign_all(self, latents: torch.Tensor) -> None:

@@ -46,6 +46,7 @@ def test_quick_bench_prints_json_with_every_section(quick_json):
     lv = r["predict_live"]
     assert 0 < lv["p50_ms"] <= lv["p99_ms"] and lv["qps"] > 0 and lv["cpu_p50_ms"] > 0
     assert set(lv["stage_ms"]) == {"encode", "query", "spd", "predictor"}
+    assert lv["cpu_p99_blocks"] == 1 and lv["cpu_p99_ms_block_median"] == pytest.approx(lv["cpu_p99_ms"])
     assert r["predict_batch"]["same_neighbours_as_live"] is True
     assert r["predict_batch"]["max_abs_alpha_diff_vs_live"] < 1e-4
     rl = r["registry_large"]
