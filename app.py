@@ -16,8 +16,19 @@ st.set_page_config(page_title="ChronosDefrag", page_icon="🧭", layout="wide")
 
 # Navigation comes before the heavy imports: on a fresh server Streamlit's legacy pages/ router runs this file
 # first and shows every file in pages/ as a page until st.navigation replaces that list, so call it at once.
+
+
+def _overview() -> None:
+    # A function page: Streamlit's first run on a fresh server lists app.py plus every pages/*.py file (its legacy
+    # pages-folder mode) before st.navigation takes over; one function page keeps both lists the same length.
+    from pages.lib import overview
+
+    overview.render()
+
+
 pages = [
-    st.Page("pages/data.py", title="Data", icon=":material/table_chart:", default=True),
+    st.Page(_overview, title="Overview", icon=":material/explore:", url_path="overview", default=True),
+    st.Page("pages/data.py", title="Data", icon=":material/table_chart:"),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/manifold.py", title="Manifold", icon=":material/scatter_plot:"),
     st.Page("pages/timeline.py", title="Timeline", icon=":material/view_timeline:"),
@@ -30,7 +41,7 @@ current = st.navigation(pages)
 
 import torch  # noqa: E402
 
-from pages import session  # noqa: E402
+from pages.lib import session  # noqa: E402
 
 torch.set_num_threads(1)
 session.init_defaults()

@@ -31,7 +31,7 @@ from chronoslib.data import (
     read_table,
 )
 from chronoslib.plots_train import series_figure
-from pages import session
+from pages.lib import session
 
 session.guard()
 

@@ -16,7 +16,7 @@ import streamlit as st
 
 from chronoslib import diagnostics, plots_live, replay
 from chronoslib.features import source_columns
-from pages import session
+from pages.lib import session
 
 session.guard()
 st.title("Diagnostics")

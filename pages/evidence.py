@@ -24,7 +24,7 @@ from chronoslib.plots_evidence import (
     verdict_groups,
     verdicts,
 )
-from pages import session
+from pages.lib import session
 
 session.guard()
 st.title("Evidence")

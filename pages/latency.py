@@ -17,7 +17,7 @@ import streamlit as st
 from chronoslib import plots_live
 from chronoslib.latency import SPEC_FIGURES, measure_live_latency
 from chronoslib.replay import heldout_source, window_starts
-from pages import session
+from pages.lib import session
 
 session.guard()
 st.title("Latency")

@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from chronoslib import plots, projection, regimes
-from pages import session
+from pages.lib import session
 
 session.guard()
 st.title("Regime manifold")

@@ -11,7 +11,7 @@ import numpy as np
 import streamlit as st
 
 from chronoslib import plots, projection, regimes
-from pages import session
+from pages.lib import session
 
 session.guard()
 st.title("Timeline: chronological vs defragmented")

@@ -17,7 +17,7 @@ import torch
 from chronoslib import ChronosDefragEngine, DefragConfig
 from chronoslib.errors import CheckpointError
 from chronoslib.plots_train import loss_figure
-from pages import session
+from pages.lib import session
 
 session.guard()
 

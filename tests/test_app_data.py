@@ -11,7 +11,7 @@ os.environ.setdefault("CHRONOS_FAST_UI", "1")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from chronoslib.data import SAMPLES, load_sample  # noqa: E402
-from pages import session  # noqa: E402
+from pages.lib import session  # noqa: E402
 
 APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app.py")
 
@@ -21,7 +21,8 @@ def _texts(elements) -> str:
 
 
 def _app() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60).run()  # the Data page is the default page
+    at = AppTest.from_file(APP, default_timeout=60).run()  # opens on the Overview
+    at.switch_page("pages/data.py").run()
     assert not at.exception
     return at
 

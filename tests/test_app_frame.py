@@ -9,7 +9,7 @@ os.environ.setdefault("CHRONOS_FAST_UI", "1")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from chronoslib import data  # noqa: E402
-from pages import session  # noqa: E402
+from pages.lib import session  # noqa: E402
 
 tomllib = pytest.importorskip("tomllib", reason="tomllib needs Python 3.11+")
 
@@ -31,7 +31,13 @@ def test_app_opens_on_the_sample_data_and_the_shipped_model():
     assert f"**Data:** {ds.name}" in side and f"{len(ds.features):,} ticks × {ds.features.shape[1]} features" in side
     assert "shipped sample checkpoint" in side and f"{len(eng.block_latents):,} blocks" in side
     assert "**Device:** cpu" in side or "**Device:** cuda" in side
-    assert at.title[0].value == "Data"
+    # It opens on the Overview: the shipped model's figures and its defragmented timeline, with links to every page.
+    assert at.title[0].value == "ChronosDefrag"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Training blocks"] == f"{len(eng.block_latents):,}"
+    assert float(metrics["Timeline entropy"]) == pytest.approx(eng.fit_summary["timeline_entropy"], abs=1e-3)
+    assert len(at.get("plotly_chart")) == 1
+    assert len(at.get("page_link")) == 8
 
 
 def test_every_page_run_gets_the_sidebar_even_without_app_py():

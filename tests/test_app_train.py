@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from chronoslib import ChronosDefragEngine  # noqa: E402
 from chronoslib.data import load_sample  # noqa: E402
-from pages import session  # noqa: E402
+from pages.lib import session  # noqa: E402
 
 APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app.py")
 SAMPLE_BYTES = open(session.SAMPLE_CHECKPOINT, "rb").read()

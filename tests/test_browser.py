@@ -9,7 +9,7 @@ import os
 
 from tests.browser_support import app_server, open_page, page, wait_idle  # noqa: F401
 
-PAGES = ["Data", "Train", "Manifold", "Timeline", "Live replay", "Latency", "Diagnostics", "Evidence"]
+PAGES = ["Overview", "Data", "Train", "Manifold", "Timeline", "Live replay", "Latency", "Diagnostics", "Evidence"]
 SHOTS = os.environ.get("CHRONOS_SCREENSHOT_DIR", "")
 
 
@@ -43,6 +43,8 @@ def test_every_sidebar_page_opens_without_an_exception(page):  # noqa: F811
         page.wait_for_selector("h1")
         _no_exception(page, title)
     assert "Synthetic regimes (labelled)" in _sidebar(page) and "shipped sample checkpoint" in _sidebar(page)
+    page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg')  # the Overview's timeline chart
+    open_page(page, "Data")
     page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg')  # the Data page's price chart
     _shot(page, "data")
 

@@ -10,7 +10,7 @@ import time
 
 from tests.browser_support import app_server, open_page, page, wait_idle  # noqa: F401
 
-PLAYER = 'iframe[title="pages.replay_player.replay_player"]'
+PLAYER = 'iframe[title="pages.lib.replay_player.replay_player"]'
 
 
 def test_playing_a_replay_updates_the_gauges_in_the_browser(page):  # noqa: F811

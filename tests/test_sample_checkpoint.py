@@ -11,7 +11,7 @@ import pytest
 
 from chronoslib import ChronosDefragEngine, LookAheadError
 from chronoslib.data import load_sample
-from pages.session import DEFAULT_SAMPLE, SAMPLE_CHECKPOINT
+from pages.lib.session import DEFAULT_SAMPLE, SAMPLE_CHECKPOINT
 
 
 @pytest.fixture(scope="module")

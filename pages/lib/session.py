@@ -23,7 +23,7 @@ import torch
 from chronoslib import ChronosDefragEngine, DefragConfig
 from chronoslib.data import SAMPLES, Dataset, load_sample
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # repo root
 SAMPLE_CHECKPOINT = os.path.join(ROOT, "sample_data", "sample_model.pt")
 DEFAULT_SAMPLE = next(iter(SAMPLES))
 
