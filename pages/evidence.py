@@ -7,6 +7,7 @@ caches the result per dataset + model in session state, and shows the figures an
 
 import hashlib
 import json
+import os
 
 import pandas as pd
 import streamlit as st
@@ -25,6 +26,8 @@ from chronoslib.plots_evidence import (
     verdicts,
 )
 from pages.lib import session
+
+SHIPPED_EVIDENCE = os.path.join(session.ROOT, "sample_data", "sample_evidence.json")
 
 session.guard()
 st.title("Evidence")
@@ -90,6 +93,16 @@ if run:
         st.error(f"The evaluation could not run: {exc}")
 
 res = results.get(key)
+if res is None and info.get("origin") == session.SHIPPED_ORIGIN and ds.name == session.DEFAULT_SAMPLE \
+        and os.path.exists(SHIPPED_EVIDENCE):
+    # The shipped model on the shipped data (same split): show the result computed when they were made.
+    with open(SHIPPED_EVIDENCE) as f:
+        shipped = json.load(f)
+    if shipped.get("split") == ds.split and shipped.get("n_ticks") == len(ds.features):
+        res = shipped
+        st.info(f"Showing the result shipped with the sample model ({len(res['seeds'])} seeds at the model's own "
+                f"settings, made by `sample_data/make_sample_data.py`). Press **Run evaluation** to compute it "
+                "here.", icon=":material/inventory_2:")
 if res is None:
     st.info("No evaluation for this dataset and model yet: press **Run evaluation** (about 10–30 s with the "
             "defaults on the sample data).")

@@ -27,8 +27,8 @@ def _tiny(at: AppTest) -> None:
 def test_evidence_page_runs_a_tiny_evaluation_and_caches_it():
     at = _evidence_page()
     assert at.title[0].value == "Evidence"
-    assert any("Run evaluation" in i.value for i in at.info)
-    assert not at.get("plotly_chart")
+    assert any("shipped with the sample model" in i.value for i in at.info)  # opens on the shipped result
+    assert len(at.get("plotly_chart")) == 4 and "cd_evidence_results" not in at.session_state
     _tiny(at)
     at.button[0].click().run()
     assert not at.exception and not at.error
@@ -59,4 +59,14 @@ def test_evidence_page_shows_an_error_for_data_too_short_to_evaluate():
     at.button[0].click().run()
     assert not at.exception
     assert any("Need at least 4 held-out blocks" in e.value for e in at.error)
+    assert not at.get("plotly_chart")  # a different split: the shipped result does not apply
+
+
+def test_evidence_page_without_a_result_for_other_data_invites_a_run():
+    at = _evidence_page()
+    ds = at.session_state[session.K_DATASET]
+    at.session_state[session.K_DATASET] = dataclasses.replace(ds, split=ds.split - 64)
+    at.run()
+    assert not at.exception
+    assert any("No evaluation for this dataset and model yet" in i.value for i in at.info)
     assert not at.get("plotly_chart")

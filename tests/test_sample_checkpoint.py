@@ -61,3 +61,17 @@ def test_the_checkpoint_predicts_held_out_windows_and_refuses_look_ahead(shipped
     truth = np.array([np.bincount(ds.labels[ds.split + i * L: ds.split + (i + 1) * L]).argmax() for i in range(n)])
     found = np.array([np.bincount(ds.labels[s: s + L]).argmax() for s in starts])
     assert (truth == found).mean() > 0.8  # majority-class share is about 0.6
+
+
+def test_shipped_evidence_matches_the_shipped_model_and_data():
+    import json
+
+    root = os.path.dirname(SAMPLE_CHECKPOINT)
+    with open(os.path.join(root, "sample_evidence.json")) as f:
+        res = json.load(f)
+    eng = ChronosDefragEngine.load(SAMPLE_CHECKPOINT)
+    ds = load_sample(DEFAULT_SAMPLE)
+    assert res["dataset"] == DEFAULT_SAMPLE and res["split"] == ds.split and res["n_ticks"] == len(ds.features)
+    assert res["block_len"] == eng.cfg.encoder.block_len and res["window"] == eng.cfg.predictor.window
+    assert res["encoder_epochs"] == eng.cfg.optim.encoder_epochs and len(res["seeds"]) >= 3
+    assert res["verdicts"] and all(isinstance(v, str) for v in res["verdicts"])

@@ -43,6 +43,9 @@ def _sample_checkpoint_bytes() -> bytes:
         return f.read()
 
 
+SHIPPED_ORIGIN = "shipped sample checkpoint"
+
+
 def init_defaults() -> None:
     """Load the shipped sample dataset and pre-trained model into a new session."""
     if K_DATASET not in st.session_state:
@@ -50,7 +53,7 @@ def init_defaults() -> None:
     if K_ENGINE not in st.session_state:
         eng = ChronosDefragEngine.load(_sample_checkpoint_bytes())
         st.session_state[K_ENGINE] = eng
-        st.session_state[K_MODEL_INFO] = {"origin": "shipped sample checkpoint", "dataset": DEFAULT_SAMPLE,
+        st.session_state[K_MODEL_INFO] = {"origin": SHIPPED_ORIGIN, "dataset": DEFAULT_SAMPLE,
                                           "when": eng.meta.get("fitted_at", "?")}
 
 
