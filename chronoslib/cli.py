@@ -54,8 +54,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = DefragConfig()
     if args.config:
-        with open(args.config) as f:
-            cfg = DefragConfig.from_dict(json.load(f))
+        cfg = DefragConfig.from_json_file(args.config)
     for attr, (sec, field) in {"epochs": ("optim", "encoder_epochs"),
                                "predictor_epochs": ("optim", "predictor_epochs"),
                                "block_len": ("encoder", "block_len"), "batch_size": ("optim", "batch_size"),

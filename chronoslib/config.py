@@ -188,6 +188,21 @@ class DefragConfig:
                 kwargs[name] = d[name]
         return cls(**kwargs).validate()
 
+    @classmethod
+    def from_json_file(cls, path: str) -> DefragConfig:
+        """``from_dict`` of a JSON file, with errors that name the file."""
+        import json
+
+        try:
+            with open(path) as f:
+                d = json.load(f)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
+        try:
+            return cls.from_dict(d)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+
     def copy(self) -> DefragConfig:
         return DefragConfig.from_dict(self.to_dict())
 

@@ -481,8 +481,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = DefragConfig()
     if args.config:
-        with open(args.config) as f:
-            cfg = DefragConfig.from_dict(json.load(f))
+        cfg = DefragConfig.from_json_file(args.config)
     if args.block_len is not None:
         cfg.encoder.block_len = args.block_len
     ds = load_eval_dataset(args.data, holdout=args.holdout,

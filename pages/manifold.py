@@ -27,17 +27,7 @@ st.caption("Each point is one training block, placed by its learned latent vecto
 FAST_UI = os.environ.get("CHRONOS_FAST_UI", "") not in ("", "0")
 METHODS = {"UMAP": "umap", "PCA": "pca"}
 
-eng, ds = session.engine(), session.dataset()
-if eng is None or getattr(eng, "block_latents", None) is None:
-    st.info("No model yet: train one on the Train page (or load a checkpoint) to see its manifold.")
-    st.stop()
-
-try:
-    view = regimes.block_view(eng.block_latents, eng.block_starts, int(eng.cfg.encoder.block_len),
-                              eng.pseudo_timeline, ds.features, ds.prices, ds.timestamps, ds.labels)
-except (ValueError, RuntimeError) as exc:
-    st.error(str(exc))
-    st.stop()
+eng, ds, view = session.model_view("manifold")
 n = len(view.starts)
 key = projection.latents_key(view.latents)
 

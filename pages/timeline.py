@@ -19,13 +19,8 @@ st.caption("The same training blocks twice, coloured by regime. In real time, re
            "are scattered. The pseudo-timeline chains each block to its most similar unvisited neighbour, so blocks "
            "of one regime end up side by side: the timeline is *defragmented*.")
 
-eng, ds = session.engine(), session.dataset()
-if eng is None or getattr(eng, "block_latents", None) is None:
-    st.info("No model yet: train one on the Train page (or load a checkpoint) to see its pseudo-timeline.")
-    st.stop()
+eng, ds, view = session.model_view("pseudo-timeline")
 try:
-    view = regimes.block_view(eng.block_latents, eng.block_starts, int(eng.cfg.encoder.block_len),
-                              eng.pseudo_timeline, ds.features, ds.prices, ds.timestamps, ds.labels)
     k = session.get("regime_k")
     k_range = session.get("regime_k_range", (2, 8))
     with st.spinner("Clustering regimes…"):

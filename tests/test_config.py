@@ -73,3 +73,19 @@ def test_architecture_lists_shape_fields():
     assert a.architecture() == b.architecture()
     b.encoder.hidden_dim = 8
     assert a.architecture() != b.architecture()
+
+
+def test_config_json_file_round_trip_and_errors_name_the_file(tmp_path):
+    cfg = DefragConfig()
+    cfg.encoder.block_len = 16
+    good = tmp_path / "cfg.json"
+    good.write_text(json.dumps(cfg.to_dict()))
+    assert DefragConfig.from_json_file(str(good)) == cfg
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ConfigError, match="bad.json is not valid JSON"):
+        DefragConfig.from_json_file(str(bad))
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps({"encoder": {"block_len": 0}}))
+    with pytest.raises(ConfigError, match="wrong.json: encoder.block_len"):
+        DefragConfig.from_json_file(str(wrong))

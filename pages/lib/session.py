@@ -299,3 +299,20 @@ def poll_training() -> TrainJob | None:
         if job.error is None:
             set_engine(job.engine, "trained in this session", job.dataset_name)
     return job
+
+
+def model_view(purpose: str) -> tuple[ChronosDefragEngine, Dataset, Any]:
+    """(engine, dataset, ``regimes.block_view``) of the active model; otherwise a message and ``st.stop()``."""
+    from chronoslib import regimes
+
+    eng, ds = engine(), dataset()
+    if eng is None or getattr(eng, "block_latents", None) is None:
+        st.info(f"No model yet: train one on the Train page (or load a checkpoint) to see its {purpose}.")
+        st.stop()
+    try:
+        view = regimes.block_view(eng.block_latents, eng.block_starts, int(eng.cfg.encoder.block_len),
+                                  eng.pseudo_timeline, ds.features, ds.prices, ds.timestamps, ds.labels)
+    except (ValueError, RuntimeError) as exc:
+        st.error(str(exc))
+        st.stop()
+    return eng, ds, view
