@@ -13,6 +13,13 @@ from tests.browser_support import app_server, open_page, page, wait_idle  # noqa
 PLAYER = 'iframe[title="pages.lib.replay_player.replay_player"]'
 
 
+def _shown(page) -> int:
+    """The player's count of shown windows; waits while the iframe is (re)mounting and has not drawn yet."""
+    page.wait_for_function(
+        f"() => document.querySelector('{PLAYER}')?.contentDocument?.body?.dataset.shown !== undefined")
+    return int(page.frame_locator(PLAYER).locator("body").get_attribute("data-shown"))
+
+
 def test_playing_a_replay_updates_the_gauges_in_the_browser(page):  # noqa: F811
     open_page(page, "Live replay")
     frame = page.frame_locator(PLAYER)
@@ -38,8 +45,8 @@ def test_playing_a_replay_updates_the_gauges_in_the_browser(page):  # noqa: F811
     page.get_by_role("button", name="Pause").click()
     wait_idle(page)
     page.get_by_role("button", name="Play").wait_for()
-    shown = int(frame.locator("body").get_attribute("data-shown"))
+    shown = _shown(page)
     # The server moves to the window the browser showed when paused (it predicts ahead while playing).
     page.get_by_text(f"{shown} of 249 windows replayed").wait_for()
     page.wait_for_timeout(600)
-    assert int(frame.locator("body").get_attribute("data-shown")) == shown   # paused: nothing moves
+    assert _shown(page) == shown   # paused: nothing moves
