@@ -13,11 +13,11 @@ from tests.browser_support import app_server, open_page, page, wait_idle  # noqa
 PLAYER = 'iframe[title="pages.lib.replay_player.replay_player"]'
 
 
-def _shown(page) -> int:
+def _shown(pg) -> int:
     """The player's count of shown windows; waits while the iframe is (re)mounting and has not drawn yet."""
-    page.wait_for_function(
+    pg.wait_for_function(
         f"() => document.querySelector('{PLAYER}')?.contentDocument?.body?.dataset.shown !== undefined")
-    return int(page.frame_locator(PLAYER).locator("body").get_attribute("data-shown"))
+    return int(pg.frame_locator(PLAYER).locator("body").get_attribute("data-shown"))
 
 
 def test_playing_a_replay_updates_the_gauges_in_the_browser(page):  # noqa: F811
