@@ -1,0 +1,224 @@
+"""Reading tables: CSV / Parquet from a path, bytes or an uploaded file object, with precise errors.
+
+Owns format detection (extension or magic bytes, gzip), delimiter sniffing (comma, semicolon with decimal commas,
+tab, pipe), the interactive size limits (bytes and rows, with a hint to use the command line) and the error for
+every unreadable input. Returns a ``pandas.DataFrame``; knows nothing about features or models
+(``chronoslib.data`` builds datasets from what this reads).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from typing import Any
+
+import pandas as pd
+
+from .errors import (
+    ColumnError,
+    DataError,
+    DelimiterError,
+    EmptyFileError,
+    FileTooLargeError,
+    NestedColumnError,
+    UnreadableFileError,
+)
+
+# Interactive limits (the app): larger inputs belong on the command line, which lifts them.
+MAX_FILE_BYTES = 200 * 1024 ** 2   # same as Streamlit's default upload limit
+MAX_ROWS = 2_000_000
+_CLI_HINT = "train on it from the command line instead: python -m chronoslib train FILE --out model.pt"
+_DELIMS = [",", ";", "\t", "|"]
+
+
+def _source_bytes(source: Any) -> tuple[str, bytes | None, str | None, int]:
+    """(display name, bytes or None, path or None, size in bytes) of a path / bytes / file object."""
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"data file not found: {path}")
+        if os.path.isdir(path):
+            raise UnreadableFileError(f"{path} is a folder, not a CSV or Parquet file")
+        return path, None, path, os.path.getsize(path)
+    if isinstance(source, (bytes, bytearray)):
+        return "<bytes>", bytes(source), None, len(source)
+    if hasattr(source, "getvalue"):   # Streamlit UploadedFile, BytesIO
+        raw = source.getvalue()
+    elif hasattr(source, "read"):
+        raw = source.read()
+    else:
+        raise UnreadableFileError(f"cannot read data from a {type(source).__name__}; pass a path or a file object")
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8")
+    return str(getattr(source, "name", "<uploaded file>")), raw, None, len(raw)
+
+
+def _memory_row_limit(n_cols: int) -> int:
+    """Rows that fit in half the available memory, counting the table, the features and training copies."""
+    try:
+        avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 50_000_000
+    return max(10_000, int(0.5 * avail / (16 * max(1, n_cols) + 64)))
+
+
+def _sniff_delimiter(text: str) -> str | None:
+    """The accepted delimiter that splits the first lines into the same number (> 1) of fields, if any."""
+    lines = [ln for ln in text.splitlines()[:20] if ln.strip()]
+    if not lines:
+        return None
+    try:
+        return csv.Sniffer().sniff("\n".join(lines), delimiters="".join(_DELIMS)).delimiter
+    except csv.Error:
+        pass
+    for d in _DELIMS:   # fall back to the header: the delimiter that appears most in it
+        counts = [ln.count(d) for ln in lines]
+        if counts[0] > 0 and all(c == counts[0] for c in counts):
+            return d
+    best = max(_DELIMS, key=lambda d: lines[0].count(d))
+    return best if lines[0].count(best) > 0 else None
+
+
+def _check_single_column(df: pd.DataFrame, name: str, text_head: str) -> None:
+    """A one-column CSV whose header and first row both split on spaces or ':' used another delimiter."""
+    header = str(df.columns[0])
+    lines = [ln for ln in text_head.splitlines() if ln.strip()]
+    first = lines[1] if len(lines) > 1 else ""
+    for d, label in ((" ", "spaces"), (":", "':'")):
+        if len([p for p in header.split(d) if p]) > 1 and len([p for p in first.split(d) if p]) > 1:
+            raise DelimiterError(
+                f"{name}: only one column ({header!r}) was found; the file seems to be separated by {label}. "
+                "Accepted delimiters are comma, semicolon, tab and '|' (save it as a standard CSV)")
+
+
+def _has_decimal_commas(df: pd.DataFrame) -> bool:
+    """True when some text column is mostly numbers written with a decimal comma (e.g. '1,5')."""
+    for c in df.columns:
+        s = df[c]
+        if pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s):
+            v = s.dropna().astype(str).str.strip().head(200)
+            if len(v) and v.str.fullmatch(r"[-+]?\d+,\d+").mean() >= 0.5:
+                return True
+    return False
+
+
+def _read_csv(name: str, raw: bytes | None, path: str | None, max_rows: int | None,
+              delimiter: str | None) -> pd.DataFrame:
+    if raw is not None and raw[:2] == b"\x1f\x8b":
+        import gzip
+        raw = gzip.decompress(raw)
+    head = raw[:65536] if raw is not None else None
+    if head is None:
+        opener = __import__("gzip").open if path.endswith(".gz") else open
+        with opener(path, "rb") as f:
+            head = f.read(65536)
+    if not head.strip():
+        raise EmptyFileError(f"{name} is empty (no header, no rows)")
+    encoding = "utf-8-sig"
+    try:
+        text = head.decode(encoding)
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:   # not just a multi-byte character cut at the 64 KiB boundary
+            encoding = "latin-1"
+        text = head.decode(encoding, errors="ignore")
+    if "\x00" in text[:4096]:
+        raise UnreadableFileError(f"{name} is not a text CSV (binary content) nor a Parquet file")
+    sep = delimiter or _sniff_delimiter(text) or ","
+    src: Any = io.BytesIO(raw) if raw is not None else path
+    try:
+        df = pd.read_csv(src, sep=sep, encoding=encoding, nrows=None if max_rows is None else max_rows + 1,
+                         skipinitialspace=True, low_memory=False)
+    except pd.errors.EmptyDataError as exc:
+        raise EmptyFileError(f"{name} is empty (no header, no rows)") from exc
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise UnreadableFileError(f"{name} could not be parsed as CSV with delimiter {sep!r}: "
+                                  f"{str(exc).strip().splitlines()[-1][:300]}") from exc
+    if sep != "," and _has_decimal_commas(df):   # European CSV: "1,5;2,25" -> re-read with decimal=","
+        df = pd.read_csv(io.BytesIO(raw) if raw is not None else path, sep=sep, encoding=encoding, decimal=",",
+                         nrows=None if max_rows is None else max_rows + 1, skipinitialspace=True, low_memory=False)
+    if df.shape[1] == 1:
+        if delimiter is None:
+            _check_single_column(df, name, text)
+        else:
+            other = _sniff_delimiter(text)
+            if other and other != delimiter:
+                raise DelimiterError(f"{name}: only one column was found with delimiter {delimiter!r}; the file "
+                                     f"seems to use {other!r}")
+    return df
+
+
+def _read_parquet(name: str, raw: bytes | None, path: str | None, max_rows: int | None) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(io.BytesIO(raw) if raw is not None else path)
+        schema = pf.schema_arrow
+        nested = [f"{f.name} ({f.type})" for f in schema if pa.types.is_nested(f.type)]
+        if nested:
+            raise NestedColumnError(f"{name}: Parquet column(s) {nested} hold nested values (struct / list / map); "
+                                    "flatten them into plain numeric columns first")
+        rows = pf.metadata.num_rows
+        if max_rows is not None and rows > max_rows:
+            raise FileTooLargeError(f"{name} has {rows:,} rows, above the limit of {max_rows:,} rows; {_CLI_HINT}")
+        table = pf.read()
+    except DataError:
+        raise
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise UnreadableFileError(f"{name} is not a readable Parquet file: {str(exc).splitlines()[0][:300]}") \
+            from exc
+    df = table.to_pandas()
+    if not isinstance(df.index, pd.RangeIndex):   # e.g. a DatetimeIndex saved by pandas: make it a column
+        df = df.reset_index()
+    return df
+
+
+def read_table(source: Any, name: str | None = None, *, max_bytes: int | None = MAX_FILE_BYTES,
+               max_rows: int | str | None = MAX_ROWS, delimiter: str | None = None) -> pd.DataFrame:
+    """Read a CSV or Parquet table from a path, bytes or an (uploaded) file object.
+
+    The format comes from the name's extension (.csv .tsv .txt .gz / .parquet .pq) or, failing that, from the
+    content (Parquet starts with ``PAR1``). CSV delimiters comma, semicolon, tab and '|' are detected. Files above
+    ``max_bytes`` or with more than ``max_rows`` rows raise ``FileTooLargeError`` pointing at the command line;
+    ``None`` lifts a limit, ``max_rows="memory"`` sets it from the available memory. Raises ``DataError``
+    subclasses for empty, header-only, unparseable, wrongly delimited or nested files.
+    """
+    shown, raw, path, size = _source_bytes(source)
+    name = name or shown
+    if max_bytes is not None and size > max_bytes:
+        raise FileTooLargeError(f"{name} is {size / 1024 ** 2:.1f} MB, above the {max_bytes / 1024 ** 2:.0f} MB "
+                                f"limit for loading here; {_CLI_HINT}")
+    if size == 0:
+        raise EmptyFileError(f"{name} is empty (0 bytes)")
+    if raw is not None:
+        magic = raw[:4]
+    else:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    lower = name.lower()
+    is_parquet = magic == b"PAR1" or lower.endswith((".parquet", ".pq"))
+    limit = max_rows
+    if max_rows == "memory":
+        limit = None   # set below from the column count
+    if is_parquet:
+        if magic != b"PAR1":
+            raise UnreadableFileError(f"{name} has a Parquet extension but is not a Parquet file (no PAR1 header)")
+        df = _read_parquet(name, raw, path, limit if isinstance(limit, int) else None)
+    else:
+        df = _read_csv(name, raw, path, limit if isinstance(limit, int) else None, delimiter)
+    df.columns = [str(c).strip() for c in df.columns]
+    dup = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
+    if dup:
+        raise ColumnError(f"{name}: column name(s) {dup} appear more than once; rename them")
+    if max_rows == "memory":
+        limit = _memory_row_limit(df.shape[1])
+    if isinstance(limit, int) and len(df) > limit:
+        raise FileTooLargeError(f"{name} has more than {limit:,} rows, the limit for loading here; {_CLI_HINT}"
+                                if max_rows != "memory" else
+                                f"{name} has {len(df):,} rows, more than fit in memory for training (about "
+                                f"{limit:,}); use a shorter span of the file")
+    if len(df) == 0:
+        cols = ", ".join(map(str, df.columns[:8]))
+        raise EmptyFileError(f"{name} has a header ({cols}) but no data rows")
+    return df
