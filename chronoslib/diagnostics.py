@@ -1,4 +1,4 @@
-"""Representation-health metrics: collapse, timeline quality (and, grown by the app issues, drift).
+"""Representation-health metrics: collapse, timeline quality and drift.
 
 All functions take NumPy arrays (or anything ``np.asarray`` accepts) and return plain floats / dicts, so
 the engine, the CLI and the app share one definition of every number they show.
