@@ -208,14 +208,21 @@ def _layout(fig: go.Figure, title: str, ytitle: str, height: int = 380) -> go.Fi
     return fig
 
 
-def error_figure(result: dict) -> go.Figure:
-    """Held-out next-block latent MSE per protocol and arm, with intervals, seeds and naive baselines."""
-    s = result["summary"]
+def _arm_bars(result: dict, metric: str) -> go.Figure:
+    """Grouped bars of ``summary[metric][protocol][arm]`` (mean, interval and per-seed dots) for every arm."""
     protocols = result["protocols"]
     x = [PROTOCOL_LABEL.get(p, p) for p in protocols]
     fig = go.Figure()
     for arm in result["arms"]:
-        _bars_with_seeds(fig, x, [s["error"][p][arm] for p in protocols], ARM_LABEL[arm], ARM_COLOUR[arm])
+        _bars_with_seeds(fig, x, [result["summary"][metric][p][arm] for p in protocols], ARM_LABEL[arm],
+                         ARM_COLOUR[arm])
+    return fig
+
+
+def error_figure(result: dict) -> go.Figure:
+    """Held-out next-block latent MSE per protocol and arm, with intervals, seeds and naive baselines."""
+    s = result["summary"]
+    fig = _arm_bars(result, "error")
     for b, dash, label in (("persistence", "dash", "persistence (next = current)"),
                            ("train_mean", "dot", "training mean")):
         st = s.get("baselines", {}).get(b)
@@ -254,15 +261,12 @@ def reduction_figure(result: dict) -> go.Figure:
 def spearman_figure(result: dict) -> go.Figure:
     """Spearman rank correlation of alpha with the next block's return, per protocol and arm."""
     s = result["summary"]
-    protocols = result["protocols"]
-    x = [PROTOCOL_LABEL.get(p, p) for p in protocols]
-    fig = go.Figure()
     if not result.get("has_prices"):
+        fig = go.Figure()
         fig.add_annotation(text="this dataset has no price column: no alpha test", showarrow=False,
                            xref="paper", yref="paper", x=0.5, y=0.5)
         return _layout(fig, "Alpha vs next-block return", "Spearman rho")
-    for arm in result["arms"]:
-        _bars_with_seeds(fig, x, [s["spearman"][p][arm] for p in protocols], ARM_LABEL[arm], ARM_COLOUR[arm])
+    fig = _arm_bars(result, "spearman")
     st = s.get("baselines", {}).get("persistence_spearman")
     if st and st.get("mean") is not None:
         fig.add_hline(y=st["mean"], line_dash="dash", line_color="#555",

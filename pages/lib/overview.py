@@ -53,8 +53,9 @@ def render() -> None:
             if view.truth is not None:
                 labels, name = view.truth, "truth"
             else:
-                labels, name = regimes.cluster_regimes(view.latents, block_vol=view.table["vol"].to_numpy()).labels, \
-                    "regime"
+                # The same memoised clustering (and default settings) as the Manifold / Timeline pages.
+                labels = regimes.cached_cluster_regimes(view.latents, block_vol=view.table["vol"].to_numpy()).labels
+                name = "regime"
             st.plotly_chart(plots.timeline_figure(view.series, view.starts, view.block_len, view.order, labels,
                                                   layout="side", label_name=name, series_name=view.series_name),
                             width="stretch", key="overview_timeline")
