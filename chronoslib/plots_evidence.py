@@ -223,12 +223,13 @@ def error_figure(result: dict) -> go.Figure:
     """Held-out next-block latent MSE per protocol and arm, with intervals, seeds and naive baselines."""
     s = result["summary"]
     fig = _arm_bars(result, "error")
-    for b, dash, label in (("persistence", "dash", "persistence (next = current)"),
-                           ("train_mean", "dot", "training mean")):
+    # Labels on opposite sides of their lines: the two baselines are often within a few pixels of each other.
+    for b, dash, label, where in (("persistence", "dash", "persistence (next = current)", "bottom right"),
+                                  ("train_mean", "dot", "training mean", "top left")):
         st = s.get("baselines", {}).get(b)
         if st and st.get("mean") is not None:
             fig.add_hline(y=st["mean"], line_dash=dash, line_color="#555",
-                          annotation_text=f"{label}: {st['mean']:.4f}", annotation_position="top left")
+                          annotation_text=f"{label}: {st['mean']:.4f}", annotation_position=where)
     return _layout(fig, f"Held-out next-block latent error (MSE, {len(result['seeds'])} seeds, 95 % CI)",
                    "mean squared error (lower is better)")
 
