@@ -243,9 +243,9 @@ def stage_breakdown(stage_ms: dict[str, float], height: int = 260, title: str | 
 
 
 def spec_comparison(measured: dict[str, float], spec: dict[str, float], height: int = 280) -> go.Figure:
-    """Spec's published figures next to the measured ones: mean / p99 latency (ms) and QPS, two panels."""
+    """ChronosDefrag 0.1.0 reference figures next to the measured ones: mean / p99 latency (ms), QPS."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("latency (ms, lower is better)", "QPS (higher is better)"))
-    rows = (("spec (M2 Pro)", GREY, [spec.get("predict_live_mean_ms"), spec.get("predict_live_p99_ms")],
+    rows = (("reference 0.1.0 (M2 Pro)", GREY, [spec.get("predict_live_mean_ms"), spec.get("predict_live_p99_ms")],
              spec.get("qps")),
             ("measured here", FROZEN, [measured.get("mean_ms"), measured.get("p99_ms")], measured.get("qps")))
     for name, colour, lat, qps in rows:

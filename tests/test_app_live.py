@@ -84,6 +84,24 @@ def test_latency_page_runs_the_benchmark_in_place(at):
     assert set(res["stage_ms"]) == {"encode", "query", "spd", "predictor"}
 
 
+def test_latency_page_never_shows_a_worse_figure_as_better_and_says_when_the_server_is_busy(at, monkeypatch):
+    from chronoslib import latency
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (64.0, 64.0, 64.0))
+    # References no server can reach: both figures are worse than them and must show red, QPS pointing down.
+    monkeypatch.setitem(latency.SPEC_FIGURES, "qps", 1e9)
+    monkeypatch.setitem(latency.SPEC_FIGURES, "predict_live_p99_ms", 1e-6)
+    _ok(at.switch_page("pages/latency.py").run())
+    shown = {m.label: m.proto for m in at.metric}
+    qps, p99 = shown["QPS (one caller)"], shown["p99"]
+    assert qps.MetricColor.Name(qps.color) == "RED" and qps.MetricDirection.Name(qps.direction) == "DOWN"
+    assert p99.MetricColor.Name(p99.color) == "RED"
+    assert any("busy" in w.value and "load average" in w.value for w in at.warning)
+    assert any("overhead" in c.value for c in at.main.caption)
+    texts = " ".join(str(e.value) for kind in (at.main.markdown, at.main.caption, at.main.subheader) for e in kind)
+    assert "spec" not in texts.lower()
+
+
 def test_diagnostics_page_shows_collapse_and_flags_a_simulated_break(at):
     _ok(at.switch_page("pages/diagnostics.py").run())
     assert at.success[0].value.startswith("**Healthy**")       # the shipped model is not collapsed
