@@ -9,6 +9,7 @@ path costs, collapse verdict), saving it on the server, downloading it, and load
 from __future__ import annotations
 
 import os
+import tempfile
 from typing import Any
 
 import streamlit as st
@@ -202,6 +203,41 @@ def install_loaded(data: bytes, name: str) -> bool:
     return True
 
 
+def save_model(eng: ChronosDefragEngine, name: str, overwrite: bool) -> None:
+    """Save under MODEL_DIR: refuse a name that is not a plain file name, and an existing file unless the
+    user ticked overwrite. The checkpoint is written to a temporary file first and then linked into place,
+    which fails if another session created the name meanwhile, so no saved file is replaced silently."""
+    plain = session.safe_filename(name)
+    if plain not in (name.strip(), name.strip() + ".pt"):
+        st.error(f"**{name}** is not a plain file name: use letters, digits, '-', '_' and '.', no folders "
+                 f"(for example `{plain}`).")
+        return
+    path = os.path.join(session.MODEL_DIR, plain)
+    if os.path.lexists(path) and not (overwrite and os.path.isfile(path) and not os.path.islink(path)):
+        st.error(f"`{plain}` already exists on the server" + ("" if os.path.isfile(path) and
+                 not os.path.islink(path) else " and is not a regular file") +
+                 ": tick *Overwrite* to replace it, or choose another name.")
+        return
+    tmp = None
+    try:
+        os.makedirs(session.MODEL_DIR, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".saving-", suffix=".pt", dir=session.MODEL_DIR)
+        os.close(fd)
+        eng.save(tmp)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)          # atomic; FileExistsError if another session saved this name meanwhile
+        st.success(f"Saved to `{path}`")
+    except FileExistsError:
+        st.error(f"`{plain}` was just saved by another session: tick *Overwrite* or choose another name.")
+    except (OSError, RuntimeError, ValueError) as exc:
+        st.error(f"Could not save to {path}: {exc}")
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def model_files(eng: ChronosDefragEngine | None) -> None:
     c1, c2, c3 = st.columns(3, gap="large")
     with c1:
@@ -210,13 +246,13 @@ def model_files(eng: ChronosDefragEngine | None) -> None:
                                         f"{(eng.meta.get('fitted_at', '') if eng else '')[:16]}")
         name = st.text_input("File name", default, key="tr_save_name", disabled=eng is None,
                              help=f"Saved under {session.MODEL_DIR}")
+        plain = session.safe_filename(name)
+        exists = plain in (name.strip(), name.strip() + ".pt") and os.path.lexists(
+            os.path.join(session.MODEL_DIR, plain))
+        overwrite = st.checkbox(f"Overwrite the existing `{plain}`", False, key="tr_overwrite",
+                                help="Another session may have saved it") if exists else False
         if st.button("Save model", icon=":material/save:", disabled=eng is None, key="tr_save"):
-            path = os.path.join(session.MODEL_DIR, session.safe_filename(name))
-            try:
-                eng.save(path)
-                st.success(f"Saved to `{path}`")
-            except (OSError, RuntimeError, ValueError) as exc:
-                st.error(f"Could not save to {path}: {exc}")
+            save_model(eng, name, overwrite)
     with c2:
         st.markdown("**Download**")
         if eng is not None and eng.fitted:
@@ -236,8 +272,13 @@ def model_files(eng: ChronosDefragEngine | None) -> None:
             if up is not None:
                 ok = install_loaded(up.getvalue(), up.name)
             else:
-                with open(os.path.join(session.MODEL_DIR, choice), "rb") as f:
-                    ok = install_loaded(f.read(), choice)
+                try:
+                    with open(os.path.join(session.MODEL_DIR, choice), "rb") as f:
+                        data = f.read()
+                except OSError as exc:     # removed or replaced by another session since the list was made
+                    st.error(f"Could not read **{choice}** on the server: {exc}")
+                    return
+                ok = install_loaded(data, choice)
             if ok:
                 st.rerun()
 

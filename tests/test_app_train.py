@@ -139,14 +139,50 @@ def test_save_model_writes_a_checkpoint_that_loads_back(tmp_path, monkeypatch):
     at = _train_page()
     at.text_input(key="tr_save_name").set_value("../../evil name")
     at.button(key="tr_save").click().run()
+    assert not at.exception
+    assert "not a plain file name" in at.error[0].value and "evil_name.pt" in at.error[0].value
+    assert list(tmp_path.iterdir()) == []                          # refused, nothing written anywhere
+    at.text_input(key="tr_save_name").set_value("mine").run()
+    at.button(key="tr_save").click().run()
     assert not at.exception and not at.error
     saved = list(tmp_path.iterdir())
-    assert [p.name for p in saved] == ["evil_name.pt"]             # no path escapes MODEL_DIR
+    assert [p.name for p in saved] == ["mine.pt"]
     eng = ChronosDefragEngine.load(str(saved[0]))
     ref = at.session_state[session.K_ENGINE]
     assert (eng.block_latents == ref.block_latents).all()
     at.run()
-    assert at.selectbox(key="tr_saved_choice").options == ["(none)", "evil_name.pt"]
+    assert at.selectbox(key="tr_saved_choice").options == ["(none)", "mine.pt"]
+
+
+def test_saving_never_silently_overwrites_another_sessions_model(tmp_path, monkeypatch):
+    monkeypatch.setattr(session, "MODEL_DIR", str(tmp_path))
+    theirs = tmp_path / "shared.pt"
+    theirs.write_bytes(b"another session's checkpoint")
+    at = _train_page()
+    at.text_input(key="tr_save_name").set_value("shared.pt").run()
+    assert at.checkbox(key="tr_overwrite").value is False
+    at.button(key="tr_save").click().run()
+    assert not at.exception and "already exists" in at.error[0].value
+    assert theirs.read_bytes() == b"another session's checkpoint"
+    at.checkbox(key="tr_overwrite").check().run()
+    at.button(key="tr_save").click().run()
+    assert not at.exception and not at.error
+    ChronosDefragEngine.load(str(theirs))                          # replaced only after the explicit tick
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shared.pt"]   # no temporary file left behind
+
+
+def test_the_picker_lists_only_regular_checkpoint_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(session, "MODEL_DIR", str(tmp_path))
+    (tmp_path / "x.pt").mkdir()
+    (tmp_path / "dangling.pt").symlink_to(tmp_path / "missing.pt")
+    (tmp_path / "loop.pt").symlink_to(tmp_path / "loop.pt")
+    (tmp_path / "real.pt").write_bytes(b"not really a checkpoint")
+    at = _train_page()
+    assert not at.exception
+    assert at.selectbox(key="tr_saved_choice").options == ["(none)", "real.pt"]
+    at.selectbox(key="tr_saved_choice").set_value("real.pt").run()
+    at.button(key="tr_load").click().run()
+    assert not at.exception and "Could not load **real.pt**" in at.error[0].value
 
 
 @pytest.mark.parametrize("name,expected", [

@@ -170,11 +170,20 @@ def safe_filename(name: str, suffix: str = ".pt") -> str:
 
 
 def saved_models() -> list[str]:
-    """Checkpoint files in ``MODEL_DIR``, newest first."""
-    if not os.path.isdir(MODEL_DIR):
+    """Regular checkpoint files in ``MODEL_DIR``, newest first (folders, symlinks and dot-files are skipped: a
+    dangling or looping link must not break the picker)."""
+    try:
+        entries = list(os.scandir(MODEL_DIR))
+    except OSError:
         return []
-    files = [f for f in os.listdir(MODEL_DIR) if f.endswith(".pt") and not f.startswith(".")]
-    return sorted(files, key=lambda f: os.path.getmtime(os.path.join(MODEL_DIR, f)), reverse=True)
+    files = []
+    for e in entries:
+        try:
+            if e.name.endswith(".pt") and not e.name.startswith(".") and e.is_file(follow_symlinks=False):
+                files.append((e.stat(follow_symlinks=False).st_mtime, e.name))
+        except OSError:     # removed meanwhile
+            continue
+    return [name for _, name in sorted(files, reverse=True)]
 
 
 # ---------------------------------------------------------------------------------------------- background training
