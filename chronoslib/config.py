@@ -182,9 +182,13 @@ class DefragConfig:
             bad = set(sub) - known
             if bad:
                 raise ConfigError(f"unknown keys in config section '{name}': {sorted(bad)}")
+            for f in dataclasses.fields(sub_cls):
+                if f.name in sub:
+                    _check_type(f"{name}.{f.name}", f.type, sub[f.name])
             kwargs[name] = sub_cls(**{k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in sub.items()})
-        for name in ("seed", "device"):
+        for name, typ in (("seed", "int"), ("device", "str")):
             if name in d:
+                _check_type(name, typ, d[name])
                 kwargs[name] = d[name]
         return cls(**kwargs).validate()
 
@@ -241,3 +245,24 @@ def _nonneg_float(name: str, v: Any) -> None:
 def _choice(name: str, v: Any, options: tuple[str, ...]) -> None:
     if v not in options:
         raise ConfigError(f"{name} must be one of {list(options)}, got {v!r}")
+
+
+def _check_type(name: str, typ: Any, v: Any) -> None:
+    """Refuse a value whose JSON type differs from the field's declared one (bool is not an int, a string is not
+    a list), so a typo in a config file is an error naming the field instead of a silent coercion."""
+    typ = str(getattr(typ, "__name__", typ))
+    if typ == "bool":
+        ok = isinstance(v, bool)
+    elif typ == "int":
+        ok = isinstance(v, int) and not isinstance(v, bool)
+    elif typ == "float":
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+    elif typ == "str":
+        ok = isinstance(v, str)
+    elif typ.startswith("list"):
+        ok = isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v)
+        typ = "list of strings"
+    else:
+        ok = True
+    if not ok:
+        raise ConfigError(f"{name} must be {typ}, got {type(v).__name__} {v!r:.80}")

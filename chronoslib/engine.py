@@ -390,8 +390,8 @@ class ChronosDefragEngine:
         if self._explicit_cfg:
             try:
                 theirs = DefragConfig.from_dict(data["config"]).architecture()
-            except (KeyError, ValueError) as exc:
-                raise CheckpointError(f"checkpoint config is unreadable: {exc}") from exc
+            except (KeyError, ValueError, TypeError) as exc:
+                raise CheckpointError(f"checkpoint field 'config' is unreadable: {exc}") from None
             mine = self.cfg.architecture()
             diff = {k: (mine[k], theirs[k]) for k in mine if mine[k] != theirs[k]}
             if diff:
@@ -401,30 +401,17 @@ class ChronosDefragEngine:
         return self
 
     def _restore(self, data: dict[str, Any]) -> None:
-        """Build everything from ``data`` first and assign at the end, so a bad file leaves self unchanged."""
+        """Check every field (``checkpoint_validate``), build and warm up a staging copy, and only then
+        assign, so a bad file leaves self unchanged (``CheckpointError`` naming the field)."""
+        from .checkpoint_validate import build_parts
+
+        parts = build_parts(data)
+        staged = type(self).__new__(type(self))
+        staged.__dict__.update(self.__dict__)
+        staged.__dict__.update(parts)
         try:
-            cfg = DefragConfig.from_dict(data["config"])
-            encoder = RegimeEncoder(cfg.encoder)
-            encoder.load_state_dict(data["encoder"])
-            predictor = TemporalPredictor(cfg.predictor)
-            predictor.load_state_dict(data["predictor"])
-            registry = Registry.from_state_dict(data["registry"])
-            normaliser = Normaliser.from_dict(data["normaliser"])
-            if registry.dim != cfg.encoder.latent_dim or registry.state_dim != predictor.state_dim:
-                raise CheckpointError("registry shape does not match the checkpoint's config")
-            latents = data["block_latents"].numpy()
-            starts = data["block_starts"].numpy()
-            order = data["pseudo_timeline"].numpy()
-        except CheckpointError:
-            raise
-        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-            raise CheckpointError(f"checkpoint does not fit its own config: {str(exc).splitlines()[0][:300]}") \
-                from exc
-        self.cfg, self.encoder, self.predictor = cfg, encoder.eval(), predictor.eval()
-        self.registry, self.normaliser = registry, normaliser
-        self.block_latents, self.block_starts, self.pseudo_timeline = latents, starts, order
-        self.history = list(data.get("history", []))
-        self.fit_summary = dict(data.get("fit_summary", {}))
-        self.meta = dict(data.get("meta", {}))
-        self.train_end_tick = int(data.get("train_end_tick", 0))
-        self._warm_up()
+            staged._warm_up()
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise CheckpointError(f"checkpoint could not be prepared for live queries: "
+                                  f"{str(exc).splitlines()[0][:300]}") from None
+        self.__dict__.update(staged.__dict__)
