@@ -18,13 +18,13 @@ from .config import DefragConfig
 from .encoder import RegimeEncoder
 from .errors import CheckpointError
 from .predictor import TemporalPredictor
-from .router import Registry
+from .router import LOAD_SPARE_SLOTS, Registry
 from .scaling import Normaliser
 
 # A saved registry has ``capacity`` >= its rows (the circular buffer is preallocated at fit time). Loading
 # allocates at most max(rows, MAX_SPARE_SLOTS) slots: capacity beyond that is not preallocated (the registry
 # then evicts its oldest entry once that many are stored), so a small file can never allocate gigabytes.
-MAX_SPARE_SLOTS = 65536
+MAX_SPARE_SLOTS = LOAD_SPARE_SLOTS
 
 
 def _fail(field: str, expected: str, got: Any) -> CheckpointError:

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
 
 import torch
+
+
+class UsageError(ValueError):
+    """A command-line argument that would be unsafe or makes no sense (reported as one ``error:`` line)."""
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -44,7 +49,44 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sort", action="store_true", help="sort rows by timestamp instead of refusing disorder")
     p.add_argument("--no-timestamp", action="store_true", help="the file has no timestamp column")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite an existing --out file that is not a ChronosDefrag checkpoint")
     p.set_defaults(func=cmd_train)
+
+
+MAX_EPOCHS = 10_000       # far above any useful run; a typo like 1e9 epochs is refused instead of running forever
+MAX_SEED = 2**63 - 1      # torch.manual_seed accepts [0, 2**64) but numpy's default_rng needs an int64-safe value
+
+
+def _bounded(name: str, v: int | None, lo: int, hi: int) -> None:
+    if v is not None and not lo <= v <= hi:
+        raise UsageError(f"{name} must be in [{lo}, {hi}], got {v}")
+
+
+def _is_checkpoint(path: str) -> bool:
+    """True if ``path`` starts like a checkpoint we wrote (read fully: it is small and weights-only)."""
+    from .checkpoint import read_checkpoint
+
+    try:
+        read_checkpoint(path)
+    except (ValueError, OSError, RuntimeError):
+        return False
+    return True
+
+
+def check_out_path(out: str, inputs: Sequence[str], force: bool) -> None:
+    """Refuse an ``--out`` that would destroy data: an input file (same file by any path or link), a folder,
+    or an existing file that is not a ChronosDefrag checkpoint (unless ``force``)."""
+    if os.path.isdir(out):
+        raise UsageError(f"--out {out} is a folder; give a file path")
+    real = os.path.realpath(out)
+    for src in inputs:
+        if src and os.path.exists(src) and (os.path.realpath(src) == real or (
+                os.path.exists(out) and os.path.samefile(src, out))):
+            raise UsageError(f"--out {out} is the input file {src}; writing the checkpoint would destroy it")
+    if os.path.exists(out) and not force and not _is_checkpoint(out):
+        raise UsageError(f"--out {out} exists and is not a ChronosDefrag checkpoint; refusing to overwrite it "
+                         "(use --force to overwrite)")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -52,6 +94,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .data import load_for_training
     from .engine import ChronosDefragEngine
 
+    _bounded("--epochs", args.epochs, 1, MAX_EPOCHS)
+    _bounded("--predictor-epochs", args.predictor_epochs, 0, MAX_EPOCHS)
+    _bounded("--seed", args.seed, 0, MAX_SEED)
+    check_out_path(args.out, [args.data, args.config], args.force)
     cfg = DefragConfig()
     if args.config:
         cfg = DefragConfig.from_json_file(args.config)
@@ -93,6 +139,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     eng = ChronosDefragEngine(cfg).fit(ds.train, progress=progress)
     eng.meta.update(dataset=ds.name, features=list(ds.feature_names), data_notes=list(ds.notes))
+    check_out_path(args.out, [args.data, args.config], args.force)  # again: it may have appeared while training
     eng.save(args.out)
     summary = {k: v for k, v in eng.fit_summary.items()}
     summary.update(out=args.out, seconds=round(time.perf_counter() - t0, 2))
@@ -100,9 +147,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as the single ``error: ...`` line every command uses (subparsers inherit it)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"error: {self.prog}: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(1)
-    parser = argparse.ArgumentParser(prog="python -m chronoslib", description="ChronosDefrag command line")
+    parser = _Parser(prog="python -m chronoslib", description="ChronosDefrag command line")
     sub = parser.add_subparsers(dest="cmd", required=True)
     _add_train(sub)
     from . import bench, experiments
@@ -113,5 +168,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except (ValueError, RuntimeError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        msg = " ".join(str(exc).split()) or type(exc).__name__  # one line, whatever the message held
+        print(f"error: {msg}", file=sys.stderr)
         return 2

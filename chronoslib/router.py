@@ -22,10 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .errors import DataError, RegistryEmptyError
+from .errors import CheckpointError, DataError, RegistryEmptyError
 
 # Registry sizes from which queries use the approximate IVF index, and cells probed per query (defaults of
 # RoutingConfig.index_threshold / index_nprobe).
+LOAD_SPARE_SLOTS = 65536  # most empty slots a loaded registry preallocates beyond its rows
 INDEX_THRESHOLD = 200_000
 INDEX_NPROBE = 64
 
@@ -420,7 +421,15 @@ class Registry:
 
     @classmethod
     def from_state_dict(cls, d: dict) -> Registry:
-        r = cls(int(d["capacity"]), int(d["dim"]), int(d["state_dim"]), int(d["block_len"]), float(d["decay"]),
+        """Rebuild from ``state_dict`` output. ``capacity`` must hold the rows; slots beyond
+        max(rows, LOAD_SPARE_SLOTS) are not preallocated (the buffer then evicts at that size), so a declared
+        capacity can never allocate far more than the saved content. Checkpoints are checked field by field in
+        ``checkpoint_validate`` before they get here."""
+        rows = int(d["latents"].shape[0])
+        if int(d["capacity"]) < max(rows, 1):
+            raise CheckpointError(f"registry capacity {d['capacity']} is smaller than its {rows} rows")
+        r = cls(min(int(d["capacity"]), max(rows, LOAD_SPARE_SLOTS)), int(d["dim"]), int(d["state_dim"]),
+                int(d["block_len"]), float(d["decay"]),
                 int(d.get("index_threshold", INDEX_THRESHOLD)), int(d.get("index_nprobe", INDEX_NPROBE)),
                 int(d.get("index_cells", 0)))
         if d["latents"].shape[0]:
