@@ -60,5 +60,17 @@ class Normaliser:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Normaliser:
-        return cls(method=str(d["method"]), centre=[float(v) for v in d["centre"]],
-                   scale=[float(v) for v in d["scale"]])
+        """Inverse of ``to_dict``; refuses a wrong method, unequal lengths, non-finite values or a scale <= 0
+        (dividing by it would turn every live window into NaN / inf)."""
+        if not isinstance(d, dict) or d.get("method") not in ("zscore", "robust", "none"):
+            raise DataError(f"normaliser.method must be zscore | robust | none, got {d!r:.80}")
+        try:
+            c = np.asarray(d["centre"], dtype=np.float64)
+            s = np.asarray(d["scale"], dtype=np.float64)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"normaliser centre / scale must be lists of numbers: {exc}") from None
+        if c.ndim != 1 or c.shape != s.shape:
+            raise DataError(f"normaliser centre and scale must be equal-length lists, got {c.shape} and {s.shape}")
+        if not (np.isfinite(c).all() and np.isfinite(s).all() and (s > 0).all()):
+            raise DataError("normaliser centre must be finite and scale finite and > 0")
+        return cls(method=str(d["method"]), centre=[float(v) for v in c], scale=[float(v) for v in s])
