@@ -258,7 +258,7 @@ def _check_type(name: str, typ: Any, v: Any) -> None:
     elif typ == "float":
         ok = isinstance(v, (int, float)) and not isinstance(v, bool)
     elif typ == "str":
-        ok = isinstance(v, str)
+        ok = v is None or isinstance(v, str)  # None: an unset optional column, as checkpoints have stored it
     elif typ.startswith("list"):
         ok = isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v)
         typ = "list of strings"

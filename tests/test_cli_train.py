@@ -64,7 +64,10 @@ def test_wti_block_latents_separate_turbulent_from_calm_periods(trained):
     within = 0.5 * ((zz[y == 1] @ zz[y == 1].T).mean() + (zz[y == 0] @ zz[y == 0].T).mean())
     between = (zz[y == 1] @ zz[y == 0].T).mean()
     print(json.dumps({"loo_5nn_accuracy": acc, "within_cos": float(within), "between_cos": float(between)}))
-    assert acc >= 0.8, acc
+    # Baseline: always guessing the commoner group (the groups are terciles, so about 0.5). Measured: 5-NN
+    # accuracy 0.97 (AVX512) / 1.00 (ATEN_CPU_CAPABILITY=default); within - between cosine 0.32 / 0.33.
+    chance = max(y.mean(), 1 - y.mean())
+    assert acc >= chance + 0.25, (acc, chance)
     assert within - between > 0.1, (within, between)
 
     # Held-out years (never seen in training): classify each extreme block by its 5 nearest training latents.
@@ -73,7 +76,10 @@ def test_wti_block_latents_separate_turbulent_from_calm_periods(trained):
     kh = (vh <= lo) | (vh >= hi)
     nnh = np.argsort(-(zh[kh] @ zz.T), axis=1)[:, :5]
     acc_h = float(np.mean((y[nnh].mean(1) > 0.5) == (vh[kh] >= hi)))
-    assert kh.sum() >= 10 and acc_h >= 0.75, (int(kh.sum()), acc_h)
+    yh = (vh[kh] >= hi).astype(float)
+    chance_h = max(yh.mean(), 1 - yh.mean())
+    # Measured: 0.95 on both kernels against a majority share of ~0.6.
+    assert kh.sum() >= 10 and acc_h >= chance_h + 0.15, (int(kh.sum()), acc_h, chance_h)
 
 
 def test_raw_price_window_routes_through_the_checkpoint_recipe(trained):
