@@ -136,6 +136,16 @@ def _toggle_play() -> None:
         # it shows (``pause_at``) and ``live_view`` moves the session there.
         session.put("replay_playing", False)
     else:
+        # Play: route the first window now, so the player shows it at once instead of waiting for its first
+        # chunk request to come back.
+        r: replay.ReplaySession = session.get("replay")
+        with replay_player.lock(r):
+            try:
+                _ = r.step(1)
+            except (ValueError, RuntimeError) as exc:
+                session.put("replay_error", str(exc))
+                return
+            publish(r)
         session.put("replay_playing", True)
     _new_chunk(True)
 
@@ -144,14 +154,15 @@ def _advance(n: int | None) -> None:
     """Step / +1 block / to end (n=None) / reset (n=0); callbacks run before the page, so labels are current."""
     r: replay.ReplaySession = session.get("replay")
     session.put("replay_playing", False)
-    try:
-        if n == 0:
-            r.reset()
-        else:
-            _ = r.step(r.n_windows if n is None else n)  # a bare call would be shown by Streamlit magic
-    except (ValueError, RuntimeError) as exc:
-        session.put("replay_error", str(exc))
-    publish(r)
+    with replay_player.lock(r):
+        try:
+            if n == 0:
+                r.reset()
+            else:
+                _ = r.step(r.n_windows if n is None else n)  # a bare call would be shown by Streamlit magic
+        except (ValueError, RuntimeError) as exc:
+            session.put("replay_error", str(exc))
+        publish(r)
     _new_chunk(True)
 
 
@@ -183,8 +194,14 @@ CHUNK_S = 1.0           # while playing, each chunk sent to the player holds a s
 
 @st.fragment
 def live_view() -> None:
-    """The player; its requests for the next chunk rerun only this fragment."""
+    """The player; its requests for the next chunk rerun only this fragment. A click may start a new run while
+    an older one is still here (Streamlit's fast reruns): the replay's lock makes them take turns."""
     rs: replay.ReplaySession = session.get("replay")
+    with replay_player.lock(rs):
+        _live_view(rs)
+
+
+def _live_view(rs: replay.ReplaySession) -> None:
     playing = bool(session.get("replay_playing", False))
     chunk = int(session.get("replay_chunk", 0))
     fresh = bool(session.get("replay_fresh", True))

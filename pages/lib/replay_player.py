@@ -8,6 +8,12 @@ keeps its charts and updates them with ``Plotly.react``: the server sends base f
 second, each computed with ``predict_live`` just before it is sent; the player asks for the next chunk
 before it runs dry (its value: ``{"request": chunk_id}``) and reports ``{"finished": chunk_id}`` at the end.
 Not a page (it is not listed in ``st.navigation``).
+
+Concurrency: with Streamlit's fast reruns a click (e.g. Pause) starts a new script thread while the previous
+run (a chunk request) may still be stepping or building frames, so both threads touch the same
+``ReplaySession``. ``lock(rs)`` serialises every mutation and every render of one session's replay, and
+``render`` reads the replay through one ``snapshot`` (position read once; alerts derived from the confidences
+up to it), so a frame never indexes an array built at another position.
 """
 
 from __future__ import annotations
@@ -16,13 +22,15 @@ import hashlib
 import os
 import shutil
 import tempfile
+import threading
+import weakref
 from typing import Any
 
 import numpy as np
 import plotly
 import streamlit.components.v1 as components
 
-from chronoslib import plots_live
+from chronoslib import diagnostics, plots_live
 from chronoslib.replay import ReplaySession
 
 LIVE_POINTS = 1000  # context lines in the player are strided to this many points: each redraw costs less
@@ -48,6 +56,27 @@ def _component_dir() -> str:
 
 
 _player = components.declare_component("replay_player", path=_component_dir())
+_locks: weakref.WeakKeyDictionary[ReplaySession, threading.RLock] = weakref.WeakKeyDictionary()
+_locks_guard = threading.Lock()
+
+
+def lock(rs: ReplaySession) -> threading.RLock:
+    """The lock of one replay session: hold it while stepping, rewinding, resetting, publishing or rendering."""
+    with _locks_guard:
+        lk = _locks.get(rs)
+        if lk is None:
+            lk = _locks[rs] = threading.RLock()
+        return lk
+
+
+def snapshot(rs: ReplaySession, threshold: float, patience: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """(position, streak, alerts): the windows done, read once, and the alert rule over exactly those windows;
+    every frame index below is < position and every array has that length."""
+    p = int(rs.position)
+    if not p:
+        return 0, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
+    al = diagnostics.low_confidence_alert(rs.confidence[:p].copy(), threshold, patience)
+    return p, np.asarray(al["streak"]), np.asarray(al["alerts"])
 
 
 def frame(rs: ReplaySession, i: int, streak: np.ndarray, alerts: np.ndarray, regimes: dict[str, np.ndarray],
@@ -72,10 +101,8 @@ def render(rs: ReplaySession, *, playing: bool, fresh: bool, chunk_id: int, fram
            train_timestamps: np.ndarray | None, key: str = "rp_player") -> Any:
     """Draw the player. ``fresh``: send base figures of the state up to the latest predicted window (on start,
     pause, step, reset); ``frames_from``: first window index to send as frames (the chunk just predicted)."""
-    p, i = rs.position, rs.current()
-    al = rs.alert(threshold, patience)
-    streak = al["streak"] if p else np.zeros(0, dtype=np.int64)
-    alerts = al["alerts"] if p else np.zeros(0, dtype=bool)
+    p, streak, alerts = snapshot(rs, threshold, patience)
+    i = p - 1
     args: dict[str, Any] = {
         "chunk_id": int(chunk_id), "playing": bool(playing), "fresh": bool(fresh), "speed": float(speed),
         "n_windows": rs.n_windows, "tick0": int(rs.source.start_tick), "block_len": rs.block_len,
@@ -91,7 +118,7 @@ def render(rs: ReplaySession, *, playing: bool, fresh: bool, chunk_id: int, fram
     if fresh:
         args["series"] = np.asarray(replay_series, dtype=np.float64).round(6).tolist()
         ticks = rs.source.start_tick + rs.starts[:p]
-        cur = rs.current() if p else None
+        cur = i if p else None
         args["gauges"] = plots_live.gauges(rs.confidence[cur] if p else None, rs.alpha[cur] if p else None,
                                            threshold, args["alpha_range"],
                                            (rs.online_confidence[cur] if p else float("nan")) if rs.online
@@ -119,5 +146,5 @@ def render(rs: ReplaySession, *, playing: bool, fresh: bool, chunk_id: int, fram
             args["current"] = td(rs, cur, streak, alerts, regimes, train_series, train_timestamps)
     if playing and td is not None:
         args["frames"] = [td(rs, j, streak, alerts, regimes, train_series, train_timestamps)
-                          for j in range(frames_from, p)]
+                          for j in range(min(frames_from, p), p)]
     return _player(key=key, default=None, **args)
