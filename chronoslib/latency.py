@@ -75,15 +75,15 @@ def compare(measured: float, reference: float, higher_is_better: bool, unit: str
     (higher is better) "normal". A worse figure is therefore always red, never a green up-arrow.
 
     >>> compare(92.0, 850.0, higher_is_better=True, unit=" QPS")
-    ('-758 QPS (0.11×) vs reference', 'normal')
+    ('-758 QPS (0.11×)', 'normal')
     >>> compare(7.5, 2.8, higher_is_better=False, unit=" ms")
-    ('+4.70 ms (2.68×) vs reference', 'inverse')
+    ('+4.70 ms (2.68×)', 'inverse')
     """
     if not (np.isfinite(measured) and np.isfinite(reference)) or reference == 0:
         return "no reference", "off"
     d = measured - reference
     num = f"{d:+,.0f}" if abs(reference) >= 100 else f"{d:+.2f}"
-    return f"{num}{unit} ({measured / reference:.2f}×) vs reference", "normal" if higher_is_better else "inverse"
+    return f"{num}{unit} ({measured / reference:.2f}×)", "normal" if higher_is_better else "inverse"
 
 
 def busy_reasons(load1: float | None = None, cpus: int | None = None, umap_warming: bool = False,

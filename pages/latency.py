@@ -85,9 +85,11 @@ else:
     m[0].metric("p50", f"{res['p50_ms']:.3f} ms")
     m[1].metric("p95", f"{res['p95_ms']:.3f} ms")
     d, col = compare(res["p99_ms"], SPEC_FIGURES["predict_live_p99_ms"], higher_is_better=False, unit=" ms")
-    m[2].metric("p99", f"{res['p99_ms']:.3f} ms", delta=d, delta_color=col)
+    m[2].metric("p99", f"{res['p99_ms']:.3f} ms", delta=d, delta_color=col,
+                help=f"Delta: against the {REFERENCE_LABEL}")
     d, col = compare(res["qps"], SPEC_FIGURES["qps"], higher_is_better=True)
-    m[3].metric("QPS (one caller)", f"{res['qps']:,.0f}", delta=d, delta_color=col)
+    m[3].metric("QPS (one caller)", f"{res['qps']:,.0f}", delta=d, delta_color=col,
+                help=f"Delta: against the {REFERENCE_LABEL}")
     m[4].metric("Batched, windows/s", f"{res.get('batch_windows_per_s', float('nan')):,.0f}",
                 help=f"{res.get('batch_windows', 0)} windows in one batched call")
     left, right = st.columns(2)
