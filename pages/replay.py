@@ -133,8 +133,12 @@ def _new_chunk(fresh: bool) -> None:
 def _toggle_play() -> None:
     if session.get("replay_playing", False):
         # Pause. The server predicts up to two seconds ahead of the browser: the player answers with the window
-        # it shows (``pause_at``) and ``live_view`` moves the session there.
-        session.put("replay_playing", False)
+        # it shows (``pause_at``) and ``live_view`` moves the session there. Under the lock: a chunk run still
+        # inside ``live_view`` finishes writing its chunk state first, so it cannot overwrite this request.
+        with replay_player.lock(session.get("replay")):
+            session.put("replay_playing", False)
+            _new_chunk(True)
+        return
     else:
         # Play: route the first window now, so the player shows it at once instead of waiting for its first
         # chunk request to come back.

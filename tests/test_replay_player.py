@@ -1,4 +1,10 @@
-"""The Live replay player's frame building: one consistent snapshot even when another run moves the replay."""
+"""The Live replay player's frame building: one consistent snapshot even when another run moves the replay.
+
+Streamlit's fast reruns start a new script thread for a click (Play, Pause, Step) while the previous run may
+still be building the player's frames; both touch the page's one ``ReplaySession``.
+"""
+
+import threading
 
 import numpy as np
 import pytest
@@ -30,11 +36,11 @@ def live(small_engine):
     return eng, ReplaySource(name="cont", features=x, start_tick=eng.train_end_tick, prices=100 + np.cumsum(x[:, 0]))
 
 
-def _render(rs, **kw):
+def _render(rs, fresh=True, train_series=None):
     series = np.asarray(rs.source.prices)
-    return replay_player.render(rs, playing=True, fresh=True, chunk_id=1, frames_from=0, speed=25.0,
+    return replay_player.render(rs, playing=True, fresh=fresh, chunk_id=1, frames_from=0, speed=25.0,
                                 threshold=0.5, patience=3, regimes={}, replay_series=series, replay_label="price",
-                                train_series=None, train_label="price", train_timestamps=None, **kw)
+                                train_series=train_series, train_label="price", train_timestamps=None)
 
 
 def test_frames_come_from_one_snapshot_when_the_replay_is_rewound_mid_render(live):
@@ -42,7 +48,40 @@ def test_frames_come_from_one_snapshot_when_the_replay_is_rewound_mid_render(liv
     rs = _RewoundMidRender(eng, src, stride=4)
     rs.step(20)
     rs.reads = 0
-    _render(rs)                      # raised IndexError (streak of 5 windows indexed up to 19) before
+    _render(rs, fresh=False)         # raised "IndexError: index 5 is out of bounds for axis 0 with size 5" before
+
+
+class _ClickDuringRender(ReplaySession):
+    """A replay that another script run (a Step / Play click, started by Streamlit's fast reruns in its own
+    thread) steps while this run is building the player: the click's thread starts when the frame builder first
+    reads a neighbour table, takes the replay's lock as the page's callbacks do, and is given up to a second."""
+
+    other = None
+
+    def neighbour_table(self, *a, **kw):
+        if self.other is None:
+            lk = getattr(replay_player, "lock", None)   # the page's callbacks hold the replay's lock, if it has one
+
+            def click():
+                if lk is None:
+                    self.step(1)
+                else:
+                    with lk(self):
+                        self.step(1)
+            self.other = threading.Thread(target=click)
+            self.other.start()
+            self.other.join(1.0)
+        return super().neighbour_table(*a, **kw)
+
+
+@pytest.mark.parametrize("fresh", [True, False])
+def test_a_click_stepping_the_replay_from_another_thread_waits_for_the_render(live, fresh):
+    eng, src = live
+    rs = _ClickDuringRender(eng, src, stride=4)
+    rs.step(20)
+    _render(rs, fresh=fresh)         # fresh: raised "IndexError: index 20 is out of bounds ... size 20" before
+    rs.other.join(10)
+    assert not rs.other.is_alive() and rs.position == 21   # the click ran after the render, not lost
 
 
 def test_snapshot_alerts_cover_exactly_the_windows_done(live):

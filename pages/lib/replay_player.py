@@ -100,7 +100,19 @@ def render(rs: ReplaySession, *, playing: bool, fresh: bool, chunk_id: int, fram
            replay_label: str, train_series: np.ndarray | None, train_label: str,
            train_timestamps: np.ndarray | None, key: str = "rp_player") -> Any:
     """Draw the player. ``fresh``: send base figures of the state up to the latest predicted window (on start,
-    pause, step, reset); ``frames_from``: first window index to send as frames (the chunk just predicted)."""
+    pause, step, reset); ``frames_from``: first window index to send as frames (the chunk just predicted).
+    Holds the replay's lock (re-entrant: the page already holds it) so no other run moves it meanwhile."""
+    with lock(rs):
+        return _render(rs, playing=playing, fresh=fresh, chunk_id=chunk_id, frames_from=frames_from, speed=speed,
+                       threshold=threshold, patience=patience, regimes=regimes, replay_series=replay_series,
+                       replay_label=replay_label, train_series=train_series, train_label=train_label,
+                       train_timestamps=train_timestamps, key=key)
+
+
+def _render(rs: ReplaySession, *, playing: bool, fresh: bool, chunk_id: int, frames_from: int, speed: float,
+            threshold: float, patience: int, regimes: dict[str, np.ndarray], replay_series: np.ndarray,
+            replay_label: str, train_series: np.ndarray | None, train_label: str,
+            train_timestamps: np.ndarray | None, key: str) -> Any:
     p, streak, alerts = snapshot(rs, threshold, patience)
     i = p - 1
     args: dict[str, Any] = {
