@@ -26,6 +26,7 @@ from .config import DefragConfig
 from .encoder import RegimeEncoder
 from .errors import CheckpointError, ConfigError, DataError, LookAheadError, NotFittedError, RegistryEmptyError
 from .features import live_window, raw_features
+from .numeric_checks import as_ticks, check_cast_finite, check_latents_finite, check_update, numeric_array
 from .predictor import TemporalPredictor
 from .router import Registry, build_pseudo_timeline, path_cost
 from .scaling import Normaliser
@@ -79,6 +80,7 @@ class ChronosDefragEngine:
 
     def _as_array(self, data: Any, what: str = "data") -> np.ndarray:
         """(T, F) float32 from ndarray / tensor / DataFrame, with shape and value checks."""
+        names = None  # feature column names, to name the column of a bad value
         if self.cfg.data.transforms and hasattr(data, "columns"):  # raw prices: the recorded feature recipe
             data = raw_features(data, self.cfg.data)               # (T - warmup, F)
         if hasattr(data, "columns") and hasattr(data, "to_numpy"):  # pandas DataFrame
@@ -89,10 +91,12 @@ class ChronosDefragEngine:
             missing = [c for c in cols if c not in data.columns]
             if missing:
                 raise DataError(f"{what}: columns {missing} not found; available: {list(data.columns)}")
-            data = data[cols].to_numpy(dtype=np.float64, na_value=np.nan)
-        arr = data.detach().cpu().numpy() if torch.is_tensor(data) else np.asarray(data)
-        if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
-            raise DataError(f"{what} must be numeric, got dtype {arr.dtype}")
+            names = list(cols)
+            try:
+                data = data[cols].to_numpy(dtype=np.float64, na_value=np.nan)
+            except (TypeError, ValueError) as e:
+                raise DataError(f"{what}: feature columns {names} must be numeric ({e})") from None
+        arr = numeric_array(data, what)
         if arr.ndim != 2:
             raise DataError(f"{what} must be 2-D (T ticks, F features), got shape {arr.shape}")
         f = self.cfg.encoder.input_dim
@@ -101,9 +105,13 @@ class ChronosDefragEngine:
         bad = ~np.isfinite(arr)
         if bad.any():
             rows, cols = np.nonzero(bad)
+            col = f"column {names[int(cols[0])]!r}" if names else f"column {int(cols[0])}"
             raise DataError(f"{what} contains {int(bad.sum())} NaN/inf value(s); first at row {int(rows[0])}, "
-                            f"column {int(cols[0])}. Clean or forward-fill the data first")
-        return arr.astype(np.float32, copy=False)
+                            f"{col}. Clean or forward-fill the data first")
+        with np.errstate(over="ignore"):  # overflow is reported by check_cast_finite with row and column
+            out = arr.astype(np.float32, copy=False)
+        check_cast_finite(out, what, names)  # finite float64 can still overflow float32 (|x| > 3.4e38)
+        return out
 
     # ------------------------------------------------------------------ training
     def fit(self, data: Any, progress: Progress | None = None, warm_start: bool = False) -> ChronosDefragEngine:
@@ -193,7 +201,7 @@ class ChronosDefragEngine:
 
     def _check_windows(self, windows: Any) -> torch.Tensor:
         """(M, L, F) float32 tensor from the caller's windows, with the shape named in any error."""
-        w = windows.detach().cpu() if torch.is_tensor(windows) else torch.from_numpy(np.asarray(windows))
+        w = torch.from_numpy(numeric_array(windows, "window"))
         L, f = self.cfg.encoder.block_len, self.cfg.encoder.input_dim
         if w.ndim == 2:
             w = w.unsqueeze(0)
@@ -222,7 +230,7 @@ class ChronosDefragEngine:
     def _query_time(self, timestamp: float | None) -> float:
         if timestamp is None:
             return float(self.train_end_tick)
-        t = float(timestamp)
+        t = as_ticks(timestamp)
         if not np.isfinite(t):
             raise DataError(f"timestamp must be a finite number of ticks, got {timestamp!r}")
         if t < self.train_end_tick:
@@ -232,7 +240,13 @@ class ChronosDefragEngine:
         return t
 
     def predict_live(self, window: Any, timestamp: float | None = None) -> LivePrediction:
-        """Route one live window (L, F) through encoder, registry (SPD) and predictor."""
+        """Route one live window (L, F) through encoder, registry (SPD) and predictor.
+
+        ``timestamp``: the window's start tick (a plain int / float counting rows from the first training row;
+        None: the end of training). Dates, strings, numpy datetime64 and pandas Timestamps are refused with a
+        DataError (the model has no calendar; convert a date to its row position first). Refused windows: wrong
+        shape, non-numeric / complex / bool dtype, NaN or inf values, and finite values so large that the latent
+        overflows (DataError). Safe while another thread calls ``update_registry`` (the registry lock)."""
         t0 = time.perf_counter()
         if self.registry is None or len(self.registry) == 0:
             raise RegistryEmptyError("Registry is empty: fit() must be called before predict_live()")
@@ -242,32 +256,35 @@ class ChronosDefragEngine:
         with torch.inference_mode():
             t1 = time.perf_counter()
             q = self.encoder.forward_one(x[0], self._live_w).unsqueeze(0)  # (1, D)
+            check_latents_finite(q)
             t2 = time.perf_counter()
-            if reg.count < reg.index_threshold:                        # exact scan over every entry
-                cos = q @ reg.latents[: reg.count].T                   # (1, R)
-                t3 = time.perf_counter()
-                scores = cos * reg.decay_factors(tq)
-                top, slots = torch.topk(scores, min(k, reg.count), dim=1)  # (1, k)
-                cosk = cos.gather(1, slots)
-            else:                                                      # large registry: IVF candidates (1, P)
-                cand, cos, scores = reg.probe(q, tq, k)
-                t3 = time.perf_counter()
-                top, j = torch.topk(scores, min(k, reg.count), dim=1)  # (1, k)
-                slots, cosk = cand[j], cos.gather(1, j)
+            with reg.lock:  # a concurrent update_registry must not change count / buffers / index mid-read
+                if reg.count < reg.index_threshold:                        # exact scan over every entry
+                    cos = q @ reg.latents[: reg.count].T                   # (1, R)
+                    t3 = time.perf_counter()
+                    scores = cos * reg.decay_factors(tq)
+                    top, slots = torch.topk(scores, min(k, reg.count), dim=1)  # (1, k)
+                    cosk = cos.gather(1, slots)
+                else:                                                      # large registry: IVF candidates (1, P)
+                    cand, cos, scores = reg.probe(q, tq, k)
+                    t3 = time.perf_counter()
+                    top, j = torch.topk(scores, min(k, reg.count), dim=1)  # (1, k)
+                    slots, cosk = cand[j], cos.gather(1, j)
+                s0 = slots[0]
+                states, ids, ticks = reg.states[s0], reg.ids[s0], reg.ticks[s0]
             w = top.clamp_min(0)
             w = w / w.sum() if float(w.sum()) > 0 else torch.full_like(w, 1.0 / w.shape[1])
             conf = float((w * cosk).sum().clamp(0.0, 1.0))
-            state = w @ reg.states[slots[0]]                           # (1, S)
+            state = w @ states                                         # (1, S)
             t4 = time.perf_counter()
             fc = self.predictor.readout(self.predictor.step(q, state))[0]  # (forecast_dim,)
             t5 = time.perf_counter()
-        s0 = slots[0]
         return LivePrediction(
             alpha_prediction=fc[0], regime_confidence=conf, system_latency_ms=(t5 - t0) * 1e3,
-            neighbour_indices=reg.ids[s0].tolist(), neighbour_scores=top[0].tolist(),
+            neighbour_indices=ids.tolist(), neighbour_scores=top[0].tolist(),
             stage_latency_ms={"encode": (t2 - t1) * 1e3, "query": (t3 - t2) * 1e3,
                               "spd": (t4 - t3) * 1e3, "predictor": (t5 - t4) * 1e3},
-            latent=q[0], forecast=fc, neighbour_weights=w[0].tolist(), neighbour_ticks=reg.ticks[s0].tolist())
+            latent=q[0], forecast=fc, neighbour_weights=w[0].tolist(), neighbour_ticks=ticks.tolist())
 
     def predict_live_raw(self, raw: Any, timestamp: float | None = None) -> LivePrediction:
         """``predict_live`` on raw rows (DataFrame with the source columns, or array in ``source_columns`` order):
@@ -313,8 +330,15 @@ class ChronosDefragEngine:
                         q = torch.nn.functional.normalize(q.float(), dim=1)  # (m, D) unit fp32
                     else:
                         q = self.encoder(x[i:i + chunk])                   # (m, D)
-                    res = reg.query(q, k, tq)
-                    w, state = reg.reconstruct_context(res)
+                    try:
+                        check_latents_finite(q)
+                    except DataError:  # name the window in the caller's numbering, not the chunk's
+                        j = i + int((~torch.isfinite(q).all(1)).nonzero()[0, 0])
+                        raise DataError(f"window {j} gives a non-finite latent (its values overflow the "
+                                        "encoder); rescale the windows to the training data's range") from None
+                    with reg.lock:  # one consistent registry for the query and the states it blends
+                        res = reg.query(q, k, tq)
+                        w, state = reg.reconstruct_context(res)
                     fc = self.predictor.readout(self.predictor.step(q, state))
                     parts["alpha"].append(fc[:, 0])
                     parts["confidence"].append((w * res.cosines).sum(1).clamp(0.0, 1.0))
@@ -338,20 +362,24 @@ class ChronosDefragEngine:
         """
         if self.registry is None or len(self.registry) == 0:
             raise RegistryEmptyError("Registry is empty: fit() must be called before update_registry()")
-        q = torch.as_tensor(np.asarray(latents) if not torch.is_tensor(latents) else latents.detach().cpu(),
-                            dtype=torch.float32)
+        q = torch.as_tensor(numeric_array(latents, "latents"), dtype=torch.float32)
         d = self.cfg.encoder.latent_dim
         if q.ndim not in (1, 2) or q.shape[-1] != d:
             raise DataError(f"latents must be (M, latent_dim={d}), got shape {tuple(q.shape)}")
         q = q.reshape(-1, d)
-        t = np.asarray(ticks, dtype=np.float64).reshape(-1)
+        t = numeric_array(ticks, "ticks").astype(np.float64).reshape(-1)
         if t.shape[0] != q.shape[0]:
             raise DataError(f"got {q.shape[0]} latents but {t.shape[0]} ticks")
-        with torch.inference_mode():
+        f = float(forgetting)
+        if not 0.0 < f <= 1.0:
+            raise DataError(f"forgetting factor must be in (0, 1], got {forgetting!r}")
+        reg = self.registry
+        with reg.lock, torch.inference_mode():  # readers see the registry before or after the whole update
+            check_update(q, t, reg.last_tick(), float(self.train_end_tick))  # all rows before any append
             for i in range(q.shape[0]):  # one at a time: row i may retrieve rows appended before it
-                res = self.registry.query(q[i:i + 1], self.cfg.routing.top_k, self._query_time(t[i]))
-                _, state = self.registry.reconstruct_context(res)            # (1, S)
-                self.registry.append_live(q[i:i + 1], t[i:i + 1], state, forgetting)
+                res = reg.query(q[i:i + 1], self.cfg.routing.top_k, float(t[i]))
+                _, state = reg.reconstruct_context(res)            # (1, S)
+                reg.append_live(q[i:i + 1], t[i:i + 1], state, f)
 
     # ------------------------------------------------------------------ persistence
     def _payload(self) -> dict[str, Any]:

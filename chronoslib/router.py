@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -250,6 +251,9 @@ class Registry:
         # Approximate search for large registries (see IVFIndex); None until first needed.
         self.index: IVFIndex | None = None
         self.configure_index(index_threshold, index_nprobe, index_cells)
+        # Readers (queries) and the one online writer hold this around every access to count / head / the
+        # buffers / the index, so a reader never mixes two registry sizes. Re-entrant: append_live calls add.
+        self.lock = threading.RLock()
 
     def __len__(self) -> int:
         return self.count
@@ -258,6 +262,11 @@ class Registry:
     def add(self, latents: torch.Tensor, ticks: torch.Tensor | np.ndarray, ids: torch.Tensor | None = None,
             states: torch.Tensor | None = None) -> None:
         """Append rows in order; when full, each new row overwrites the oldest."""
+        with self.lock:
+            self._add(latents, ticks, ids, states)
+
+    def _add(self, latents: torch.Tensor, ticks: torch.Tensor | np.ndarray, ids: torch.Tensor | None,
+             states: torch.Tensor | None) -> None:
         latents = torch.as_tensor(latents, dtype=torch.float32).reshape(-1, self.dim)
         m = latents.shape[0]
         ticks = torch.as_tensor(np.asarray(ticks), dtype=torch.float64).reshape(m)
@@ -295,10 +304,16 @@ class Registry:
         if not 0.0 < f <= 1.0:
             raise DataError(f"forgetting factor must be in (0, 1], got {forgetting!r}")
         m = torch.as_tensor(latents).reshape(-1, self.dim).shape[0]
-        if f < 1.0 and self.count:
-            self.log_weights[: self.count] += m * math.log(f)
-            self._weighted = True
-        self.add(latents, ticks, None, states)
+        with self.lock:
+            if f < 1.0 and self.count:
+                self.log_weights[: self.count] += m * math.log(f)
+                self._weighted = True
+            self._add(latents, ticks, None, states)
+
+    def last_tick(self) -> float:
+        """Start tick of the newest entry (-inf when empty)."""
+        with self.lock:
+            return float(self.ticks[(self.head - 1) % self.capacity]) if self.count else float("-inf")
 
     def weights(self) -> torch.Tensor:
         """Forgetting weights of the filled slots, (count,) float32 (all 1 without online updates)."""
@@ -380,6 +395,10 @@ class Registry:
 
         Exact below ``index_threshold`` entries; above it each row scores exactly only the members of its
         ``index_nprobe`` best IVF cells (approximate: a true neighbour in an unprobed cell is missed)."""
+        with self.lock:
+            return self._query(q, k, t_query)
+
+    def _query(self, q: torch.Tensor, k: int, t_query: float) -> QueryResult:
         if self.count == 0:
             raise RegistryEmptyError("Registry is empty: call fit() (or load a checkpoint) before querying")
         q = q.reshape(-1, self.dim)
