@@ -8,6 +8,7 @@ routed window); the assertions are about behaviour, never speed.
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -31,13 +32,16 @@ def test_playing_a_replay_updates_the_gauges_in_the_browser(page):  # noqa: F811
     frame.locator("#gauges .indicatorlayer text.number").first.wait_for()
     assert body.get_attribute("data-shown") == "0"
     page.get_by_role("button", name="Play").click()
-    page.wait_for_function(  # the player has drawn its first windows
-        f"() => Number(document.querySelector('{PLAYER}').contentDocument.body.dataset.shown || 0) > 0")
+    page.wait_for_function(  # the player has drawn its first windows (its iframe may be remounting meanwhile)
+        f"() => Number(document.querySelector('{PLAYER}')?.contentDocument?.body?.dataset.shown || 0) > 0")
     seen, t0 = set(), time.time()
     w0, d0 = int(body.get_attribute("data-shown")), int(body.get_attribute("data-draws"))
-    while len(seen) < 3 and time.time() - t0 < 60:            # wait for behaviour; the rate is only reported
+    # Wait for behaviour (three gauge values), over at least 2 s so the reported rate means something.
+    while (len(seen) < 3 or time.time() - t0 < 2.0) and time.time() - t0 < 60:
         seen.add(frame.locator("#gauges .indicatorlayer text.number").first.text_content())
         page.wait_for_timeout(100)
+    page.screenshot(path=os.path.join(os.environ.get("TMPDIR", "/tmp"), "chronos_replay_playing.png"),
+                    full_page=True)
     w1, d1, dt = int(body.get_attribute("data-shown")), int(body.get_attribute("data-draws")), time.time() - t0
     rate = {"windows_per_s": (w1 - w0) / dt, "redraws_per_s": (d1 - d0) / dt}
     print("browser replay rate:", json.dumps(rate))
@@ -51,9 +55,22 @@ def test_playing_a_replay_updates_the_gauges_in_the_browser(page):  # noqa: F811
     page.get_by_role("button", name="Play").wait_for()
     shown = _shown(page)
     # The server moves to the window the browser showed when paused (it predicts ahead while playing).
-    page.get_by_text(f"{shown} of 249 windows replayed").wait_for()
+    _caption_says(page, shown)
     page.wait_for_timeout(600)
     assert _shown(page) == shown   # paused: nothing moves
+    _caption_says(page, shown)
+
+
+def _caption_says(pg, shown: int, timeout_s: float = 30.0) -> None:
+    """Wait for the paused caption to say ``shown`` windows; fail naming what it and the player say instead."""
+    cap = pg.get_by_text(re.compile(r"\d+ of 249 windows replayed"))
+    t0 = time.time()
+    while time.time() - t0 < timeout_s:
+        if cap.count() and cap.first.inner_text().startswith(f"{shown} of 249 "):
+            return
+        pg.wait_for_timeout(200)
+    text = cap.first.inner_text() if cap.count() else "(no caption)"
+    raise AssertionError(f"caption says {text!r}; the player showed {shown}, now shows {_shown(pg)}")
 
 
 def _no_exception(pg, where: str) -> None:
