@@ -199,11 +199,39 @@ def _rows_text(rows: np.ndarray, n: int = 5) -> str:
     return shown + (f" ... ({rows.size} in all)" if rows.size > n else "") + " (0-based)"
 
 
+_TZ_SUFFIX = r"\d:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)$"  # a time, then an offset
+
+
+def _to_datetime_text(text: pd.Series, col: str) -> pd.Series:
+    """Parse date strings. Rows with different UTC offsets are converted to UTC; rows with an offset next to
+    rows without one have no common clock, so that is a ``TimestampError`` naming the first row that differs."""
+    try:
+        return pd.to_datetime(text, errors="coerce", format="mixed")
+    except (ValueError, TypeError) as e:
+        if "timezone" not in str(e).lower() and "tz" not in str(e).lower() and "offset" not in str(e).lower():
+            raise TimestampError(f"timestamp column {col!r} cannot be parsed as dates: {e}") from None
+    aware = text.fillna("").str.strip().str.contains(_TZ_SUFFIX, regex=True).to_numpy()
+    if aware.all() or not aware[text.notna().to_numpy()].any():  # all with offsets: one UTC clock
+        return pd.to_datetime(text, errors="coerce", format="mixed", utc=True)
+    r = int(np.flatnonzero(aware != aware[0])[0])
+    kinds = ("without a time-zone offset", "with a time-zone offset")
+    raise TimestampError(f"timestamp column {col!r} mixes timestamps with and without a time-zone offset: row 0 "
+                         f"({text.iloc[0]!r}) is {kinds[int(aware[0])]}, row {r} ({text.iloc[r]!r}) is "
+                         f"{kinds[int(aware[r])]}. Use one convention for the whole column")
+
+
 def _parse_timestamps(s: pd.Series, col: str) -> np.ndarray:
     """(T,) datetime64[ns] or float64 ticks; ``TimestampError`` naming rows that do not parse."""
     if pd.api.types.is_datetime64_any_dtype(s):
         out = s
     elif pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+        if pd.api.types.is_integer_dtype(s):  # float64 ticks are exact only up to 2**53
+            big = np.flatnonzero(np.abs(s.to_numpy(dtype=object, na_value=0)) > 2 ** 53)
+            if big.size:
+                raise TimestampError(f"timestamp column {col!r} has {big.size} integer value(s) beyond 2**53 "
+                                     f"(first at row {int(big[0])}: {s.iloc[int(big[0])]}); ticks are float64 and "
+                                     "cannot tell neighbouring values apart there. Subtract the first value or "
+                                     "use a coarser unit")
         vals = s.to_numpy(dtype=np.float64, na_value=np.nan)
         bad = np.flatnonzero(~np.isfinite(vals))
         if bad.size:
@@ -212,7 +240,7 @@ def _parse_timestamps(s: pd.Series, col: str) -> np.ndarray:
         return vals
     else:
         text = s.astype(str).str.strip()
-        out = pd.to_datetime(text.where(s.notna()), errors="coerce", format="mixed")
+        out = _to_datetime_text(text.where(s.notna()), col)
         bad = np.flatnonzero(out.isna().to_numpy())
         if bad.size:
             ex = [str(s.iloc[i]) for i in bad[:3]]
