@@ -46,11 +46,14 @@ def build_source(s: dict[str, Any], ds: Any, eng: Any, upload: Any) -> replay.Re
     return src
 
 
-def regimes_for(eng: Any, ds: Any) -> dict[str, np.ndarray]:
-    """Block regimes, computed once per model and dataset (a clustering sweep takes ~1 s)."""
+def regimes_for(eng: Any, ds: Any, compute: bool = True) -> dict[str, np.ndarray] | None:
+    """Block regimes, computed once per model and dataset (a clustering sweep takes ~1.6 s); with
+    ``compute=False`` None until then."""
     key = (id(eng), eng.meta.get("fitted_at"), ds.name)
     cached = session.get("replay_regimes")
     if cached is None or cached[0] != key:
+        if not compute:
+            return None
         try:
             cached = (key, replay.block_regimes(eng, ds))
         except (ValueError, RuntimeError):
@@ -186,7 +189,6 @@ b[4].button("Reset", key="rp_reset", icon=":material/replay:", on_click=_advance
 b[5].caption(f"**{rs.source.name}** · {rs.n_windows:,} windows of {bl} ticks every {rs.stride} tick(s) · "
              f"model trained up to tick {eng.train_end_tick:,}")
 
-regimes = regimes_for(eng, ds)
 aligned = int(np.max(eng.block_starts)) + bl <= ds.features.shape[0]
 train_series, series_label = reference_series(ds.prices, ds.features)
 train_series = train_series[: eng.train_end_tick] if aligned else None
@@ -238,6 +240,12 @@ def _live_view(rs: replay.ReplaySession) -> None:
         st.rerun()
     session.put("replay_chunk", chunk)
     session.put("replay_fresh", False)
+    # Regimes label the neighbour table, whose columns come with a fresh render: frames keep that render's
+    # labelling. On a first visit they are not clustered yet (done after the player, so its charts come first).
+    if fresh:
+        session.put("replay_shown_regimes", (id(rs), regimes_for(eng, ds, compute=False) or {}))
+    shown = session.get("replay_shown_regimes")
+    regimes = shown[1] if shown and shown[0] == id(rs) else {}
     replay_player.render(
         rs, playing=playing, fresh=fresh, chunk_id=chunk, frames_from=frames_from, speed=float(s["speed"]),
         threshold=float(s["threshold"]), patience=int(s["patience"]), regimes=regimes,
@@ -256,3 +264,4 @@ def _live_view(rs: replay.ReplaySession) -> None:
 
 
 live_view()
+_ = regimes_for(eng, ds)   # after the player: the first visit draws its charts without waiting for the clustering
