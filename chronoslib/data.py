@@ -145,7 +145,7 @@ def _parses_as_dates(s: pd.Series, min_share: float = 0.9) -> bool:
     vals = vals[vals != ""].head(200)
     if len(vals) == 0 or pd.to_numeric(vals, errors="coerce").notna().mean() > 0.5:
         return False
-    parsed = pd.to_datetime(vals, errors="coerce", format="mixed")
+    parsed = pd.to_datetime(vals, errors="coerce", format="mixed", utc=True)  # utc: mixed offsets still detect
     return float(parsed.notna().mean()) >= min_share
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections import Counter
 from typing import Any
 
 import pandas as pd
@@ -28,6 +29,7 @@ from .errors import (
 # Interactive limits (the app): larger inputs belong on the command line, which lifts them.
 MAX_FILE_BYTES = 200 * 1024 ** 2   # same as Streamlit's default upload limit
 MAX_ROWS = 2_000_000
+MAX_COLUMNS = 10_000  # a header with more is refused before pandas parses it (a single gigantic line)
 _CLI_HINT = "train on it from the command line instead: python -m chronoslib train FILE --out model.pt"
 _DELIMS = [",", ";", "\t", "|"]
 
@@ -125,6 +127,15 @@ def _read_csv(name: str, raw: bytes | None, path: str | None, max_rows: int | No
     if "\x00" in text[:4096]:
         raise UnreadableFileError(f"{name} is not a text CSV (binary content) nor a Parquet file")
     sep = delimiter or _sniff_delimiter(text) or ","
+    first = text.lstrip("\r\n").split("\n", 1)[0]
+    header = next(csv.reader([first], delimiter=sep), []) if len(sep) == 1 else []
+    if len(header) > MAX_COLUMNS:
+        raise FileTooLargeError(f"{name} has {len(header):,} columns in its header line, more than the "
+                                f"{MAX_COLUMNS:,} a table can have here")
+    names = [h.strip() for h in header]
+    dup = sorted(c for c, n in Counter(names).items() if n > 1)
+    if dup and len(first) < len(text):  # pandas would rename the second 'a' to 'a.1' silently
+        raise ColumnError(f"{name}: column name(s) {dup} appear more than once in the header; rename them")
     src: Any = io.BytesIO(raw) if raw is not None else path
     try:
         df = pd.read_csv(src, sep=sep, encoding=encoding, nrows=None if max_rows is None else max_rows + 1,
@@ -208,7 +219,8 @@ def read_table(source: Any, name: str | None = None, *, max_bytes: int | None = 
     else:
         df = _read_csv(name, raw, path, limit if isinstance(limit, int) else None, delimiter)
     df.columns = [str(c).strip() for c in df.columns]
-    dup = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
+    counts = Counter(df.columns)  # (a list.count per column was quadratic: minutes for a 2M-column line)
+    dup = sorted(c for c, n in counts.items() if n > 1)
     if dup:
         raise ColumnError(f"{name}: column name(s) {dup} appear more than once; rename them")
     if max_rows == "memory":

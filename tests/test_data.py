@@ -426,3 +426,52 @@ def test_gzipped_csv_reads_from_a_path_and_from_bytes(tmp_path):
     b = read_table(blob, name="upload.csv.gz")
     pd.testing.assert_frame_equal(a, b)
     assert a.shape == (80, 3)
+
+
+# ------------------------------------------------------------------------------------------------ larger corpus
+def _pq(p, name, table):
+    pq.write_table(table, p / name)
+    return str(p / name)
+
+
+_LINES = _good_csv().splitlines()
+CORPUS.update({
+    "UTF-8 BOM before the header": (lambda p: _bytes(p, "bom.csv", b"\xef\xbb\xbf" + _good_csv().replace(
+        "2024-01-02 09:35", "soon").encode()), TimestampError, ["'timestamp'", "row(s) 5", "soon"]),
+    "duplicate column names": (lambda p: _csv(p, "dupcol.csv", _good_csv().replace("timestamp,a,b", "timestamp,a,a")),
+                               ColumnError, ["['a']", "more than once"]),
+    "number too large for float64": (lambda p: _csv(p, "huge.csv", _good_csv().replace(",2.5,11", ",1e400,11")),
+                                     BadValuesError, ["column 'a'", "inf", "row(s) 5"]),
+    "'nan' strings": (lambda p: _csv(p, "nanstr.csv", _good_csv().replace(",2.5,11", ",nan,11")),
+                      BadValuesError, ["column 'a'", "NaN", "row(s) 5"]),
+    "word in an int column": (lambda p: _csv(p, "mixis.csv", _good_csv().replace(",11\n", ",eleven\n")),
+                              BadValuesError, ["column 'b'", "row(s) 5", "eleven"]),
+    "unicode header": (lambda p: _csv(p, "uni.csv", _good_csv().replace("timestamp,a,b", "timestamp,α,b")
+                                      .replace(",2.5,11", ",x,11")), BadValuesError, ["column 'α'", "row(s) 5"]),
+    "trailing delimiter": (lambda p: _csv(p, "trail.csv", "\n".join(r + "," for r in _LINES) + "\n"),
+                           BadValuesError, ["Unnamed: 3", "NaN", "80 in all"]),
+    "quoted newline in a cell": (lambda p: _csv(p, "qnl.csv", _good_csv().replace(",2.5,11", ',"2.\n5",11')),
+                                 BadValuesError, ["column 'a'", "row(s) 5"]),
+    "header with 20,000 columns": (lambda p: _csv(p, "wide.csv", ",".join(f"c{i}" for i in range(20_000)) + "\n1\n"),
+                                   FileTooLargeError, ["more than the 10,000"]),
+    "offset next to naive times": (lambda p: _csv(p, "mtz.csv", _good_csv().replace(
+        "2024-01-02 09:35", "2024-01-02 09:35+02:00")), TimestampError, ["'timestamp'", "row 5", "offset"]),
+    "integer ticks beyond 2**53": (lambda p: _csv(p, "big53.csv", "ts,a\n" + "".join(
+        f"{2 ** 53 + i},{i}\n" for i in range(80))), TimestampError, ["'ts'", "2**53", "row 1"]),
+    "Parquet with only a timestamp": (lambda p: _pq(p, "onlyts.parquet", pa.table(
+        {"timestamp": pd.date_range("2024", periods=80, freq="1min")})), NoFeaturesError, ["no numeric feature"]),
+    "Parquet NaN": (lambda p: _pq(p, "pnan.parquet", pa.table({"a": [1.0, float("nan")] * 40,
+                                                                "b": list(range(80))})),
+                    BadValuesError, ["column 'a'", "NaN"]),
+    "Parquet list column": (lambda p: _pq(p, "plist.parquet", pa.table({"a": [[1.0]] * 80, "b": list(range(80))})),
+                            NestedColumnError, ["'a (list"]),
+    "Parquet without rows": (lambda p: _pq(p, "pempty.parquet", pa.table({"a": pa.array([], pa.float64())})),
+                             EmptyFileError, ["no data rows"]),
+})
+
+_NEW_CASES = [c for c in CORPUS if c not in list(CORPUS)[:17]]
+
+
+@pytest.mark.parametrize("case", _NEW_CASES)
+def test_more_bad_files_get_named_errors_and_the_engine_is_untouched(case, tmp_path, fitted):
+    test_bad_file_gets_a_named_value_error_and_the_engine_is_untouched(case, tmp_path, fitted)
