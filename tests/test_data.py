@@ -9,6 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from chronoslib import ChronosDefragEngine, DataError, NotEnoughBlocksError
 from chronoslib.cli import main as cli_main
@@ -475,3 +476,97 @@ _NEW_CASES = [c for c in CORPUS if c not in list(CORPUS)[:17]]
 @pytest.mark.parametrize("case", _NEW_CASES)
 def test_more_bad_files_get_named_errors_and_the_engine_is_untouched(case, tmp_path, fitted):
     test_bad_file_gets_a_named_value_error_and_the_engine_is_untouched(case, tmp_path, fitted)
+
+
+_RNG = np.random.default_rng(5)
+# name -> (fit input, words the DataError must contain); each leaves a fitted engine predicting identically
+FIT_CORPUS = {
+    "1-D array": (np.zeros(16 * 8), ["2-D"]),
+    "3-D array": (np.zeros((4, 16, 6)), ["2-D"]),
+    "0 rows": (np.zeros((0, 6)), ["Need at least 4 blocks"]),
+    "object array": (np.array([[None] * 6] * 64, dtype=object), ["dtype object"]),
+    "complex dtype": (np.ones((64, 6), dtype=complex), ["real numeric", "complex"]),
+    "bool dtype": (np.ones((64, 6), dtype=bool), ["real numeric", "bool"]),
+    "strings": (np.full((64, 6), "1.0"), ["real numeric", "<U3"]),
+    "ragged list": ([[1.0] * 6, [1.0] * 5], ["rectangular"]),
+    "wrong feature count": (np.zeros((64, 5)), ["5 features", "input_dim is 6"]),
+    "NaN cell": (np.where(np.arange(64 * 6).reshape(64, 6) == 100, np.nan, 0.0), ["row 16", "column 4"]),
+    "float32 overflow": (np.where(np.arange(64 * 6).reshape(64, 6) == 100, 1e39, 0.0), ["float32", "row 16"]),
+    "complex tensor": (torch.ones(64, 6, dtype=torch.complex64), ["real numeric", "complex"]),
+    "bool tensor": (torch.ones(64, 6, dtype=torch.bool), ["real numeric", "bool"]),
+    "inf in a float16 tensor": (torch.full((64, 6), float("inf"), dtype=torch.float16), ["NaN/inf"]),
+}
+LIVE_CORPUS = {
+    "wrong length": (np.zeros((15, 6), np.float32), ["block_len=16"]),
+    "wrong width": (np.zeros((16, 5), np.float32), ["input_dim=6"]),
+    "1-D": (np.zeros(96, np.float32), ["shape"]),
+    "NaN": (np.full((16, 6), np.nan, np.float32), ["NaN or inf"]),
+    "inf": (np.full((16, 6), np.inf, np.float32), ["NaN or inf"]),
+    "huge finite": (np.full((16, 6), 1e38, np.float32), ["non-finite latent"]),
+    "strings": (np.full((16, 6), "x"), ["real numeric"]),
+    "object": (np.array([[object()] * 6] * 16, dtype=object), ["dtype object"]),
+    "complex": (np.ones((16, 6), complex), ["complex"]),
+    "bool tensor": (torch.ones(16, 6, dtype=torch.bool), ["bool"]),
+    "ragged list of lists": ([[0.0] * 6] * 15 + [[0.0] * 5], ["rectangular"]),
+    "list of lists with a None": ([[0.0] * 6] * 15 + [[None] * 6], ["dtype object"]),
+}
+
+
+@pytest.mark.parametrize("case", list(FIT_CORPUS))
+def test_bad_fit_input_is_a_named_data_error_and_the_fitted_engine_is_untouched(case, fitted):
+    data, words = FIT_CORPUS[case]
+    eng, window, before = fitted
+    with pytest.raises(DataError) as info:
+        eng.fit(data)
+    for w in words:
+        assert w in str(info.value), f"{case}: {w!r} not in {info.value}"
+    after = eng.predict_live(window)
+    assert torch.equal(after.alpha_prediction, before.alpha_prediction)
+    assert after.neighbour_indices == before.neighbour_indices
+
+
+@pytest.mark.parametrize("case", list(LIVE_CORPUS))
+def test_bad_live_window_is_a_named_data_error_and_the_engine_is_untouched(case, fitted):
+    window_bad, words = LIVE_CORPUS[case]
+    eng, window, before = fitted
+    with pytest.raises(DataError) as info:
+        eng.predict_live(window_bad)
+    for w in words:
+        assert w in str(info.value), f"{case}: {w!r} not in {info.value}"
+    after = eng.predict_live(window)
+    assert torch.equal(after.alpha_prediction, before.alpha_prediction)
+
+
+_X = np.random.default_rng(1).standard_normal((16 * 5, 6))
+# fit() inputs and live windows: name -> (call on a fitted engine, words the DataError must contain)
+ARRAY_CORPUS = {
+    "fit: 3-D array": (lambda e, w: ChronosDefragEngine(small_config(epochs=1)).fit(_X[None]), ["2-D"]),
+    "fit: 1-D array": (lambda e, w: ChronosDefragEngine(small_config(epochs=1)).fit(_X[:, 0]), ["2-D"]),
+    "fit: 0 rows": (lambda e, w: ChronosDefragEngine(small_config(epochs=1)).fit(_X[:0]), ["blocks"]),
+    "fit: object array": (lambda e, w: ChronosDefragEngine(small_config(epochs=1)).fit(_X.astype(object)),
+                          ["object"]),
+    "fit: complex dtype": (lambda e, w: ChronosDefragEngine(small_config(epochs=1)).fit(_X.astype(complex)),
+                           ["complex"]),
+    "fit: bool dtype": (lambda e, w: ChronosDefragEngine(small_config(epochs=1)).fit(_X > 0), ["bool"]),
+    "fit: float32 overflow": (lambda e, w: ChronosDefragEngine(small_config(epochs=1)).fit(
+        np.where(np.arange(80)[:, None] == 7, 1e39, _X)), ["row 7"]),
+    "live: wrong shape": (lambda e, w: e.predict_live(w[:, :4]), ["input_dim=6"]),
+    "live: NaN": (lambda e, w: e.predict_live(np.where(w == w[2, 1], np.nan, w)), ["NaN"]),
+    "live: inf": (lambda e, w: e.predict_live(np.where(w == w[2, 1], np.inf, w)), ["inf"]),
+    "live: huge values": (lambda e, w: e.predict_live(np.full_like(w, 1e38)), ["non-finite latent"]),
+    "live: ragged list of lists": (lambda e, w: e.predict_live([list(r) for r in w[:-1]] + [[1.0]]), ["window"]),
+    "live: date as timestamp": (lambda e, w: e.predict_live(w, np.datetime64("2024-01-01")), ["number of ticks"]),
+}
+
+
+@pytest.mark.parametrize("case", list(ARRAY_CORPUS))
+def test_bad_array_gets_a_named_data_error_and_the_engine_predicts_identically(case, fitted):
+    call, words = ARRAY_CORPUS[case]
+    eng, window, before = fitted
+    with pytest.raises(DataError) as info:
+        call(eng, window)
+    for w in words:
+        assert w in str(info.value), f"{case}: {w!r} not in {info.value}"
+    after = eng.predict_live(window)
+    assert float(after.alpha_prediction) == float(before.alpha_prediction)
+    assert after.neighbour_indices == before.neighbour_indices
