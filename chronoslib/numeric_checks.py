@@ -63,6 +63,18 @@ def as_ticks(timestamp: Any) -> float:
 def check_update(q: torch.Tensor, t: np.ndarray, last_tick: float, train_end: float) -> None:
     """Rows for ``update_registry``: finite unit latents, finite ticks strictly increasing within the call,
     after the newest tick already stored and not inside the training span. Checked all before any append."""
+    bad = ~np.isfinite(t)
+    if bad.any():
+        raise DataError(f"ticks[{int(np.nonzero(bad)[0][0])}] is {t[bad][0]!r}; expected a finite tick")
+    if t.size and t[0] < train_end:
+        raise LookAheadError(f"ticks[0]={t[0]:g} is inside the training span [0, {train_end:g}) "
+                             "(anti-look-ahead check)")
+    if t.size and t[0] <= last_tick:
+        raise DataError(f"ticks[0]={t[0]:g} is not after the newest tick already in the registry ({last_tick:g})")
+    step = np.diff(t) <= 0
+    if step.any():
+        i = int(np.nonzero(step)[0][0]) + 1
+        raise DataError(f"ticks must be strictly increasing: ticks[{i}]={t[i]:g} follows ticks[{i - 1}]={t[i - 1]:g}")
     fin = torch.isfinite(q).all(1)
     if not bool(fin.all()):
         raise DataError(f"latents row {int((~fin).nonzero()[0, 0])} contains NaN or inf")
@@ -72,17 +84,6 @@ def check_update(q: torch.Tensor, t: np.ndarray, last_tick: float, train_end: fl
         i = int(off.nonzero()[0, 0])
         raise DataError(f"latents row {i} has L2 norm {float(norm[i]):.6g}; expected unit norm (within "
                         f"{UNIT_NORM_TOL}) as returned by predict_live / embed")
-    bad = ~np.isfinite(t)
-    if bad.any():
-        raise DataError(f"ticks[{int(np.nonzero(bad)[0][0])}] is {t[bad][0]!r}; expected a finite tick")
-    if t.size and t[0] < train_end:
-        raise LookAheadError(f"ticks[0]={t[0]:g} is inside the training span [0, {train_end:g})")
-    if t.size and t[0] <= last_tick:
-        raise DataError(f"ticks[0]={t[0]:g} is not after the newest tick already in the registry ({last_tick:g})")
-    step = np.diff(t) <= 0
-    if step.any():
-        i = int(np.nonzero(step)[0][0]) + 1
-        raise DataError(f"ticks must be strictly increasing: ticks[{i}]={t[i]:g} follows ticks[{i - 1}]={t[i - 1]:g}")
 
 
 def numeric_array(data: Any, what: str) -> np.ndarray:
