@@ -158,8 +158,13 @@ def block_regimes(engine: Any, dataset: Any = None, k: int | None = None) -> dic
         vol = block_volatility(reference_series(dataset.prices, dataset.features)[0], starts, bl)
     out: dict[str, np.ndarray] = {"cluster": np.asarray(cluster_regimes(z, k=k, block_vol=vol).labels)}
     if aligned and getattr(dataset, "labels", None) is not None:
-        seg = np.asarray(dataset.labels)[starts[:, None] + np.arange(bl)[None, :]].astype(np.int64)  # (N, L)
-        out["truth"] = np.array([np.bincount(r).argmax() for r in seg])
+        from .experiments import block_majority
+
+        lab = np.asarray(dataset.labels, dtype=np.float64)
+        seg = lab[starts[:, None] + np.arange(bl)[None, :]]                       # (N, L)
+        # Missing labels (NaN / negative) count for nothing; np.bincount raised on -1 and dropped the column.
+        seg = np.where(np.isfinite(seg) & (seg >= 0), seg, -1).astype(np.int64)
+        out["truth"] = block_majority(seg.reshape(-1), bl)
     return out
 
 
