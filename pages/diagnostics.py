@@ -53,8 +53,11 @@ with right:
 st.header("Drift")
 SOURCES = ["Held-out span", "Held-out span with a simulated structural break", "Uploaded continuation"]
 rs = session.get("replay")
-if rs is not None and rs.position:
+if rs is not None and rs.position and session.result_is_current(session.get("replay_model")):
     SOURCES.insert(0, "Last replay")
+elif rs is not None and rs.position:
+    st.info("The last live replay was made with a previous model, so its drift is not shown here. "
+            "Replay again on the Live replay page to analyse the current model.")
 d = session.get("diag_settings") or {"source": SOURCES[0], "window": 8, "alpha": 0.05}
 c1, c2, c3 = st.columns([2, 1, 1])
 src_name = c1.radio("Data", SOURCES, index=SOURCES.index(d["source"]) if d["source"] in SOURCES else 0,

@@ -43,6 +43,10 @@ session.put("mf_method", method)
 session.put("mf_dim", dim)
 
 replay_records = session.get("replay_records") or []
+if replay_records and not session.result_is_current(session.get("replay_model")):
+    st.caption("The last live replay was made with a previous model; its live windows are not drawn here. "
+               "Replay again to see where live windows fall on this model's manifold.")
+    replay_records = []
 colour_opts = ["time", "regime cluster"]
 if view.truth is not None:
     colour_opts.append("ground truth")

@@ -124,6 +124,7 @@ if rs is None or session.get("replay_sig") != sig:
         st.error(str(exc))
         st.stop()
     session.put("replay", rs)
+    session.put("replay_model", session.model_id())  # the replay's records belong to this model only
     session.put("replay_sig", sig)
     session.put("replay_playing", False)
     publish(rs)

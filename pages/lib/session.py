@@ -9,6 +9,8 @@ session's model only when it has finished).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import threading
@@ -76,7 +78,37 @@ def model_info() -> dict[str, Any]:
 def set_engine(eng: ChronosDefragEngine, origin: str, dataset_name: str) -> None:
     st.session_state[K_ENGINE] = eng
     st.session_state[K_MODEL_INFO] = {"origin": origin, "dataset": dataset_name,
-                                      "when": eng.meta.get("fitted_at", "?")}
+                                      "when": eng.meta.get("fitted_at", "?"), "id": fingerprint(eng),
+                                      "_obj": id(eng)}
+
+
+def fingerprint(eng: ChronosDefragEngine | None) -> str:
+    """A short, stable identity of a fitted model: sha1 of its block latents, config and fit time. Results
+    derived from a model (replay records, drift) are tagged with it, so a page can tell they belong to a
+    previous model instead of mixing them with the current one."""
+    if eng is None or eng.block_latents is None:
+        return ""
+    h = hashlib.sha1(np.ascontiguousarray(eng.block_latents).tobytes())
+    h.update(json.dumps(eng.cfg.to_dict(), sort_keys=True, default=str).encode())
+    h.update(str(eng.meta.get("fitted_at", "")).encode())
+    return h.hexdigest()[:12]
+
+
+def model_id() -> str:
+    """The current model's fingerprint (computed once per model and kept with its info)."""
+    info = st.session_state.get(K_MODEL_INFO)
+    eng = engine()
+    if info is not None and info.get("id") and info.get("_obj") == id(eng):
+        return info["id"]
+    fid = fingerprint(eng)
+    if info is not None:
+        info.update(id=fid, _obj=id(eng))
+    return fid
+
+
+def result_is_current(tag: str | None) -> bool:
+    """Whether a derived result tagged with ``tag`` (a model fingerprint) belongs to the current model."""
+    return bool(tag) and tag == model_id()
 
 
 def get(key: str, default: Any = None) -> Any:
