@@ -43,6 +43,7 @@ import torch
 from .blocks import slice_blocks
 from .config import DefragConfig
 from .errors import ConfigError, DataError, NotEnoughBlocksError
+from .labels import block_majority
 from .predictor import TemporalPredictor, gather_windows
 from .router import Registry
 from .training import preceding_states, train_predictor
@@ -129,21 +130,6 @@ def block_returns(prices: np.ndarray, starts: np.ndarray, block_len: int) -> np.
     s = np.asarray(starts, dtype=np.int64)
     prev = np.where(s > 0, lp[np.maximum(s - 1, 0)], np.nan)
     return lp[s + block_len - 1] - prev
-
-
-def block_majority(labels: np.ndarray, block_len: int) -> np.ndarray:
-    """Majority label code of each complete block of ``labels`` (T,) ints; -1 (missing) is ignored, and a block
-    with no label at all gets -1 (ties: the lowest code).
-
-    >>> block_majority(np.array([0, 1, 1, -1, -1, -1, 2, 2]), 4).tolist()
-    [1, 2]
-    """
-    lab = np.asarray(labels, dtype=np.int64)
-    n = lab.shape[0] // block_len
-    lb = lab[: n * block_len].reshape(n, block_len)
-    k = max(int(lb.max(initial=-1)) + 1, 1)
-    counts = np.stack([(lb == j).sum(axis=1) for j in range(k)], axis=1)          # (N, K)
-    return np.where(counts.sum(axis=1) > 0, counts.argmax(axis=1), -1)
 
 
 def arm_orders(pseudo: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:

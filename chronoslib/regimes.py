@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, DataError
+from .labels import block_majority
 
 CRITERIA = ("silhouette", "bic")
 
@@ -293,11 +294,7 @@ def block_view(latents: np.ndarray, starts: np.ndarray, block_len: int, order: n
     series, name = reference_series(prices, features)
     truth = share = None
     if labels is not None:
-        lab = np.asarray(labels)
-        seg = lab[starts[:, None] + np.arange(block_len)[None, :]]              # (N, L)
-        vals = np.unique(seg)
-        counts = np.stack([(seg == v).sum(axis=1) for v in vals], axis=1)      # (N, V)
-        truth, share = vals[counts.argmax(axis=1)], counts.max(axis=1) / block_len
+        truth, share = block_majority(labels, block_len, starts=starts, return_share=True)
     x = np.asarray(timestamps) if timestamps is not None else np.arange(t)
     table = block_table(starts, block_len, series, timestamps, truth)
     return BlockView(latents, starts, block_len, np.asarray(order, dtype=np.int64), series, name, x, table, truth,

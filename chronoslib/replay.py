@@ -158,7 +158,7 @@ def block_regimes(engine: Any, dataset: Any = None, k: int | None = None) -> dic
         vol = block_volatility(reference_series(dataset.prices, dataset.features)[0], starts, bl)
     out: dict[str, np.ndarray] = {"cluster": np.asarray(cluster_regimes(z, k=k, block_vol=vol).labels)}
     if aligned and getattr(dataset, "labels", None) is not None:
-        from .experiments import block_majority
+        from .labels import block_majority
 
         lab = np.asarray(dataset.labels, dtype=np.float64)
         seg = lab[starts[:, None] + np.arange(bl)[None, :]]                       # (N, L)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .labels import block_majority
+
 # (drift, volatility, lag-1 autocorrelation) per regime: calm trend, turbulent mean-reversion, choppy down.
 DEFAULT_REGIMES = ((0.05, 0.5, 0.6), (0.0, 1.6, -0.4), (-0.04, 0.9, 0.0), (0.02, 1.1, 0.85))
 
@@ -59,8 +61,4 @@ def make_regime_series(n_ticks: int = 4096, n_features: int = 6, n_regimes: int 
 
 def block_labels(labels: np.ndarray, block_len: int) -> tuple[np.ndarray, np.ndarray]:
     """Majority regime per non-overlapping block and the share of the block it covers: ((N,), (N,))."""
-    n = labels.shape[0] // block_len
-    lb = labels[: n * block_len].reshape(n, block_len)
-    k = int(lb.max()) + 1
-    counts = np.stack([(lb == j).sum(axis=1) for j in range(k)], axis=1)  # (N, K)
-    return counts.argmax(axis=1), counts.max(axis=1) / block_len
+    return block_majority(labels, block_len, return_share=True)

@@ -134,6 +134,10 @@ def test_live_confidence_colouring_appears_after_a_replay():
     records = [{"tick": 9000 + i, "regime_confidence": 0.5 + 0.01 * i, "neighbour_indices": [i, i + 1],
                 "neighbour_weights": [0.6, 0.4]} for i in range(10)]
     at = _open("pages/manifold.py", cd_replay_records=records)
+    assert "live confidence" not in at.selectbox[0].options      # records of no known model are not drawn
+    from pages.lib import session as sess
+    at.session_state["cd_replay_model"] = sess.fingerprint(at.session_state[sess.K_ENGINE])  # made with this model
+    at.run()
     at.selectbox[0].set_value("live confidence").run()
     assert not at.exception
     data = _chart(at, "mf_projection")["data"]

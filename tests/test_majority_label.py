@@ -37,3 +37,16 @@ def test_replay_block_regimes_keep_truth_when_labels_have_missing_values(small_e
     out = block_regimes(eng, ds, k=3)
     assert "cluster" in out and out["truth"][0] == -1
     assert out["truth"][1:].tolist() == (np.arange(1, 40) % 3).tolist()
+
+
+def test_one_majority_rule_serves_synthetic_sets_regime_views_and_blocks_at_given_starts():
+    from chronoslib.labels import block_majority as one
+    from chronoslib.synthetic import block_labels
+
+    lab = np.array([2, 2, 0, -1, 1, 1, 1, 1, -1, -1, -1, -1], dtype=float)
+    lab_nan = lab.copy()
+    lab_nan[3] = np.nan
+    maj, share = one(lab_nan, 4, return_share=True)
+    assert maj.tolist() == [2, 1, -1] and share.tolist() == [0.5, 1.0, 0.0]   # NaN and -1 are both missing
+    assert [a.tolist() for a in block_labels(lab.astype(int), 4)] == [maj.tolist(), share.tolist()]
+    assert one(lab, 4, starts=np.array([2, 4])).tolist() == [1, 1]            # ticks 2..5 and 4..7
