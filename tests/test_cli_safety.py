@@ -23,11 +23,11 @@ def _run(capsys, argv):
     return code, err
 
 
-def test_out_equal_to_the_input_is_refused_and_the_data_survives(csv, capsys, tmp_path):
+def test_out_equal_to_the_input_is_refused_and_the_data_survives(csv, capsys, tmp_path, monkeypatch):
     before = csv.read_bytes()
     link = tmp_path / "link.csv"
     os.symlink(csv, link)
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)  # restored afterwards: later tests open sample_data/ relative to the root
     for out in (str(csv), "data.csv", str(link), "./sub/../data.csv"):
         code, err = _run(capsys, ["train", str(csv), "--out", out, "--no-timestamp", "--quiet"])
         assert code == 2 and len(err) == 1 and err[0].startswith("error:") and "input" in err[0]
