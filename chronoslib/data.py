@@ -461,9 +461,21 @@ def build_dataset(df: pd.DataFrame, name: str, timestamp_col: str | None = None,
     labels, label_names = None, None
     if lab_col:
         lab = df[lab_col].iloc[off:]
+        # Negative codes and blanks (NaN) in a whole-number column are missing (-1), the project's label rule
+        # (chronoslib.labels), not a regime called "-1.0".
+        num = lab.to_numpy(dtype=np.float64) if pd.api.types.is_float_dtype(lab) else None
+        whole = None if num is None else np.isfinite(num) & (num >= 0) & (num == np.floor(num)) & (num < 2.0 ** 53)
         if pd.api.types.is_integer_dtype(lab):
             labels = lab.to_numpy(dtype=np.int64)
-        else:
+            labels = np.where(labels >= 0, labels, -1)
+        elif num is not None and bool((whole | ~(np.isfinite(num) & (num >= 0))).all()):
+            labels = np.where(whole, num, -1).astype(np.int64)
+        if labels is not None and (labels < 0).any():
+            notes.append(f"{int((labels < 0).sum())} row(s) without a label (blank or negative; coded -1)")
+        if labels is None:
+            # A blank or whitespace-only cell is a missing label, not a regime called "".
+            if lab.dtype == object or pd.api.types.is_string_dtype(lab):
+                lab = lab.mask(lab.map(lambda v: isinstance(v, str) and not v.strip()))
             codes, uniq = pd.factorize(lab, sort=True)
             labels, label_names = codes.astype(np.int64), [str(u) for u in uniq]
             if (codes < 0).any():

@@ -24,6 +24,7 @@ import pandas as pd
 
 from . import diagnostics
 from .errors import DataError, NotFittedError
+from .labels import block_majority
 
 
 @dataclass
@@ -158,13 +159,12 @@ def block_regimes(engine: Any, dataset: Any = None, k: int | None = None) -> dic
         vol = block_volatility(reference_series(dataset.prices, dataset.features)[0], starts, bl)
     out: dict[str, np.ndarray] = {"cluster": np.asarray(cluster_regimes(z, k=k, block_vol=vol).labels)}
     if aligned and getattr(dataset, "labels", None) is not None:
-        from .labels import block_majority
-
-        lab = np.asarray(dataset.labels, dtype=np.float64)
-        seg = lab[starts[:, None] + np.arange(bl)[None, :]]                       # (N, L)
-        # Missing labels (NaN / negative) count for nothing; np.bincount raised on -1 and dropped the column.
-        seg = np.where(np.isfinite(seg) & (seg >= 0), seg, -1).astype(np.int64)
-        out["truth"] = block_majority(seg.reshape(-1), bl)
+        # Missing labels (NaN / negative) count for nothing; a label series that cannot be read as codes costs
+        # the truth column only, never the learned-regime one.
+        try:
+            out["truth"] = block_majority(dataset.labels, bl, starts=starts)
+        except DataError:
+            pass
     return out
 
 

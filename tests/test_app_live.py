@@ -117,3 +117,22 @@ def test_diagnostics_can_analyse_the_last_replay(at):
     _ok(at.switch_page("pages/diagnostics.py").run())
     assert at.radio(key="dg_source").value == "Last replay"
     assert "last replay" in at.success[1].value
+
+
+def test_missing_labels_keep_the_learned_regime_column_in_the_replay_neighbour_table(at):
+    import dataclasses
+
+    from pages.lib import session
+
+    ds = at.session_state[session.K_DATASET]
+    lab = ds.labels.copy()
+    lab[:64] = -1                                    # a wholly unlabelled first block (blank cells load as -1)
+    lab[100:110] = -1                                # blanks inside the second block
+    at.session_state[session.K_DATASET] = dataclasses.replace(ds, labels=lab)
+    _ok(at.switch_page("pages/replay.py").run())
+    _ok(at.button(key="rp_block").click().run())
+    regimes = at.session_state["cd_replay_regimes"][1]
+    assert set(regimes) == {"cluster", "truth"}      # np.bincount raised on -1 and both columns went missing
+    assert regimes["truth"][0] == -1 and (regimes["truth"][1:] >= 0).all()
+    rows = _replay(at).neighbour_table(regimes=regimes)
+    assert rows and all("regime" in r and "truth regime" in r for r in rows)
