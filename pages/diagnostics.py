@@ -53,11 +53,13 @@ with right:
 st.header("Drift")
 SOURCES = ["Held-out span", "Held-out span with a simulated structural break", "Uploaded continuation"]
 rs = session.get("replay")
-if rs is not None and rs.position and session.result_is_current(session.get("replay_model")):
+stale = session.stale_reason(session.get("replay_tag"), "The last replay") if rs is not None and rs.position \
+    else None
+if rs is not None and rs.position and stale is None:
     SOURCES.insert(0, "Last replay")
-elif rs is not None and rs.position:
-    st.info("The last live replay was made with a previous model, so its drift is not shown here. "
-            "Replay again on the Live replay page to analyse the current model.")
+elif stale is not None:
+    st.info(f"{stale} Replay again on the **Live replay** page to check this model's drift on it.",
+            icon=":material/history:")
 d = session.get("diag_settings") or {"source": SOURCES[0], "window": 8, "alpha": 0.05}
 c1, c2, c3 = st.columns([2, 1, 1])
 src_name = c1.radio("Data", SOURCES, index=SOURCES.index(d["source"]) if d["source"] in SOURCES else 0,
@@ -74,7 +76,9 @@ if src_name == "Uploaded continuation":
                                       "optional price, "
                                       "timestamp, regime.")
 rp = session.get("replay_settings") or {}
-threshold = float(rp.get("threshold", replay.suggested_threshold(eng)))
+# A threshold chosen on the Live replay page for a previous model is that model's: use this model's default.
+threshold = float(rp["threshold"]) if rp.get("model") == session.model_id() and "threshold" in rp \
+    else replay.suggested_threshold(eng)
 
 try:
     if src_name == "Last replay":

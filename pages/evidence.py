@@ -5,7 +5,6 @@ caches the result per dataset + model in session state, and shows the figures an
 ``chronoslib.plots_evidence``.
 """
 
-import hashlib
 import json
 import os
 
@@ -54,8 +53,7 @@ with st.expander("Method", expanded=False):
                 "feature), all fitted on the training blocks; adjusted Rand index and NMI against each block's "
                 "majority label.")
 
-key = "evidence:" + hashlib.sha1(ds.features.tobytes() + str((ds.name, ds.split)).encode()).hexdigest()[:16] + \
-    f":{info.get('origin', '?')}:{info.get('when', '?')}"
+key = f"evidence:{session.data_id()}:{session.model_id()}"   # a result belongs to one dataset and one model
 results: dict = session.get("evidence_results", {})
 
 with st.form("evidence_form"):
@@ -85,6 +83,7 @@ if run:
                              seed0=int(seed0), encoder_epochs=int(enc_ep), predictor_epochs=int(pred_ep),
                              dataset=ds.name, progress=progress)
         res["verdicts"] = verdicts(res)
+        res["made_with"] = session.result_tag()
         results = {**results, key: res}
         session.put("evidence_results", results)
         bar.empty()
@@ -104,6 +103,10 @@ if res is None and info.get("origin") == session.SHIPPED_ORIGIN and ds.name == s
                 f"settings, made by `sample_data/make_sample_data.py`). Press **Run evaluation** to compute it "
                 "here.", icon=":material/inventory_2:")
 if res is None:
+    older = [r for r in results.values() if isinstance(r, dict)]
+    # Say so rather than silently showing, or silently dropping, an evaluation of a previous model or dataset.
+    if older and (why := session.stale_reason(older[-1].get("made_with"), "The last evaluation")):
+        st.info(why, icon=":material/history:")
     st.info("No evaluation for this dataset and model yet: press **Run evaluation** (about 10–30 s with the "
             "defaults on the sample data).")
     st.stop()

@@ -29,6 +29,13 @@ METHODS = {"UMAP": "umap", "PCA": "pca"}
 
 eng, ds, view = session.model_view("manifold")
 n = len(view.starts)
+if session.get("mf_model") != session.model_id():
+    # Picked / inspected blocks are indices into a model's blocks: a new model starts with none picked.
+    session.put("mf_selected", [])
+    session.put("mf_last_pick", [])
+    session.put("mf_focus", 0)
+    st.session_state.pop("mf_block_input", None)
+    session.put("mf_model", session.model_id())
 key = projection.latents_key(view.latents)
 
 # ------------------------------------------------------------------------------------------------ controls
@@ -43,9 +50,9 @@ session.put("mf_method", method)
 session.put("mf_dim", dim)
 
 replay_records = session.get("replay_records") or []
-if replay_records and not session.result_is_current(session.get("replay_model")):
-    st.caption("The last live replay was made with a previous model; its live windows are not drawn here. "
-               "Replay again to see where live windows fall on this model's manifold.")
+if replay_records and (stale := session.stale_reason(session.get("replay_tag"), "The last replay")):
+    st.info(f"{stale} Its live windows are not drawn; replay again on the **Live replay** page to see where "
+            "live windows fall on this model's manifold.", icon=":material/history:")
     replay_records = []
 colour_opts = ["time", "regime cluster"]
 if view.truth is not None:

@@ -31,7 +31,24 @@ def settings_defaults(eng: Any) -> dict[str, Any]:
     stride = max(1, bl // 8)
     return {"source": SOURCES[0], "stride": stride, "speed": 25, "online": False, "forgetting": 0.995,
             "threshold": replay.suggested_threshold(eng), "patience": max(3, 2 * bl // stride),
-            "break_at": 0.5, "break_vol": 1.5, "break_offset": 1.0}
+            "break_at": 0.5, "break_vol": 1.5, "break_offset": 1.0, "model": session.model_id()}
+
+
+MODEL_SETTINGS = ("stride", "threshold", "patience", "model")   # derived from the model (block_len, confidence)
+
+
+def settings_for(eng: Any) -> dict[str, Any]:
+    """The replay settings, with the model-derived ones (re-fit threshold, stride, patience) re-derived when
+    they were chosen for a previous model; the other choices are kept."""
+    s = session.get("replay_settings")
+    fresh = settings_defaults(eng)
+    if s is None:
+        return fresh
+    if s.get("model") != fresh["model"]:
+        s = {**s, **{k: fresh[k] for k in MODEL_SETTINGS}}
+        session.put("replay_settings_note", f"The re-fit threshold ({fresh['threshold']:.2f}), stride and alert "
+                                            "patience were reset to the current model's defaults.")
+    return s
 
 
 def build_source(s: dict[str, Any], ds: Any, eng: Any, upload: Any) -> replay.ReplaySource:
@@ -49,7 +66,7 @@ def build_source(s: dict[str, Any], ds: Any, eng: Any, upload: Any) -> replay.Re
 def regimes_for(eng: Any, ds: Any, compute: bool = True) -> dict[str, np.ndarray] | None:
     """Block regimes, computed once per model and dataset (a clustering sweep takes ~1.6 s); with
     ``compute=False`` None until then."""
-    key = (id(eng), eng.meta.get("fitted_at"), ds.name)
+    key = (session.model_id(), session.data_id())
     cached = session.get("replay_regimes")
     if cached is None or cached[0] != key:
         if not compute:
@@ -78,7 +95,10 @@ if eng is None:
     st.info("No model yet: train one on the **Train** page or load a checkpoint there.")
     st.stop()
 
-s = session.get("replay_settings") or settings_defaults(eng)
+s = settings_for(eng)
+if note := session.get("replay_settings_note"):
+    st.caption(note)
+    session.put("replay_settings_note", None)
 with st.expander("Replay settings", expanded=False):  # constant: a changing value re-collapses it
     c1, c2, c3 = st.columns(3)
     s["source"] = c1.radio("What to replay", SOURCES, index=SOURCES.index(s["source"]), key="rp_source")
@@ -113,10 +133,12 @@ with st.expander("Replay settings", expanded=False):  # constant: a changing val
 session.put("replay_settings", s)
 
 # (Re)build the session when what is replayed changes; threshold / speed changes keep the progress.
-sig = (id(eng), s["source"], s["stride"], s["online"], s["forgetting"], s["break_at"], s["break_vol"],
-       s["break_offset"], getattr(upload, "file_id", None), ds.name)
+sig = (session.model_id(), session.data_id(), s["source"], s["stride"], s["online"], s["forgetting"], s["break_at"],
+       s["break_vol"], s["break_offset"], getattr(upload, "file_id", None))
 rs: replay.ReplaySession | None = session.get("replay")
 if rs is None or session.get("replay_sig") != sig:
+    if rs is not None and (gone := session.stale_reason(session.get("replay_tag"), "The previous replay")):
+        st.info(f"{gone} This replay starts afresh with the current model and data.", icon=":material/history:")
     try:
         rs = replay.ReplaySession(eng, build_source(s, ds, eng, upload), stride=int(s["stride"]),
                                   online=bool(s["online"]), forgetting=float(s["forgetting"]))
@@ -124,7 +146,7 @@ if rs is None or session.get("replay_sig") != sig:
         st.error(str(exc))
         st.stop()
     session.put("replay", rs)
-    session.put("replay_model", session.model_id())  # the replay's records belong to this model only
+    session.put("replay_tag", session.result_tag())  # the replay's records belong to this model and data only
     session.put("replay_sig", sig)
     session.put("replay_playing", False)
     publish(rs)

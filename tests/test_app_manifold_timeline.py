@@ -136,7 +136,9 @@ def test_live_confidence_colouring_appears_after_a_replay():
     at = _open("pages/manifold.py", cd_replay_records=records)
     assert "live confidence" not in at.selectbox[0].options      # records of no known model are not drawn
     from pages.lib import session as sess
-    at.session_state["cd_replay_model"] = sess.fingerprint(at.session_state[sess.K_ENGINE])  # made with this model
+    ds = at.session_state[sess.K_DATASET]
+    at.session_state["cd_replay_tag"] = {"model": sess.model_fingerprint(at.session_state[sess.K_ENGINE]),
+                                         "data": sess.data_fingerprint(ds.features, ds.name, ds.split)}  # this model
     at.run()
     at.selectbox[0].set_value("live confidence").run()
     assert not at.exception

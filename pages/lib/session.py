@@ -9,8 +9,6 @@ session's model only when it has finished).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 import threading
@@ -24,6 +22,7 @@ import torch
 
 from chronoslib import ChronosDefragEngine, DefragConfig
 from chronoslib.data import SAMPLES, Dataset, load_sample
+from chronoslib.identity import data_fingerprint, model_fingerprint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # repo root
 SAMPLE_CHECKPOINT = os.path.join(ROOT, "sample_data", "sample_model.pt")
@@ -31,6 +30,7 @@ DEFAULT_SAMPLE = next(iter(SAMPLES))
 
 K_DATASET, K_ENGINE, K_MODEL_INFO, K_ROUTER = "cd_dataset", "cd_engine", "cd_model_info", "_router_ran"
 K_JOB = "cd_train_job"
+K_DATA_INFO = "cd_data_info"  # {"id": data_fingerprint, "_obj": id(dataset)} of the session's dataset
 K_FRAME_RAN = "_frame_ran"  # set by app.py's frame for the page run that follows it
 # Where "Save model" writes (git-ignored); tests point it at a temporary folder.
 MODEL_DIR = os.environ.get("CHRONOS_MODEL_DIR", os.path.join(ROOT, "checkpoints"))
@@ -51,12 +51,9 @@ SHIPPED_ORIGIN = "shipped sample checkpoint"
 def init_defaults() -> None:
     """Load the shipped sample dataset and pre-trained model into a new session."""
     if K_DATASET not in st.session_state:
-        st.session_state[K_DATASET] = load_sample(DEFAULT_SAMPLE)
+        set_dataset(load_sample(DEFAULT_SAMPLE))
     if K_ENGINE not in st.session_state:
-        eng = ChronosDefragEngine.load(_sample_checkpoint_bytes())
-        st.session_state[K_ENGINE] = eng
-        st.session_state[K_MODEL_INFO] = {"origin": SHIPPED_ORIGIN, "dataset": DEFAULT_SAMPLE,
-                                          "when": eng.meta.get("fitted_at", "?")}
+        set_engine(ChronosDefragEngine.load(_sample_checkpoint_bytes()), SHIPPED_ORIGIN, DEFAULT_SAMPLE)
 
 
 def dataset() -> Dataset:
@@ -64,6 +61,7 @@ def dataset() -> Dataset:
 
 
 def set_dataset(ds: Dataset) -> None:
+    st.session_state[K_DATA_INFO] = {"id": data_fingerprint(ds.features, ds.name, ds.split), "_obj": id(ds)}
     st.session_state[K_DATASET] = ds
 
 
@@ -76,22 +74,11 @@ def model_info() -> dict[str, Any]:
 
 
 def set_engine(eng: ChronosDefragEngine, origin: str, dataset_name: str) -> None:
+    """Make ``eng`` the session's model; its fingerprint is computed here, once (fit, load, shipped)."""
+    info = {"origin": origin, "dataset": dataset_name, "when": eng.meta.get("fitted_at", "?"),
+            "id": model_fingerprint(eng), "_obj": id(eng)}
+    st.session_state[K_MODEL_INFO] = info
     st.session_state[K_ENGINE] = eng
-    st.session_state[K_MODEL_INFO] = {"origin": origin, "dataset": dataset_name,
-                                      "when": eng.meta.get("fitted_at", "?"), "id": fingerprint(eng),
-                                      "_obj": id(eng)}
-
-
-def fingerprint(eng: ChronosDefragEngine | None) -> str:
-    """A short, stable identity of a fitted model: sha1 of its block latents, config and fit time. Results
-    derived from a model (replay records, drift) are tagged with it, so a page can tell they belong to a
-    previous model instead of mixing them with the current one."""
-    if eng is None or eng.block_latents is None:
-        return ""
-    h = hashlib.sha1(np.ascontiguousarray(eng.block_latents).tobytes())
-    h.update(json.dumps(eng.cfg.to_dict(), sort_keys=True, default=str).encode())
-    h.update(str(eng.meta.get("fitted_at", "")).encode())
-    return h.hexdigest()[:12]
 
 
 def model_id() -> str:
@@ -100,15 +87,55 @@ def model_id() -> str:
     eng = engine()
     if info is not None and info.get("id") and info.get("_obj") == id(eng):
         return info["id"]
-    fid = fingerprint(eng)
+    fid = model_fingerprint(eng)
     if info is not None:
         info.update(id=fid, _obj=id(eng))
     return fid
 
 
-def result_is_current(tag: str | None) -> bool:
-    """Whether a derived result tagged with ``tag`` (a model fingerprint) belongs to the current model."""
-    return bool(tag) and tag == model_id()
+def data_id() -> str:
+    """The current dataset's fingerprint (computed once per dataset object)."""
+    info = st.session_state.get(K_DATA_INFO)
+    ds = st.session_state.get(K_DATASET)
+    if info is not None and info.get("_obj") == id(ds):
+        return info["id"]
+    fid = "" if ds is None else data_fingerprint(ds.features, ds.name, ds.split)
+    st.session_state[K_DATA_INFO] = info = {"id": fid, "_obj": id(ds)}
+    return info["id"]
+
+
+def model_label(info: dict[str, Any] | None = None) -> str:
+    """'model 3f2a1c0d9e8b (trained in this session, 2026-01-01 12:00 UTC)' for the current or a tagged model."""
+    info = model_info() | {"id": model_id()} if info is None else info
+    fid = info.get("id") or info.get("model") or "?"
+    return f"model {fid} ({info.get('origin', '?')}, {describe_when(info.get('when'))})"
+
+
+def result_tag() -> dict[str, str]:
+    """The identity a derived result is stored with: the current model and data fingerprints, and what to call
+    them in a message. Store it next to the result when the result is made."""
+    info = model_info()
+    return {"model": model_id(), "data": data_id(), "origin": str(info.get("origin", "?")),
+            "when": str(info.get("when", "?")), "dataset": dataset().name}
+
+
+def stale_reason(tag: dict[str, str] | None, what: str) -> str | None:
+    """None when a result tagged with ``tag`` (``result_tag``) belongs to the current model and data; otherwise
+    a sentence naming what ``what`` (e.g. "The last replay") was made with and what is current now."""
+    if tag is not None and tag.get("model") == model_id() and tag.get("data") == data_id():
+        return None
+    if tag is None or not tag.get("model"):
+        return f"{what} belongs to no known model, so it is not used with the current {model_label()}."
+    if tag.get("model") != model_id():
+        return (f"{what} was made with {model_label(tag)}; the current model is {model_label()}, "
+                "so it is not used here.")
+    return (f"{what} was made on the data *{tag.get('dataset', '?')}* ({tag.get('data') or '?'}); the current "
+            f"data is *{dataset().name}* ({data_id()}), so it is not used here.")
+
+
+def result_is_current(tag: dict[str, str] | None) -> bool:
+    """Whether a derived result stored with ``tag`` (``result_tag``) belongs to the current model and data."""
+    return stale_reason(tag, "") is None
 
 
 def get(key: str, default: Any = None) -> Any:
