@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import warnings
 from collections import Counter
 from typing import Any
 
@@ -138,8 +139,16 @@ def _read_csv(name: str, raw: bytes | None, path: str | None, max_rows: int | No
         raise ColumnError(f"{name}: column name(s) {dup} appear more than once in the header; rename them")
     src: Any = io.BytesIO(raw) if raw is not None else path
     try:
-        df = pd.read_csv(src, sep=sep, encoding=encoding, nrows=None if max_rows is None else max_rows + 1,
-                         skipinitialspace=True, low_memory=False)
+        # index_col=False: a row with more fields than the header is an error, not extra index levels (pandas
+        # otherwise turns the surplus into a MultiIndex: minutes for one 2,000,000-field line, and silently
+        # shifted columns for rows with a trailing delimiter the header lacks).
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            df = pd.read_csv(src, sep=sep, encoding=encoding, nrows=None if max_rows is None else max_rows + 1,
+                             skipinitialspace=True, low_memory=False, index_col=False)
+    except pd.errors.ParserWarning as exc:
+        raise UnreadableFileError(f"{name}: a data row has more fields than the header's columns (delimiter "
+                                  f"{sep!r}); check for a trailing delimiter or a missing header name") from exc
     except pd.errors.EmptyDataError as exc:
         raise EmptyFileError(f"{name} is empty (no header, no rows)") from exc
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
@@ -147,7 +156,8 @@ def _read_csv(name: str, raw: bytes | None, path: str | None, max_rows: int | No
                                   f"{str(exc).strip().splitlines()[-1][:300]}") from exc
     if sep != "," and _has_decimal_commas(df):   # European CSV: "1,5;2,25" -> re-read with decimal=","
         df = pd.read_csv(io.BytesIO(raw) if raw is not None else path, sep=sep, encoding=encoding, decimal=",",
-                         nrows=None if max_rows is None else max_rows + 1, skipinitialspace=True, low_memory=False)
+                         nrows=None if max_rows is None else max_rows + 1, skipinitialspace=True, low_memory=False,
+                         index_col=False)
     if df.shape[1] == 1:
         if delimiter is None:
             _check_single_column(df, name, text)

@@ -536,3 +536,16 @@ def test_bad_live_window_is_a_named_data_error_and_the_engine_is_untouched(case,
     after = eng.predict_live(window)
     assert torch.equal(after.alpha_prediction, before.alpha_prediction)
 
+
+
+def test_a_row_with_more_fields_than_the_header_is_refused_not_turned_into_an_index():
+    # pandas would make the surplus fields index levels: minutes for a 2,000,000-field line.
+    text = "a,b\n" + ",".join(["1"] * 200_000) + "\n"
+    with pytest.raises(UnreadableFileError, match="more fields than the header"):
+        read_table(text.encode(), name="wide.csv")
+
+
+def test_rows_ending_with_a_delimiter_keep_their_columns_in_place():
+    # Without index_col=False pandas took the first column as the index and shifted every column left by one.
+    df = read_table(b"a,b\n1,2,\n3,4,\n", name="trailing.csv")
+    assert list(df.columns) == ["a", "b"] and df["a"].tolist() == [1, 3] and df["b"].tolist() == [2, 4]
