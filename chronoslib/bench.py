@@ -275,7 +275,7 @@ def bench_batch(engine: Any, windows: np.ndarray, n: int, runs: int) -> dict[str
     # Both cores for this call only (restored after): wall time is what can improve; CPU time adds both threads.
     engine.predict_batch(w[:512], threads=2)                             # start the second thread's pool first
     two = repeat(lambda: engine.predict_batch(w, threads=2), runs)
-    big = repeat(lambda: engine.predict_batch(w, chunk=8192), 1)         # the old default chunk, for comparison
+    big = repeat(lambda: engine.predict_batch(w, chunk=8192), 1)         # one big chunk, to show why 256 is the default
     bf = repeat(lambda: engine.predict_batch(w, precision="bf16"), runs)  # opt-in bfloat16 encoder
     bf_out = bf["result"]
     live_after = float(np.median(_cpu_live(engine, w, 200)))

@@ -1,4 +1,4 @@
-"""Benchmark report: the targets of issues 2 and 7 and the README's performance table, from bench JSON.
+"""Benchmark report: the performance targets and the README's performance table, from bench JSON.
 
 Pure functions of the dict that ``chronoslib.bench`` measures (or a saved ``--out`` file), so a table can be
 re-rendered without measuring again. Knows nothing about how the numbers were taken.
@@ -10,7 +10,7 @@ from typing import Any
 
 from .latency import SPEC_FIGURES
 
-# Targets from issues 2 and 7 (this 2-core machine, single thread).
+# Performance targets (this 2-core machine, single thread).
 TARGETS = {
     "fit_spec_s": 4.0, "timeline_10k_s": 1.5, "timeline_10k_extra_mb": 100.0, "timeline_100k_s": 30.0,
     "timeline_1m_s": 300.0, "timeline_peak_mb": 4096.0, "approx_cost_ratio": 1.05, "live_p50_ms": 0.5,
@@ -161,7 +161,7 @@ def to_markdown(res: dict[str, Any]) -> str:
     lines.append(f"| GPU (bf16 autocast, batch 512) | - | "
                  f"{gpu.get('skipped') or _fmt(gpu.get('blocks_per_s'), 'blocks/s') + ' on ' + gpu['device']} |")
     lines += _recall_table(rl)
-    lines += ["", "Targets (issues 2 and 7):", "", "| Target | Goal | Measured | Met |", "|---|---|---|---|"]
+    lines += ["", "Targets (this 2-core machine, single thread):", "", "| Target | Goal | Measured | Met |", "|---|---|---|---|"]
     for t in res["targets"]:
         goal = ("≥ " if t["unit"] == "windows/s" else "≤ ") + _fmt(float(t["target"]), t["unit"])
         wall = f" ({_fmt(t['wall'], t['unit'])} wall)" if t.get("wall") is not None else ""

@@ -51,7 +51,7 @@ def greedy_chain_exact(z: np.ndarray | torch.Tensor, start: int = 0) -> np.ndarr
     """
     from .timeline import greedy_chain_knn
 
-    _as_unit_tensor(z)  # same validation and messages as before
+    _as_unit_tensor(z)  # validates shape and values with the shared messages
     return greedy_chain_knn(z, start=start)
 
 
@@ -243,7 +243,7 @@ class Registry:
         self.head = 0    # next slot to write
         self.count = 0   # filled slots
         # Online updates (forgetting factor): log of each entry's weight, 0 until ``append_live`` is used, so a
-        # registry without live updates answers queries exactly as before.
+        # registry without live updates answers queries exactly as the plain SPD formula says.
         self.log_weights = torch.zeros(self.capacity, dtype=torch.float64)  # (C,)
         self._weighted = False  # some log weight may be non-zero (append_live with forgetting < 1, or loaded)
         self._decay_cache: tuple[float, torch.Tensor] | None = None

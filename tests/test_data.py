@@ -512,29 +512,17 @@ LIVE_CORPUS = {
 }
 
 
-@pytest.mark.parametrize("case", list(FIT_CORPUS))
-def test_bad_fit_input_is_a_named_data_error_and_the_fitted_engine_is_untouched(case, fitted):
-    data, words = FIT_CORPUS[case]
+@pytest.mark.parametrize("call,case", [("fit", c) for c in FIT_CORPUS] + [("predict_live", c) for c in LIVE_CORPUS])
+def test_bad_fit_input_or_live_window_is_a_named_data_error_and_the_fitted_engine_is_untouched(call, case, fitted):
+    bad, words = (FIT_CORPUS if call == "fit" else LIVE_CORPUS)[case]
     eng, window, before = fitted
     with pytest.raises(DataError) as info:
-        eng.fit(data)
+        getattr(eng, call)(bad)
     for w in words:
-        assert w in str(info.value), f"{case}: {w!r} not in {info.value}"
+        assert w in str(info.value), f"{call} {case}: {w!r} not in {info.value}"
     after = eng.predict_live(window)
     assert torch.equal(after.alpha_prediction, before.alpha_prediction)
     assert after.neighbour_indices == before.neighbour_indices
-
-
-@pytest.mark.parametrize("case", list(LIVE_CORPUS))
-def test_bad_live_window_is_a_named_data_error_and_the_engine_is_untouched(case, fitted):
-    window_bad, words = LIVE_CORPUS[case]
-    eng, window, before = fitted
-    with pytest.raises(DataError) as info:
-        eng.predict_live(window_bad)
-    for w in words:
-        assert w in str(info.value), f"{case}: {w!r} not in {info.value}"
-    after = eng.predict_live(window)
-    assert torch.equal(after.alpha_prediction, before.alpha_prediction)
 
 
 
