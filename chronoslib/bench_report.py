@@ -161,7 +161,8 @@ def to_markdown(res: dict[str, Any]) -> str:
     lines.append(f"| GPU (bf16 autocast, batch 512) | - | "
                  f"{gpu.get('skipped') or _fmt(gpu.get('blocks_per_s'), 'blocks/s') + ' on ' + gpu['device']} |")
     lines += _recall_table(rl)
-    lines += ["", "Targets (this 2-core machine, single thread):", "", "| Target | Goal | Measured | Met |", "|---|---|---|---|"]
+    lines += ["", "Targets (this 2-core machine, single thread):", "",
+              "| Target | Goal | Measured | Met |", "|---|---|---|---|"]
     for t in res["targets"]:
         goal = ("≥ " if t["unit"] == "windows/s" else "≤ ") + _fmt(float(t["target"]), t["unit"])
         wall = f" ({_fmt(t['wall'], t['unit'])} wall)" if t.get("wall") is not None else ""
