@@ -10,8 +10,8 @@ os.environ.setdefault("CHRONOS_FAST_UI", "1")
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from app_pages.lib import session  # noqa: E402
 from chronoslib.data import SAMPLES, load_sample  # noqa: E402
-from pages.lib import session  # noqa: E402
 
 APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app.py")
 
@@ -22,7 +22,7 @@ def _texts(elements) -> str:
 
 def _app() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60).run()  # opens on the Overview
-    at.switch_page("pages/data.py").run()
+    at.switch_page("app_pages/data.py").run()
     assert not at.exception
     return at
 

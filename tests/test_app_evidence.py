@@ -6,14 +6,14 @@ import os
 
 from streamlit.testing.v1 import AppTest
 
-from pages.lib import session
+from app_pages.lib import session
 
 APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app.py")
 
 
 def _evidence_page() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=90).run()
-    at.switch_page("pages/evidence.py").run()
+    at.switch_page("app_pages/evidence.py").run()
     assert not at.exception
     return at
 
@@ -43,8 +43,8 @@ def test_evidence_page_runs_a_tiny_evaluation_and_caches_it():
     assert any("defragmented training" in v for v in res["verdicts"])
     assert len(at.get("plotly_chart")) == 4
     # a page switch and back shows the cached result without rerunning
-    at.switch_page("pages/data.py").run()
-    at.switch_page("pages/evidence.py").run()
+    at.switch_page("app_pages/data.py").run()
+    at.switch_page("app_pages/evidence.py").run()
     assert not at.exception and len(at.get("plotly_chart")) == 4
     assert at.session_state["cd_evidence_results"] is results or len(at.session_state["cd_evidence_results"]) == 1
 

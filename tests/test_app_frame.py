@@ -8,8 +8,8 @@ os.environ.setdefault("CHRONOS_FAST_UI", "1")
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from app_pages.lib import session  # noqa: E402
 from chronoslib import data  # noqa: E402
-from pages.lib import session  # noqa: E402
 
 tomllib = pytest.importorskip("tomllib", reason="tomllib needs Python 3.11+")
 
@@ -41,9 +41,9 @@ def test_app_opens_on_the_sample_data_and_the_shipped_model():
 
 
 def test_every_page_run_gets_the_sidebar_even_without_app_py():
-    # AppTest's switch_page (like Streamlit's legacy pages/ router) runs the page file alone: guard() draws the frame.
+    # AppTest's switch_page (like a legacy pages/ router) runs the page file alone: guard() draws the frame.
     at = AppTest.from_file(APP, default_timeout=60).run()
-    for page in ("pages/train.py", "pages/data.py"):
+    for page in ("app_pages/train.py", "app_pages/data.py"):
         at.switch_page(page).run()
         assert not at.exception
         assert "ChronosDefrag" in _sidebar(at) and "shipped sample checkpoint" in _sidebar(at)
@@ -51,12 +51,12 @@ def test_every_page_run_gets_the_sidebar_even_without_app_py():
 
 def test_a_run_finishing_while_on_another_page_becomes_the_model_there():
     at = AppTest.from_file(APP, default_timeout=60).run()
-    at.switch_page("pages/train.py").run()
+    at.switch_page("app_pages/train.py").run()
     at.number_input(key="tr_encoder_epochs").set_value(2)
     at.number_input(key="tr_predictor_epochs").set_value(1)
     at.button(key="tr_train").click().run()
     job = at.session_state[session.K_JOB]
-    at.switch_page("pages/data.py").run()  # the Data page never touches training itself
+    at.switch_page("app_pages/data.py").run()  # the Data page never touches training itself
     if job.running:
         assert any(p.proto.text.startswith("Training:") for p in at.sidebar.get("progress"))
     assert job.join(120)

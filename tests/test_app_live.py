@@ -25,7 +25,7 @@ def _replay(app):
 
 
 def test_replay_page_steps_and_publishes_neighbours_for_the_manifold(at):
-    _ok(at.switch_page("pages/replay.py").run())
+    _ok(at.switch_page("app_pages/replay.py").run())
     rs = _replay(at)
     assert rs.position == 0 and rs.n_windows == 249        # 2048 held-out ticks, 64-tick windows every 8
     _ok(at.button(key="rp_step").click().run())
@@ -44,7 +44,7 @@ def test_replay_page_steps_and_publishes_neighbours_for_the_manifold(at):
 
 
 def test_replay_play_and_pause_toggle_the_state(at):
-    _ok(at.switch_page("pages/replay.py").run())
+    _ok(at.switch_page("app_pages/replay.py").run())
     _ok(at.button(key="rp_play").click().run())
     assert at.session_state["cd_replay_playing"] is True
     assert at.button(key="rp_play").label == "Pause"
@@ -53,7 +53,7 @@ def test_replay_play_and_pause_toggle_the_state(at):
 
 
 def test_replay_alerts_when_confidence_stays_below_a_high_threshold(at):
-    _ok(at.switch_page("pages/replay.py").run())
+    _ok(at.switch_page("app_pages/replay.py").run())
     at.slider(key="rp_thr").set_value(0.99).run()
     at.number_input(key="rp_patience").set_value(3).run()
     _ok(at.button(key="rp_end").click().run())
@@ -61,7 +61,7 @@ def test_replay_alerts_when_confidence_stays_below_a_high_threshold(at):
 
 
 def test_replay_with_a_break_and_online_registry_compares_both(at):
-    _ok(at.switch_page("pages/replay.py").run())
+    _ok(at.switch_page("app_pages/replay.py").run())
     at.radio(key="rp_source").set_value("Held-out span with a simulated structural break").run()
     at.toggle(key="rp_online").set_value(True).run()
     _ok(at.button(key="rp_end").click().run())
@@ -72,7 +72,7 @@ def test_replay_with_a_break_and_online_registry_compares_both(at):
 
 
 def test_latency_page_runs_the_benchmark_in_place(at):
-    _ok(at.switch_page("pages/latency.py").run())
+    _ok(at.switch_page("app_pages/latency.py").run())
     assert at.session_state["cd_lat_result"]["n_calls"] == 200   # a short run on opening: real numbers at once
     assert [m.label for m in at.metric][:3] == ["p50", "p95", "p99"]
     at.select_slider(key="lat_calls_w").set_value(100).run()
@@ -91,7 +91,7 @@ def test_latency_page_never_shows_a_worse_figure_as_better_and_says_when_the_ser
     # References no server can reach: both figures are worse than them and must show red, QPS pointing down.
     monkeypatch.setitem(latency.SPEC_FIGURES, "qps", 1e9)
     monkeypatch.setitem(latency.SPEC_FIGURES, "predict_live_p99_ms", 1e-6)
-    _ok(at.switch_page("pages/latency.py").run())
+    _ok(at.switch_page("app_pages/latency.py").run())
     shown = {m.label: m.proto for m in at.metric}
     qps, p99 = shown["QPS (one caller)"], shown["p99"]
     assert qps.MetricColor.Name(qps.color) == "RED" and qps.MetricDirection.Name(qps.direction) == "DOWN"
@@ -103,7 +103,7 @@ def test_latency_page_never_shows_a_worse_figure_as_better_and_says_when_the_ser
 
 
 def test_diagnostics_page_shows_collapse_and_flags_a_simulated_break(at):
-    _ok(at.switch_page("pages/diagnostics.py").run())
+    _ok(at.switch_page("app_pages/diagnostics.py").run())
     assert at.success[0].value.startswith("**Healthy**")       # the shipped model is not collapsed
     assert at.success[1].value.startswith("**Stable**")        # its own held-out span does not drift
     at.radio(key="dg_source").set_value("Held-out span with a simulated structural break").run()
@@ -112,9 +112,9 @@ def test_diagnostics_page_shows_collapse_and_flags_a_simulated_break(at):
 
 
 def test_diagnostics_can_analyse_the_last_replay(at):
-    _ok(at.switch_page("pages/replay.py").run())
+    _ok(at.switch_page("app_pages/replay.py").run())
     _ok(at.button(key="rp_end").click().run())
-    _ok(at.switch_page("pages/diagnostics.py").run())
+    _ok(at.switch_page("app_pages/diagnostics.py").run())
     assert at.radio(key="dg_source").value == "Last replay"
     assert "last replay" in at.success[1].value
 
@@ -122,14 +122,14 @@ def test_diagnostics_can_analyse_the_last_replay(at):
 def test_missing_labels_keep_the_learned_regime_column_in_the_replay_neighbour_table(at):
     import dataclasses
 
-    from pages.lib import session
+    from app_pages.lib import session
 
     ds = at.session_state[session.K_DATASET]
     lab = ds.labels.copy()
     lab[:64] = -1                                    # a wholly unlabelled first block (blank cells load as -1)
     lab[100:110] = -1                                # blanks inside the second block
     at.session_state[session.K_DATASET] = dataclasses.replace(ds, labels=lab)
-    _ok(at.switch_page("pages/replay.py").run())
+    _ok(at.switch_page("app_pages/replay.py").run())
     _ok(at.button(key="rp_block").click().run())
     regimes = at.session_state["cd_replay_regimes"][1]
     assert set(regimes) == {"cluster", "truth"}      # np.bincount raised on -1 and both columns went missing

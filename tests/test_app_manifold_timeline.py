@@ -53,7 +53,7 @@ def _view(at: AppTest):
 
 
 def test_manifold_page_shows_the_projection_regimes_and_their_agreement_with_truth():
-    at = _open("pages/manifold.py")
+    at = _open("app_pages/manifold.py")
     assert not at.error
     view = _view(at)
     n = len(view.starts)
@@ -74,7 +74,7 @@ def test_manifold_page_shows_the_projection_regimes_and_their_agreement_with_tru
 
 
 def test_lasso_selection_highlights_blocks_and_a_click_inspects_a_block():
-    at = _open("pages/manifold.py")
+    at = _open("app_pages/manifold.py")
     at.session_state["mf_projection"] = {"selection": {"points": [{"customdata": [3]}, {"customdata": [40]},
                                                                   {"customdata": [41]}]}}
     at.run()
@@ -95,12 +95,12 @@ def test_lasso_selection_highlights_blocks_and_a_click_inspects_a_block():
 
 
 def test_fixed_number_of_regimes_is_shared_with_the_timeline_page():
-    at = _open("pages/manifold.py")
+    at = _open("app_pages/manifold.py")
     at.toggle[0].set_value(False).run()
     next(w for w in at.number_input if w.label == "K").set_value(4).run()
     assert not at.exception and at.session_state["cd_regime_k"] == 4
     assert any("4 regimes" in m.value for m in at.markdown)
-    at.switch_page("pages/timeline.py").run()
+    at.switch_page("app_pages/timeline.py").run()
     assert not at.exception
     at.radio[0].set_value("regime cluster").run()
     assert any("K=4 (fixed)" in c.value for c in at.caption)
@@ -119,7 +119,7 @@ def test_umap_choice_shows_pca_until_the_warm_up_is_ready(monkeypatch):
     stub = Stub()
     monkeypatch.setattr(projection, "umap_warmup", lambda start=True: stub)
     projection.clear_cache()
-    at = _open("pages/manifold.py", cd_mf_method="UMAP")
+    at = _open("app_pages/manifold.py", cd_mf_method="UMAP")
     assert any("UMAP is compiling" in i.value for i in at.info)
     assert any(c.value.startswith("PCA 2-D") for c in at.caption)
     # Ready: the page computes UMAP (a stand-in here) and shows it.
@@ -133,9 +133,9 @@ def test_umap_choice_shows_pca_until_the_warm_up_is_ready(monkeypatch):
 def test_live_confidence_colouring_appears_after_a_replay():
     records = [{"tick": 9000 + i, "regime_confidence": 0.5 + 0.01 * i, "neighbour_indices": [i, i + 1],
                 "neighbour_weights": [0.6, 0.4]} for i in range(10)]
-    at = _open("pages/manifold.py", cd_replay_records=records)
+    at = _open("app_pages/manifold.py", cd_replay_records=records)
     assert "live confidence" not in at.selectbox[0].options      # records of no known model are not drawn
-    from pages.lib import session as sess
+    from app_pages.lib import session as sess
     ds = at.session_state[sess.K_DATASET]
     at.session_state["cd_replay_tag"] = {"model": sess.model_fingerprint(at.session_state[sess.K_ENGINE]),
                                          "data": sess.data_fingerprint(ds.features, ds.name, ds.split)}  # this model
@@ -150,7 +150,7 @@ def test_live_confidence_colouring_appears_after_a_replay():
 
 
 def test_timeline_page_shows_the_figures_of_merit_of_both_orders():
-    at = _open("pages/timeline.py")
+    at = _open("app_pages/timeline.py")
     assert not at.error
     view = _view(at)
     m = regimes.timeline_merit(view.latents, view.order, view.truth)
@@ -171,7 +171,7 @@ def test_pages_explain_a_model_that_does_not_fit_the_data_instead_of_crashing():
     short = dataclasses.replace(ds, features=ds.features[:1000], prices=ds.prices[:1000],
                                 timestamps=ds.timestamps[:1000], labels=ds.labels[:1000], split=800)
     at.session_state["cd_dataset"] = short
-    for page in ("pages/manifold.py", "pages/timeline.py"):
+    for page in ("app_pages/manifold.py", "app_pages/timeline.py"):
         at.switch_page(page).run()
         assert not at.exception
         assert any("only 1000 ticks" in e.value for e in at.error)
@@ -181,14 +181,14 @@ def test_pages_ask_for_a_model_when_there_is_none():
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
     at.session_state["cd_engine"] = None
-    for page in ("pages/manifold.py", "pages/timeline.py"):
+    for page in ("app_pages/manifold.py", "app_pages/timeline.py"):
         at.switch_page(page).run()
         assert not at.exception and any("No model yet" in i.value for i in at.info)
         assert not np.any([c.proto.id for c in at.get("plotly_chart")])
 
 
 def test_three_d_projection_uses_3d_traces_and_keeps_block_inspection():
-    at = _open("pages/manifold.py")
+    at = _open("app_pages/manifold.py")
     at.radio[1].set_value(3).run()
     assert not at.exception and at.session_state["cd_mf_dim"] == 3
     data = _chart(at, "mf_projection")["data"]

@@ -8,9 +8,9 @@ os.environ.setdefault("CHRONOS_FAST_UI", "1")  # tiny form defaults (latent 8, a
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from app_pages.lib import session  # noqa: E402
 from chronoslib import ChronosDefragEngine  # noqa: E402
 from chronoslib.data import load_sample  # noqa: E402
-from pages.lib import session  # noqa: E402
 
 APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app.py")
 SAMPLE_BYTES = open(session.SAMPLE_CHECKPOINT, "rb").read()
@@ -18,7 +18,7 @@ SAMPLE_BYTES = open(session.SAMPLE_CHECKPOINT, "rb").read()
 
 def _train_page() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60).run()
-    at.switch_page("pages/train.py").run()
+    at.switch_page("app_pages/train.py").run()
     assert not at.exception
     return at
 
@@ -69,7 +69,7 @@ def test_a_short_run_trains_on_the_training_span_only_and_reaches_another_page()
     assert at.session_state[session.K_MODEL_INFO]["origin"] == "trained in this session"
     assert {m.label: m.value for m in at.metric}["Training blocks"] == f"{ds.split // 32:,}"
     # Another page sees the new model through the shared sidebar.
-    at.switch_page("pages/manifold.py").run()
+    at.switch_page("app_pages/manifold.py").run()
     assert "trained in this session" in _sidebar_text(at)
     assert f"{ds.split // 32:,} blocks" in _sidebar_text(at)
     # A second session (another browser tab) still has its own shipped model.
@@ -111,7 +111,7 @@ def test_collapse_banner_appears_when_the_diagnostics_flag_the_model():
     at.session_state[session.K_ENGINE] = eng
     at.session_state[session.K_MODEL_INFO] = {"origin": "test", "dataset": "x", "when": "?"}
     at.run()
-    at.switch_page("pages/train.py").run()
+    at.switch_page("app_pages/train.py").run()
     assert "Latent collapse" in _texts(at.error) and "mean pairwise cosine 0.97" in _texts(at.error)
 
 

@@ -29,7 +29,7 @@ def _no_exception(pg, where: str) -> None:
 
 
 def _ready(pg) -> None:
-    """Wait for app.py's navigation: Streamlit may first show the legacy pages/ list (app, data, train ...)."""
+    """Wait for app.py's navigation: Streamlit may first show the legacy app_pages/ list (app, data, train ...)."""
     wait_idle(pg)
     pg.locator('[data-testid="stSidebarNav"] a').filter(has_text="Live replay").wait_for()
 

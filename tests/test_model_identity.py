@@ -11,9 +11,9 @@ os.environ.setdefault("CHRONOS_FAST_UI", "1")  # small Train form defaults, as t
 import numpy as np  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from app_pages.lib import session  # noqa: E402
 from chronoslib import ChronosDefragEngine  # noqa: E402
 from chronoslib.identity import data_fingerprint, model_fingerprint  # noqa: E402
-from pages.lib import session  # noqa: E402
 from tests.conftest import small_config  # noqa: E402
 
 APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app.py")
@@ -32,7 +32,7 @@ def _texts(app: AppTest) -> str:
 def _replayed() -> AppTest:
     """A session that replayed a block's worth of held-out windows on the shipped model."""
     at = _ok(AppTest.from_file(APP, default_timeout=90).run())
-    _ok(at.switch_page("pages/replay.py").run())
+    _ok(at.switch_page("app_pages/replay.py").run())
     _ok(at.button(key="rp_block").click().run())
     assert at.session_state["cd_replay"].position > 0 and at.session_state["cd_replay_records"]
     return at
@@ -40,7 +40,7 @@ def _replayed() -> AppTest:
 
 def _train_new_model(at: AppTest) -> ChronosDefragEngine:
     """A 2-epoch model trained on the Train page's background thread, installed as the Train page does."""
-    _ok(at.switch_page("pages/train.py").run())
+    _ok(at.switch_page("app_pages/train.py").run())
     for key, value in (("tr_encoder_epochs", 2), ("tr_predictor_epochs", 1), ("tr_block_len", 32),
                        ("tr_latent_dim", 8), ("tr_hidden_dim", 16)):
         at.number_input(key=key).set_value(value)
@@ -60,16 +60,16 @@ def test_a_replay_made_with_a_previous_model_is_not_analysed_or_drawn_and_pages_
     _ok(at.slider(key="rp_thr").set_value(0.99).run())
 
     # With the model that made it, Diagnostics offers the replay and Manifold can colour by live confidence.
-    _ok(at.switch_page("pages/diagnostics.py").run())
+    _ok(at.switch_page("app_pages/diagnostics.py").run())
     assert at.radio(key="dg_source").options[0] == "Last replay"
-    _ok(at.switch_page("pages/manifold.py").run())
+    _ok(at.switch_page("app_pages/manifold.py").run())
     assert "live confidence" in at.selectbox[0].options
 
     new = _train_new_model(at)
     new_id = at.session_state[session.K_MODEL_INFO]["id"]
     assert new_id == model_fingerprint(new) and new_id != old_id
 
-    _ok(at.switch_page("pages/diagnostics.py").run())
+    _ok(at.switch_page("app_pages/diagnostics.py").run())
     assert "Last replay" not in at.radio(key="dg_source").options
     text = _texts(at)
     assert f"The last replay was made with model {old_id} (shipped sample checkpoint" in text
@@ -81,12 +81,12 @@ def test_a_replay_made_with_a_previous_model_is_not_analysed_or_drawn_and_pages_
     thr = replay.suggested_threshold(new)
     assert f"Re-fit threshold on confidence ({thr:.2f})" in text and "(0.99)" not in text
 
-    _ok(at.switch_page("pages/manifold.py").run())
+    _ok(at.switch_page("app_pages/manifold.py").run())
     assert "live confidence" not in at.selectbox[0].options
     assert f"The last replay was made with model {old_id}" in _texts(at)
 
     # The Live replay page starts a new replay with the new model, says so, and re-derives its threshold.
-    _ok(at.switch_page("pages/replay.py").run())
+    _ok(at.switch_page("app_pages/replay.py").run())
     text = _texts(at)
     assert f"The previous replay was made with model {old_id}" in text and "starts afresh" in text
     assert "were reset to the current model's defaults" in text
@@ -94,7 +94,7 @@ def test_a_replay_made_with_a_previous_model_is_not_analysed_or_drawn_and_pages_
     assert at.session_state["cd_replay_settings"]["threshold"] == thr
     assert at.session_state["cd_replay_tag"]["model"] == new_id
     _ok(at.button(key="rp_block").click().run())
-    _ok(at.switch_page("pages/diagnostics.py").run())
+    _ok(at.switch_page("app_pages/diagnostics.py").run())
     assert at.radio(key="dg_source").options[0] == "Last replay"      # the new replay is the new model's
 
 
@@ -103,7 +103,7 @@ def test_a_replay_on_other_data_is_not_used_and_the_page_names_the_data():
     ds = at.session_state[session.K_DATASET]
     other = dataclasses.replace(ds, name="edited copy", features=ds.features * np.float32(1.5))
     at.session_state[session.K_DATASET] = other                      # same model, different data
-    _ok(at.switch_page("pages/diagnostics.py").run())
+    _ok(at.switch_page("app_pages/diagnostics.py").run())
     assert "Last replay" not in at.radio(key="dg_source").options
     text = _texts(at)
     assert f"The last replay was made on the data *{ds.name}*" in text and "the current data is *edited copy*" in text
@@ -111,7 +111,7 @@ def test_a_replay_on_other_data_is_not_used_and_the_page_names_the_data():
 
 def test_an_evaluation_of_a_previous_model_is_not_shown_as_the_current_ones():
     at = _ok(AppTest.from_file(APP, default_timeout=120).run())
-    _ok(at.switch_page("pages/evidence.py").run())
+    _ok(at.switch_page("app_pages/evidence.py").run())
     for key, value in (("ev_seeds", 2), ("ev_enc_epochs", 1), ("ev_pred_epochs", 1)):
         at.number_input(key=key).set_value(value)
     _ok(at.button[0].click().run())
@@ -136,7 +136,7 @@ def test_picked_blocks_of_a_previous_model_are_dropped_on_the_manifold():
     at = _ok(AppTest.from_file(APP, default_timeout=90).run())
     at.session_state["cd_mf_selected"] = [1, 2, 3]
     at.session_state["cd_mf_focus"] = 5
-    _ok(at.switch_page("pages/manifold.py").run())
+    _ok(at.switch_page("app_pages/manifold.py").run())
     assert at.session_state["cd_mf_selected"] == [] and at.session_state["cd_mf_focus"] == 0   # set before this model
     at.session_state["cd_mf_selected"] = [1, 2, 3]
     _ok(at.run())

@@ -9,8 +9,8 @@ import threading
 import numpy as np
 import pytest
 
+from app_pages.lib import replay_player
 from chronoslib.replay import ReplaySession, ReplaySource
-from pages.lib import replay_player
 
 
 class _RewoundMidRender(ReplaySession):

@@ -9,9 +9,9 @@ import os
 import numpy as np
 import pytest
 
+from app_pages.lib.session import DEFAULT_SAMPLE, SAMPLE_CHECKPOINT
 from chronoslib import ChronosDefragEngine, LookAheadError
 from chronoslib.data import load_sample
-from pages.lib.session import DEFAULT_SAMPLE, SAMPLE_CHECKPOINT
 
 
 @pytest.fixture(scope="module")

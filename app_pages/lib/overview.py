@@ -1,25 +1,24 @@
 """Overview page: what ChronosDefrag does, the active model at a glance, and where to go next.
 
-Defined as a function page (not a file in ``pages/``), so Streamlit's first-run listing of ``pages/*.py`` and the
-real navigation have the same entries. Layout only: numbers come from the engine and ``chronoslib.regimes``.
+Layout only: numbers come from the engine and ``chronoslib.regimes``.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
+from app_pages.lib import session
 from chronoslib import plots, regimes
-from pages.lib import session
 
 GUIDE = [
-    ("pages/data.py", "Data", "pick a sample or upload CSV / Parquet, choose columns and feature engineering"),
-    ("pages/train.py", "Train", "train a model with live loss curves; save, download or load checkpoints"),
-    ("pages/manifold.py", "Manifold", "UMAP / PCA of the block latents, regime clusters, lasso to the price series"),
-    ("pages/timeline.py", "Timeline", "chronological vs defragmented order side by side, similarity heatmaps"),
-    ("pages/replay.py", "Live replay", "replay held-out windows through predict_live with confidence gauges"),
-    ("pages/latency.py", "Latency", "per-call latency histogram, per-stage breakdown, benchmark vs the spec"),
-    ("pages/diagnostics.py", "Diagnostics", "collapse and drift at a glance, with verdicts and actions"),
-    ("pages/evidence.py", "Evidence", "does defragmented training help? pseudo vs chronological vs random order"),
+    ("app_pages/data.py", "Data", "pick a sample or upload CSV / Parquet, choose columns and feature engineering"),
+    ("app_pages/train.py", "Train", "train a model with live loss curves; save, download or load checkpoints"),
+    ("app_pages/manifold.py", "Manifold", "UMAP / PCA of the block latents, regime clusters, lasso to the prices"),
+    ("app_pages/timeline.py", "Timeline", "chronological vs defragmented order side by side, similarity heatmaps"),
+    ("app_pages/replay.py", "Live replay", "replay held-out windows through predict_live with confidence gauges"),
+    ("app_pages/latency.py", "Latency", "per-call latency histogram, per-stage breakdown, benchmark vs the spec"),
+    ("app_pages/diagnostics.py", "Diagnostics", "collapse and drift at a glance, with verdicts and actions"),
+    ("app_pages/evidence.py", "Evidence", "does defragmented training help? pseudo vs chronological vs random order"),
 ]
 
 

@@ -1,7 +1,7 @@
 """Live replay page: the held-out span (or an upload, optionally with a simulated break) window by window.
 
 Controls: play / pause / step / +1 block / to end / reset, speed in windows per second. The live view is a
-browser-side player (``pages/lib/replay_player.py``): Streamlit remounts a plotly chart on every change, which
+browser-side player (``app_pages/lib/replay_player.py``): Streamlit remounts a plotly chart on every change, which
 managed ~2 redraws per second here, while the player updates its charts in place at up to 25 per second. While
 playing, the server predicts the next second of windows with ``predict_live`` each time the player asks.
 The replay itself is a ``chronoslib.replay.ReplaySession`` kept in session state; the last
@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+from app_pages.lib import replay_player, session
 from chronoslib import replay
 from chronoslib.features import source_columns
 from chronoslib.regimes import reference_series
-from pages.lib import replay_player, session
 
 session.guard()
 

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from app_pages.lib import session
 from chronoslib import plots_live
 from chronoslib.latency import (
     REFERENCE_LABEL,
@@ -26,7 +27,6 @@ from chronoslib.latency import (
 )
 from chronoslib.projection import umap_warmup
 from chronoslib.replay import heldout_source, window_starts
-from pages.lib import session
 
 session.guard()
 st.title("Latency")

@@ -11,6 +11,7 @@ import os
 import pandas as pd
 import streamlit as st
 
+from app_pages.lib import session
 from chronoslib import DefragConfig
 from chronoslib.experiments import PROTOCOL_TEXT, run_evaluation
 from chronoslib.plots_evidence import (
@@ -24,7 +25,6 @@ from chronoslib.plots_evidence import (
     verdict_groups,
     verdicts,
 )
-from pages.lib import session
 
 SHIPPED_EVIDENCE = os.path.join(session.ROOT, "sample_data", "sample_evidence.json")
 

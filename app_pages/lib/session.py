@@ -150,7 +150,7 @@ def put(key: str, value: Any) -> None:
 def guard() -> None:
     """Send a direct first request for a page through app.py so the router and defaults run first.
 
-    When a page runs without app.py in the same run (Streamlit's legacy ``pages/`` router, which AppTest's
+    When a page runs without app.py in the same run (Streamlit's legacy ``app_pages/`` router, which AppTest's
     ``switch_page`` also uses), draw the frame here so the sidebar and finished-training pickup still happen.
     """
     if not st.session_state.get(K_ROUTER):

@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from app_pages.lib import session
 from chronoslib import diagnostics, plots_live, replay
 from chronoslib.features import source_columns
-from pages.lib import session
 
 session.guard()
 st.title("Diagnostics")

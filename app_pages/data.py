@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from app_pages.lib import session
 from chronoslib.data import (
     SAMPLE_DIR,
     SAMPLE_RECIPES,
@@ -31,7 +32,6 @@ from chronoslib.data import (
     read_table,
 )
 from chronoslib.plots_train import series_figure
-from pages.lib import session
 
 session.guard()
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from app_pages.lib import session
 from chronoslib import plots, projection, regimes
-from pages.lib import session
 
 session.guard()
 st.title("Timeline: chronological vs defragmented")

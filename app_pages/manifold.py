@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from app_pages.lib import session
 from chronoslib import plots, projection, regimes
-from pages.lib import session
 
 session.guard()
 st.title("Regime manifold")

@@ -15,10 +15,10 @@ from typing import Any
 import streamlit as st
 import torch
 
+from app_pages.lib import session
 from chronoslib import ChronosDefragEngine, DefragConfig
 from chronoslib.errors import CheckpointError
 from chronoslib.plots_train import loss_figure
-from pages.lib import session
 
 session.guard()
 
