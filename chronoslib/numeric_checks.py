@@ -1,9 +1,10 @@
-"""Numeric safety checks of the engine's inputs and outputs (fit data, live latents, registry updates).
+"""Numeric safety checks of the engine's inputs and outputs (fit data, latents, live latents, registry updates).
 
 Owns the checks that keep non-finite numbers out of the model: values that overflow float32 on the cast,
 windows whose latents come out non-finite, and rows appended to the registry online (finite, unit norm,
-increasing ticks). Every check raises a ``DataError`` naming the row / column / window and builds nothing, so
-callers run it before they change any state.
+increasing ticks); and ``latent_matrix`` / ``unit_latents``, the one validation every consumer of a latent
+matrix (registry, orderings, regime clustering, metrics, projection) applies. Every check raises a
+``DataError`` naming the row / column / window and builds nothing, so callers run it before they change any state.
 """
 
 from __future__ import annotations
@@ -17,6 +18,27 @@ import torch
 from .errors import DataError, LookAheadError
 
 UNIT_NORM_TOL = 1e-3  # latents are L2-normalised in float32; 1e-3 admits rounding, refuses scaled / zero rows
+
+
+def latent_matrix(z: Any, what: str = "latents") -> torch.Tensor:
+    """A latent matrix (N, D) as a contiguous float32 CPU tensor: non-empty, 2-D and finite, else DataError.
+
+    Accepts a NumPy array, a tensor (detached; any device) or anything ``np.asarray`` takes.
+    """
+    t = (z.detach() if torch.is_tensor(z) else torch.from_numpy(np.asarray(z, dtype=np.float32)))
+    t = t.to("cpu", torch.float32)
+    if t.ndim != 2 or t.shape[0] == 0 or t.shape[1] == 0:
+        raise DataError(f"{what} must be a non-empty (N, D) array, got shape {tuple(t.shape)}")
+    if not bool(torch.isfinite(t).all()):
+        row = int((~torch.isfinite(t).all(1)).nonzero()[0, 0])
+        raise DataError(f"{what} contain NaN or inf (first in row {row})")
+    return t.contiguous()
+
+
+def unit_latents(z: Any, what: str = "latents") -> np.ndarray:
+    """``latent_matrix`` as float64 NumPy rows scaled to unit length (a zero row stays zero): (N, D)."""
+    x = latent_matrix(z, what).numpy().astype(np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def check_cast_finite(arr32: np.ndarray, what: str, columns: Sequence[Any] | None = None) -> None:
