@@ -29,7 +29,7 @@ def target_table(res: dict[str, Any]) -> list[dict[str, Any]]:
 
     tl, ap = res["pseudo_timeline"]["exact"], res["pseudo_timeline"]["approx"]
     f = res["fit_spec"]
-    add("fit, spec setting (30+20 epochs, 48 blocks), CPU s", TARGETS["fit_spec_s"], f["cpu_s"], "s",
+    add("fit, reference setting (30+20 epochs, 48 blocks), CPU s", TARGETS["fit_spec_s"], f["cpu_s"], "s",
         wall=f["median_s"])
     t10 = tl.get("10000", {})
     add("pseudo-timeline, 10k blocks (exact), CPU s", TARGETS["timeline_10k_s"], t10.get("cpu_s"), "s",
@@ -120,9 +120,9 @@ def to_markdown(res: dict[str, Any]) -> str:
         f"Measured with `python -m chronoslib bench{' --quick' if m['quick'] else ''}` on {m['cores']} shared CPU "
         f"cores, torch {m['torch']} single-threaded, {m['when']} (1-min load average {m.get('load_avg_1min', 0):.1f} "
         "while other jobs shared the cores). Compute stages show process CPU time with wall time in brackets; "
-        "latencies are wall time per call. Spec figures: Apple M2 Pro, PyTorch 2.3.", "",
-        "| Metric | Spec | ChronosDefrag |", "|---|---|---|",
-        f"| Fit, spec setting (30 encoder + 20 predictor epochs, 48 blocks) | ~{f['spec_s']} s (encoder only) | "
+        "latencies are wall time per call. ChronosDefrag 0.1.0 reference figures: Apple M2 Pro, PyTorch 2.3.", "",
+        "| Metric | ChronosDefrag 0.1.0 reference | ChronosDefrag |", "|---|---|---|",
+        f"| Fit, reference setting (30 encoder + 20 predictor epochs, 48 blocks) | ~{f['spec_s']} s (encoder only) | "
         f"{_fmt(f['cpu_s'], 's')} ({_fmt(f['median_s'], 's')} wall, median of {f['runs']}) |",
     ]
     for n, row in tl["exact"].items():

@@ -69,7 +69,7 @@ def test_quick_bench_prints_json_with_every_section(quick_json):
 
 def test_markdown_table_is_generated_from_the_json(quick_json, tmp_path):
     md = bench.to_markdown(quick_json)
-    assert "| Metric | Spec | ChronosDefrag |" in md and "~4.2 s" in md and "~850 QPS" in md
+    assert "| Metric | ChronosDefrag 0.1.0 reference | ChronosDefrag |" in md and "~4.2 s" in md and "~850 QPS" in md
     assert f"{quick_json['fit_spec']['cpu_s']:.3g} s" in md
     assert md.count("| Pseudo-timeline,") == 4
     assert "IVF index: 316 cells, nprobe 64" in md and "| nprobe | recall@k |" in md
@@ -87,8 +87,8 @@ def test_target_table_marks_met_missed_and_unmeasured():
            "predict_live": {"p50_ms": 0.4, "p99_ms": 0.9, "cpu_p99_ms": 0.8},
            "predict_batch": {"windows_per_s": 60_000.0}, "registry_large": {"registry_entries": 10, "p50_ms": 6.0}}
     rows = {r["name"]: r for r in bench.target_table(res)}
-    assert rows["fit, spec setting (30+20 epochs, 48 blocks), CPU s"]["met"] is True
-    assert rows["fit, spec setting (30+20 epochs, 48 blocks), CPU s"]["wall"] == 9.0
+    assert rows["fit, reference setting (30+20 epochs, 48 blocks), CPU s"]["met"] is True
+    assert rows["fit, reference setting (30+20 epochs, 48 blocks), CPU s"]["wall"] == 9.0
     assert rows["pseudo-timeline, 10k blocks (exact), CPU s"]["met"] is False
     assert rows["pseudo-timeline, 1M blocks (approx), CPU s"]["met"] is None
     assert rows["predict_batch throughput (CPU)"]["met"] is True
