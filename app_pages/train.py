@@ -42,19 +42,9 @@ def default_settings() -> dict[str, Any]:
 
 
 def build_config(s: dict[str, Any]) -> DefragConfig:
-    """DefragConfig from the form's values (latent dims of encoder and predictor are set together)."""
-    cfg = DefragConfig()
-    e, p, o = cfg.encoder, cfg.predictor, cfg.optim
-    e.block_len, e.hidden_dim, e.temperature = int(s["block_len"]), int(s["hidden_dim"]), float(s["temperature"])
-    e.latent_dim = p.latent_dim = int(s["latent_dim"])
-    e.learn_temperature = bool(s["learn_temperature"])
-    e.entropy_weight, e.continuity_weight = float(s["entropy_weight"]), float(s["continuity_weight"])
-    p.forecast_dim = int(s["forecast_dim"])
-    o.encoder_epochs, o.predictor_epochs = int(s["encoder_epochs"]), int(s["predictor_epochs"])
-    o.batch_size, o.lr = int(s["batch_size"]), float(s["lr"])
-    cfg.data.normalize = str(s["normalize"])
-    cfg.seed, cfg.device = int(s["seed"]), str(s["device"])
-    return cfg
+    """DefragConfig from the form's values (the form's "hidden_dim" is the encoder's channel count)."""
+    flat = {k: v for k, v in s.items() if k != "hidden_dim"}
+    return DefragConfig().with_overrides(**flat, **{"encoder.hidden_dim": s["hidden_dim"]})
 
 
 def collapse_banner(history: list[dict[str, Any]], summary: dict[str, Any], live: bool = False) -> None:

@@ -136,7 +136,7 @@ def build_parts(data: dict[str, Any]) -> dict[str, Any]:
     except (ValueError, TypeError) as exc:
         raise CheckpointError(f"checkpoint field 'config': {exc}") from None
     encoder = _module("encoder", RegimeEncoder(cfg.encoder), data["encoder"])
-    predictor = _module("predictor", TemporalPredictor(cfg.predictor), data["predictor"])
+    predictor = _module("predictor", TemporalPredictor(cfg.predictor, cfg.encoder.latent_dim), data["predictor"])
     normaliser = _normaliser(data["normaliser"], cfg.encoder.input_dim)
     latents = _tensor("block_latents", data["block_latents"], (None, cfg.encoder.latent_dim), "float")
     n = latents.shape[0]

@@ -98,23 +98,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     _bounded("--predictor-epochs", args.predictor_epochs, 0, MAX_EPOCHS)
     _bounded("--seed", args.seed, 0, MAX_SEED)
     check_out_path(args.out, [args.data, args.config], args.force)
-    cfg = DefragConfig()
-    if args.config:
-        cfg = DefragConfig.from_json_file(args.config)
-    for attr, (sec, field) in {"epochs": ("optim", "encoder_epochs"),
-                               "predictor_epochs": ("optim", "predictor_epochs"),
-                               "block_len": ("encoder", "block_len"), "batch_size": ("optim", "batch_size"),
-                               "latent_dim": ("encoder", "latent_dim")}.items():
-        v = getattr(args, attr)
-        if v is not None:
-            setattr(getattr(cfg, sec), field, v)
-            if field == "latent_dim":
-                cfg.predictor.latent_dim = v
-                cfg.predictor.forecast_dim = min(cfg.predictor.forecast_dim, v)
-    if args.seed is not None:
-        cfg.seed = args.seed
-    if args.normalize:
-        cfg.data.normalize = args.normalize
+    base = DefragConfig.from_json_file(args.config) if args.config else DefragConfig()
+    cfg = base.with_overrides(encoder_epochs=args.epochs, predictor_epochs=args.predictor_epochs,
+                              block_len=args.block_len, batch_size=args.batch_size, latent_dim=args.latent_dim,
+                              seed=args.seed, normalize=args.normalize)
     features = [c.strip() for c in args.features.split(",") if c.strip()]
     transforms = [c.strip() for c in args.transforms.split(",") if c.strip()]
     ds, cfg = load_for_training(args.data, cfg, features=features, timestamp_col=args.timestamp,

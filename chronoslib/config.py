@@ -3,7 +3,10 @@
 ``DefragConfig`` groups five sub-configs (encoder, routing, predictor, optim, data) plus ``seed`` and
 ``device``. Fields are plain Python scalars / lists so ``to_dict`` output can go straight into JSON and into a
 checkpoint (which is loaded with ``weights_only=True``). Validation raises ``ConfigError`` (a ``ValueError``),
-never ``assert``, so it survives ``python -O``. This module knows nothing about torch or data.
+never ``assert``, so it survives ``python -O``. ``with_overrides`` is the one way to change settings by flat
+name (the command line, the evaluation and the app's Train form use it). The latent size is one field,
+``encoder.latent_dim``; configs that also carry ``predictor.latent_dim`` load when the two agree. This module
+knows nothing about torch or data.
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ class RoutingConfig:
 
 @dataclass
 class PredictorConfig:
-    latent_dim: int = 32        # must equal encoder.latent_dim
+    """The predictor's own sizes; its input is the encoder's latent (``encoder.latent_dim``), stored once there."""
+
     hidden_dim: int = 64
     n_layers: int = 2
     window: int = 8             # pseudo-timeline positions seen per training example
@@ -123,11 +127,6 @@ class DefragConfig:
             raise ConfigError(
                 f"encoder.max_shift must be -1 (auto) or in [0, block_len={e.block_len}), got {e.max_shift!r}"
             )
-        if e.latent_dim != p.latent_dim:
-            raise ConfigError(
-                "encoder.latent_dim must match predictor.latent_dim "
-                f"(got {e.latent_dim} and {p.latent_dim}); modify both together"
-            )
         _positive_int("routing.registry_capacity", r.registry_capacity, minimum=4)
         _positive_int("routing.top_k", r.top_k)
         if not (isinstance(r.decay, (int, float)) and 0 < r.decay <= 1):
@@ -141,9 +140,9 @@ class DefragConfig:
         _positive_int("predictor.n_layers", p.n_layers)
         _positive_int("predictor.window", p.window)
         _positive_int("predictor.forecast_dim", p.forecast_dim)
-        if p.forecast_dim > p.latent_dim:
+        if p.forecast_dim > e.latent_dim:
             raise ConfigError(
-                f"predictor.forecast_dim ({p.forecast_dim}) cannot exceed predictor.latent_dim ({p.latent_dim})"
+                f"predictor.forecast_dim ({p.forecast_dim}) cannot exceed encoder.latent_dim ({e.latent_dim})"
             )
         _nonneg_int("optim.encoder_epochs", o.encoder_epochs)
         _nonneg_int("optim.predictor_epochs", o.predictor_epochs)
@@ -173,6 +172,7 @@ class DefragConfig:
         unknown = set(d) - top_fields
         if unknown:
             raise ConfigError(f"unknown config keys: {sorted(unknown)} (known: {sorted(top_fields)})")
+        d = _fold_predictor_latent_dim(d)
         kwargs: dict[str, Any] = {}
         for name, sub_cls in _SECTIONS.items():
             sub = d.get(name, {})
@@ -210,6 +210,29 @@ class DefragConfig:
     def copy(self) -> DefragConfig:
         return DefragConfig.from_dict(self.to_dict())
 
+    def with_overrides(self, **flat: Any) -> DefragConfig:
+        """A validated copy with some settings replaced, named flat; self is left unchanged.
+
+        A name is a field only one section has (``block_len``, ``latent_dim``, ``encoder_epochs``, ``seed``) or
+        ``section.field`` for any field (``**{"predictor.hidden_dim": 16}``); ``hidden_dim`` and ``n_layers``
+        exist in both encoder and predictor, so they need their section. ``None`` means "not given" (an unset
+        command-line flag) and changes nothing. A new ``latent_dim`` without a ``forecast_dim`` lowers
+        ``forecast_dim`` to fit. Values are type-checked and the result validated as in ``from_dict``.
+
+        >>> cfg = DefragConfig().with_overrides(block_len=16, latent_dim=4, encoder_epochs=None)
+        >>> cfg.encoder.block_len, cfg.encoder.latent_dim, cfg.predictor.forecast_dim, cfg.optim.encoder_epochs
+        (16, 4, 4, 30)
+        """
+        given = {_override_target(name): value for name, value in flat.items() if value is not None}
+        d = self.to_dict()
+        for (section, name), value in given.items():
+            (d[section] if section else d)[name] = value
+        latent = given.get(("encoder", "latent_dim"))
+        if (isinstance(latent, int) and not isinstance(latent, bool)
+                and ("predictor", "forecast_dim") not in given):
+            d["predictor"]["forecast_dim"] = min(d["predictor"]["forecast_dim"], latent)
+        return DefragConfig.from_dict(d)
+
     def architecture(self) -> dict[str, Any]:
         """The fields that decide tensor shapes: two configs that differ here cannot share weights."""
         e, p = self.encoder, self.predictor
@@ -221,6 +244,50 @@ class DefragConfig:
             "predictor.n_layers": p.n_layers, "predictor.window": p.window,
             "predictor.forecast_dim": p.forecast_dim,
         }
+
+
+def _flat_names() -> dict[str, list[tuple[str, str]]]:
+    """Every field's flat name -> the (section, field) pairs it could mean ("" = top level)."""
+    names: dict[str, list[tuple[str, str]]] = {"seed": [("", "seed")], "device": [("", "device")]}
+    for section, sub_cls in _SECTIONS.items():
+        for f in dataclasses.fields(sub_cls):
+            names.setdefault(f.name, []).append((section, f.name))
+            names[f"{section}.{f.name}"] = [(section, f.name)]
+    return names
+
+
+_FLAT_NAMES = _flat_names()
+
+
+def _override_target(name: str) -> tuple[str, str]:
+    """(section, field) of a ``with_overrides`` name, or a ConfigError for an unknown or ambiguous one."""
+    targets = _FLAT_NAMES.get(name)
+    if targets is None:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(_FLAT_NAMES), n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ConfigError(f"unknown config setting {name!r}{hint}")
+    if len(targets) > 1:
+        raise ConfigError(f"config setting {name!r} is in several sections; name one of "
+                          f"{', '.join(f'{s}.{f}' for s, f in targets)}")
+    return targets[0]
+
+
+def _fold_predictor_latent_dim(d: dict[str, Any]) -> dict[str, Any]:
+    """Configs written before ``latent_dim`` was stored once (checkpoints and JSON files) also carry it as
+    ``predictor.latent_dim``. That copy is folded into ``encoder.latent_dim``: equal values, or a predictor
+    value alone, load; two different values are a ConfigError naming both."""
+    pred, enc = d.get("predictor"), d.get("encoder", {})
+    if not isinstance(pred, dict) or "latent_dim" not in pred or not isinstance(enc, dict):
+        return d  # nothing to fold, or a malformed section that from_dict's own checks name
+    value = pred["latent_dim"]
+    _check_type("predictor.latent_dim", "int", value)
+    if "latent_dim" in enc and enc["latent_dim"] != value:
+        raise ConfigError(f"encoder.latent_dim ({enc['latent_dim']!r}) and predictor.latent_dim ({value!r}) "
+                          "disagree; the latent size is one setting, encoder.latent_dim: drop predictor.latent_dim")
+    rest = {k: v for k, v in pred.items() if k != "latent_dim"}
+    return {**d, "encoder": {**enc, "latent_dim": enc.get("latent_dim", value)}, "predictor": rest}
 
 
 def _positive_int(name: str, v: Any, minimum: int = 1) -> None:

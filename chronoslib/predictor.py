@@ -34,10 +34,11 @@ class _GatedCell(nn.Module):
 
 
 class TemporalPredictor(nn.Module):
-    def __init__(self, cfg: PredictorConfig) -> None:
+    def __init__(self, cfg: PredictorConfig, latent_dim: int) -> None:
+        """``latent_dim`` (D) is the encoder's: the size of every input latent (``encoder.latent_dim``)."""
         super().__init__()
         self.cfg = cfg
-        dims = [cfg.latent_dim] + [cfg.hidden_dim] * (cfg.n_layers - 1)
+        dims = [latent_dim] + [cfg.hidden_dim] * (cfg.n_layers - 1)
         self.cells = nn.ModuleList(_GatedCell(d, cfg.hidden_dim) for d in dims)
         self.head = nn.Linear(cfg.hidden_dim, cfg.forecast_dim)
         for m in self.modules():
@@ -76,13 +77,6 @@ class TemporalPredictor(nn.Module):
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
         """(M, W, D) windows -> (M, forecast_dim) forecasts."""
         return self.readout(self.run(seq))
-
-    @torch.inference_mode()
-    def infer(self, seq: torch.Tensor) -> torch.Tensor:
-        """Inference-mode forward for a single window (W, D) or a batch (M, W, D)."""
-        single = seq.ndim == 2
-        out = self.forward(seq.unsqueeze(0) if single else seq)
-        return out[0] if single else out
 
 
 def pseudo_windows(order: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor]:

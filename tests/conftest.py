@@ -21,7 +21,7 @@ def small_config(input_dim: int = 6, block_len: int = 16, epochs: int = 3, seed:
     cfg.encoder.input_dim = input_dim
     cfg.encoder.block_len = block_len
     cfg.encoder.hidden_dim = 16
-    cfg.encoder.latent_dim = cfg.predictor.latent_dim = 8
+    cfg.encoder.latent_dim = 8
     cfg.predictor.hidden_dim = 16
     cfg.predictor.forecast_dim = 4
     cfg.optim.encoder_epochs = epochs

@@ -63,7 +63,7 @@ def test_a_short_run_trains_on_the_training_span_only_and_reaches_another_page()
     assert eng is not before
     assert eng.train_end_tick == ds.split                       # ds.train only, never the held-out span
     assert eng.cfg.encoder.input_dim == ds.features.shape[1]
-    assert eng.cfg.encoder.latent_dim == eng.cfg.predictor.latent_dim == 8
+    assert eng.cfg.encoder.latent_dim == 8
     assert eng.cfg.encoder.block_len == 32 and len(eng.block_latents) == ds.split // 32
     assert [h["stage"] for h in eng.history] == ["encoder", "encoder", "predictor"]
     assert at.session_state[session.K_MODEL_INFO]["origin"] == "trained in this session"
@@ -82,7 +82,7 @@ def test_inconsistent_settings_show_a_message_and_start_nothing():
     at.number_input(key="tr_forecast_dim").set_value(16)   # above latent dim 8
     at.button(key="tr_train").click().run()
     assert not at.exception
-    assert "forecast_dim (16) cannot exceed predictor.latent_dim (8)" in _texts(at.error)
+    assert "forecast_dim (16) cannot exceed encoder.latent_dim (8)" in _texts(at.error)
     assert session.K_JOB not in at.session_state
     at.number_input(key="tr_forecast_dim").set_value(4)
     at.number_input(key="tr_block_len").set_value(4000)     # 8192 training ticks -> 2 blocks

@@ -116,6 +116,7 @@ CASES = {
     "config str for list": ("features", _set("config.data.features", "abc")),
     "config int as str": ("top_k", _set("config.routing.top_k", "8")),
     "config section not dict": ("optim", _set("config.optim", [1, 2])),
+    "config latent dims disagree": ("predictor.latent_dim", _set("config.predictor.latent_dim", 99)),
     "encoder NaN weight": ("encoder", _mut_weights("encoder", float("nan"))),
     "predictor inf weight": ("predictor", _mut_weights("predictor", float("inf"))),
     "encoder not a dict": ("encoder", _set("encoder", [1, 2, 3])),
@@ -192,6 +193,15 @@ def test_an_untouched_payload_still_loads_and_predicts_identically(fitted):
     other = ChronosDefragEngine.load(checkpoint_bytes(eng._payload()))
     a, b = _fingerprint(eng, window), _fingerprint(other, window)
     assert _same(a["pred"], b["pred"]) and _same(a["registry"], b["registry"])
+
+
+def test_a_checkpoint_that_also_stores_predictor_latent_dim_loads_and_predicts_identically(fitted):
+    # Checkpoints written while the latent size was stored twice carry config.predictor.latent_dim too.
+    eng, window = fitted
+    payload = copy.deepcopy(eng._payload())
+    payload["config"]["predictor"]["latent_dim"] = eng.cfg.encoder.latent_dim
+    other = ChronosDefragEngine.load(checkpoint_bytes(payload))
+    assert other.cfg == eng.cfg and _same(_fingerprint(eng, window)["pred"], _fingerprint(other, window)["pred"])
 
 
 def test_a_huge_declared_capacity_allocates_only_what_the_file_holds(fitted):

@@ -17,14 +17,17 @@ def _run(*args):
 
 
 def test_train_writes_a_checkpoint_and_prints_a_json_summary(tmp_path):
-    out = tmp_path / "model.pt"
+    out, cfg = tmp_path / "model.pt", tmp_path / "cfg.json"
+    # A config file that states the latent size for encoder and predictor alike still loads; flags override it.
+    cfg.write_text(json.dumps({"encoder": {"latent_dim": 16}, "predictor": {"latent_dim": 16}}))
     r = _run("train", "sample_data/synthetic_regimes.csv", "--out", str(out), "--epochs", "2",
-             "--predictor-epochs", "1", "--block-len", "32", "--quiet")
+             "--predictor-epochs", "1", "--block-len", "32", "--config", str(cfg), "--latent-dim", "6", "--quiet")
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout.strip().splitlines()[-1])
     assert summary["n_blocks"] >= 4 and 0 <= summary["timeline_entropy"] <= 1
     eng = ChronosDefragEngine.load(str(out))
     assert eng.cfg.encoder.block_len == 32 and eng.cfg.optim.encoder_epochs == 2
+    assert eng.cfg.encoder.latent_dim == 6 and eng.cfg.predictor.forecast_dim == 6   # lowered to fit
 
 
 def test_missing_file_is_one_line_without_traceback(tmp_path):

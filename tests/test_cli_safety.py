@@ -59,6 +59,14 @@ def test_a_config_file_with_a_string_for_a_list_names_the_field(csv, capsys, tmp
     assert code == 2 and len(err) == 1 and "data.features" in err[0]
 
 
+def test_a_config_file_whose_latent_dims_disagree_names_both(csv, capsys, tmp_path):
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text('{"encoder": {"latent_dim": 16}, "predictor": {"latent_dim": 8}}')
+    code, err = _run(capsys, ["train", str(csv), "--out", str(tmp_path / "m.pt"), "--config", str(cfg)])
+    assert code == 2 and len(err) == 1
+    assert "cfg.json: encoder.latent_dim (16) and predictor.latent_dim (8) disagree" in err[0]
+
+
 def test_stale_temps_of_dead_writers_are_cleaned_but_live_ones_kept(tmp_path):
     dead = tmp_path / ".chronosdefrag-999999999-abc.tmp"   # no such PID
     live = tmp_path / f".chronosdefrag-{os.getppid()}-abc.tmp"
