@@ -6,7 +6,7 @@ collapsed) with the spec's mitigations. Drift: for the held-out span (optionally
 uploaded continuation or the last replay, the distance of each window of latents from the training manifold
 over time (centroid distance and MMD² against thresholds from contiguous training windows), the age of the
 retrieved neighbours and the confidence, with a verdict and the suggested action. All numbers come from
-``chronoslib.diagnostics``; this page only lays them out.
+``chronoslib.metrics`` / ``chronoslib.drift``; this page only lays them out.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import streamlit as st
 
 from app_pages.lib import session
-from chronoslib import diagnostics, plots_live, replay
+from chronoslib import drift, metrics, plots_live, replay
 from chronoslib.features import source_columns
 
 session.guard()
@@ -28,14 +28,14 @@ if eng is None:
 # ---------------------------------------------------------------------- collapse
 st.header("Collapse")
 z = np.asarray(eng.block_latents)
-stats = diagnostics.collapse_stats(z)
+stats = metrics.collapse_stats(z)
 box = {"healthy": st.success, "collapsing": st.warning, "collapsed": st.error}[stats["verdict"]]
 box(f"**{stats['verdict'].capitalize()}** — {len(z):,} block latents: mean pairwise cosine "
-    f"**{stats['mean_cos']:.3f}** (collapsing ≥ {diagnostics.COLLAPSING_MEAN_COS}, collapsed ≥ "
-    f"{diagnostics.COLLAPSE_MEAN_COS}), effective rank **{stats['eff_rank']:.2f}** of {z.shape[1]} "
-    f"(collapsing < {diagnostics.COLLAPSING_EFF_RANK}, collapsed < {diagnostics.COLLAPSE_EFF_RANK}).")
-st.markdown("\n".join(f"- {m}" for m in diagnostics.COLLAPSE_MITIGATIONS[stats["verdict"]]))
-curves = diagnostics.collapse_curves(eng.history)
+    f"**{stats['mean_cos']:.3f}** (collapsing ≥ {metrics.COLLAPSING_MEAN_COS}, collapsed ≥ "
+    f"{metrics.COLLAPSE_MEAN_COS}), effective rank **{stats['eff_rank']:.2f}** of {z.shape[1]} "
+    f"(collapsing < {metrics.COLLAPSING_EFF_RANK}, collapsed < {metrics.COLLAPSE_EFF_RANK}).")
+st.markdown("\n".join(f"- {m}" for m in metrics.COLLAPSE_MITIGATIONS[stats["verdict"]]))
+curves = metrics.collapse_curves(eng.history)
 left, right = st.columns([2, 1])
 with left:
     if len(curves["epoch"]):
@@ -46,7 +46,7 @@ with left:
     else:
         st.info("This model has no encoder training history (per-epoch curves appear after training).")
 with right:
-    st.plotly_chart(plots_live.similarity_histogram(diagnostics.pairwise_similarities(z)), width="stretch",
+    st.plotly_chart(plots_live.similarity_histogram(metrics.pairwise_similarities(z)), width="stretch",
                     key="dg_sims")
 
 # ---------------------------------------------------------------------- drift
@@ -97,14 +97,14 @@ try:
         an = replay.batch_analysis(eng, src)
         label = src.name
     window = int(min(d["window"], len(an["latent"]), len(z) - 2))
-    tl = diagnostics.drift_timeline(z, an["latent"], window=window, step=1, alpha=float(d["alpha"]))
+    tl = drift.drift_timeline(z, an["latent"], window=window, step=1, alpha=float(d["alpha"]))
 except (ValueError, RuntimeError) as exc:
     st.error(str(exc))
     st.stop()
 
 # Confidence rule on non-overlapping blocks: alert after two blocks in a row under the re-fit threshold.
-al = diagnostics.low_confidence_alert(an["confidence"], threshold, patience=2)
-verdict = diagnostics.drift_verdict(tl["drift"], recent=max(2, window // 2), low_confidence_alert=al["alert"])
+al = drift.low_confidence_alert(an["confidence"], threshold, patience=2)
+verdict = drift.drift_verdict(tl["drift"], recent=max(2, window // 2), low_confidence_alert=al["alert"])
 box = {"stable": st.success, "drifting": st.warning, "drifted": st.error}[verdict["verdict"]]
 box(f"**{verdict['verdict'].capitalize()}** ({label}, {len(an['latent'])} blocks): {verdict['reason']}. "
     f"{verdict['action']}")

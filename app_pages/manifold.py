@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.lib import session
-from chronoslib import plots, projection, regimes
+from chronoslib import metrics, plots, projection, regimes
 
 session.guard()
 st.title("Regime manifold")
@@ -176,7 +176,7 @@ with right:
     m1, m2 = st.columns(2)
     m1.metric("Silhouette (cosine)", f"{reg.silhouette:.3f}" if np.isfinite(reg.silhouette) else "—")
     if view.truth is not None:
-        agr = regimes.agreement(reg.labels, view.truth)
+        agr = metrics.agreement(reg.labels, view.truth)
         m2.metric("ARI vs truth", f"{agr['ari']:.3f}")
         m1.metric("NMI vs truth", f"{agr['nmi']:.3f}")
         m2.metric("Truth regimes", len(np.unique(view.truth)))

@@ -1,7 +1,7 @@
 """Timeline page: the series in chronological vs pseudo-timeline order, similarity heatmaps, figures of merit.
 
 Layout and widgets only: regimes from ``chronoslib.regimes`` (the same settings as the Manifold page, shared via
-``session``), metrics from ``regimes.timeline_merit`` (which reuses ``diagnostics`` and ``router.path_cost``),
+``session``), metrics from ``metrics.timeline_merit`` (which reuses ``router.path_cost``),
 figures from ``chronoslib.plots``.
 """
 
@@ -11,7 +11,7 @@ import numpy as np
 import streamlit as st
 
 from app_pages.lib import session
-from chronoslib import plots, projection, regimes
+from chronoslib import metrics, plots, projection, regimes
 
 session.guard()
 st.title("Timeline: chronological vs defragmented")
@@ -49,7 +49,7 @@ c3.caption(f"{n:,} blocks of {view.block_len} ticks. Regime clusters: K={reg.k} 
                                    else ""))
 
 # ------------------------------------------------------------------------------------------------ figures of merit
-m = regimes.timeline_merit(view.latents, view.order, labels)
+m = metrics.timeline_merit(view.latents, view.order, labels)
 cols = st.columns(4)
 cols[0].metric("Path cost (pseudo)", f"{m['path_cost_pseudo']:.1f}",
                f"{(m['path_cost_ratio'] - 1) * 100:+.0f} % (time order {m['path_cost_chrono']:.1f})",

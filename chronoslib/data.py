@@ -462,7 +462,7 @@ def build_dataset(df: pd.DataFrame, name: str, timestamp_col: str | None = None,
     if lab_col:
         lab = df[lab_col].iloc[off:]
         # Negative codes and blanks (NaN) in a whole-number column are missing (-1), the project's label rule
-        # (chronoslib.labels), not a regime called "-1.0".
+        # (metrics.block_majority), not a regime called "-1.0".
         num = lab.to_numpy(dtype=np.float64) if pd.api.types.is_float_dtype(lab) else None
         whole = None if num is None else np.isfinite(num) & (num >= 0) & (num == np.floor(num)) & (num < 2.0 ** 53)
         if pd.api.types.is_integer_dtype(lab):

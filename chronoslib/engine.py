@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import diagnostics
+from . import metrics
 from .blocks import slice_blocks
 from .checkpoint import checkpoint_bytes, read_checkpoint, save_checkpoint
 from .config import DefragConfig
@@ -138,7 +138,7 @@ class ChronosDefragEngine:
             with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's global RNG
                 torch.manual_seed(cfg.seed)
                 encoder = RegimeEncoder(cfg.encoder).to(dev)
-                predictor = TemporalPredictor(cfg.predictor, cfg.encoder.latent_dim).to(dev)
+                predictor = TemporalPredictor(cfg.predictor).to(dev)
 
         train_encoder(encoder, blocks, cfg, gen, history, progress)
         encoder = encoder.cpu().eval()
@@ -172,11 +172,11 @@ class ChronosDefragEngine:
         pc_pseudo, pc_chrono = path_cost(zn, order_np), path_cost(zn)
         self.fit_summary = {
             "n_blocks": n, "n_ticks": int(arr.shape[0]), "trailing_ticks": sl.trailing,
-            "timeline_entropy": diagnostics.timeline_entropy(order_np),
+            "timeline_entropy": metrics.timeline_entropy(order_np),
             "path_cost_pseudo": pc_pseudo, "path_cost_chrono": pc_chrono,
             "path_cost_ratio": pc_pseudo / pc_chrono if pc_chrono > 0 else 1.0,
             "pseudo_timeline_seconds": chain_s, "fit_seconds": time.perf_counter() - t_start,
-            **{f"final_{k}": v for k, v in diagnostics.collapse_stats(zn).items()},
+            **{f"final_{k}": v for k, v in metrics.collapse_stats(zn).items()},
         }
         self.meta["fitted_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self._warm_up()

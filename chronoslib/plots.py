@@ -302,7 +302,7 @@ def timeline_figure(series: np.ndarray, starts: np.ndarray, block_len: int, orde
     chrono = np.arange(n)
     vals = {"chrono": stitched_series(series, starts, block_len, chrono),
             "pseudo": stitched_series(series, starts, block_len, order)}
-    from .diagnostics import mean_run_length
+    from .metrics import mean_run_length
 
     titles = (f"Chronological order · mean run {mean_run_length(labels):.1f} blocks",
               f"Pseudo-timeline (defragmented) · mean run {mean_run_length(labels[order]):.1f} blocks")

@@ -16,7 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .diagnostics import COLLAPSE_EFF_RANK, COLLAPSE_MEAN_COS, COLLAPSING_EFF_RANK, COLLAPSING_MEAN_COS
+from .metrics import COLLAPSE_EFF_RANK, COLLAPSE_MEAN_COS, COLLAPSING_EFF_RANK, COLLAPSING_MEAN_COS
 
 FROZEN, ONLINE, ALERT, WINDOW, GREY = "#2563eb", "#ea580c", "#dc2626", "#f59e0b", "#6b7280"
 REGIME_COLOURS = ("#2563eb", "#16a34a", "#dc2626", "#7c3aed", "#ea580c", "#0891b2", "#db2777", "#65a30d")
@@ -261,7 +261,7 @@ def spec_comparison(measured: dict[str, float], spec: dict[str, float], height: 
 # ---------------------------------------------------------------------- collapse
 def collapse_figure(curves: dict[str, np.ndarray], height: int = 300) -> go.Figure:
     """Three panels per encoder epoch: batch entropy vs its TER target, mean pairwise cosine (collapse
-    thresholds dashed) and effective rank (thresholds dashed). ``curves`` as from diagnostics.collapse_curves."""
+    thresholds dashed) and effective rank (thresholds dashed). ``curves`` as from metrics.collapse_curves."""
     ep = np.asarray(curves["epoch"])
     fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.07,
                         subplot_titles=("Batch entropy vs TER target", "Mean pairwise cosine", "Effective rank"))
@@ -299,7 +299,7 @@ def drift_figure(ticks: np.ndarray, timeline: dict[str, np.ndarray], confidence:
                  neighbour_age: np.ndarray, refit_threshold: float, height: int = 620) -> go.Figure:
     """Four stacked panels against tick: centroid distance and MMD^2 of the trailing window (with their
     thresholds; drifting windows red), mean age of retrieved neighbours, and confidence with the re-fit
-    threshold. ``ticks`` (M,) per window; ``timeline`` from diagnostics.drift_timeline over the same windows."""
+    threshold. ``ticks`` (M,) per window; ``timeline`` from drift.drift_timeline over the same windows."""
     t = np.asarray(ticks, dtype=np.float64)
     te = t[np.asarray(timeline["end"], dtype=np.int64)]
     drift = np.asarray(timeline["drift"], dtype=bool)

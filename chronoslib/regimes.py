@@ -1,14 +1,13 @@
-"""Regimes in latent space: clustering with an automatic K, stable label order, agreement scores, kNN, block stats.
+"""Regimes in latent space: clustering with an automatic K, stable label order, kNN, block stats and views.
 
 Owns: ``cluster_regimes`` (KMeans on unit latents with K chosen by a silhouette sweep, or a diagonal Gaussian
 mixture chosen by a BIC sweep, or a fixed K; labels renumbered by ascending mean block volatility so they never
-shuffle between refits), ``agreement`` (ARI / NMI against ground truth), ``nearest_blocks`` (cosine kNN of one
-block), ``block_table`` (per-block time span, return and volatility from the dataset arrays), ``reference_series``
-(a price-like series for charts when the data has no prices), ``block_view`` (a model's blocks joined with the
-dataset: series, time axis, per-block table and ground truth), ``timeline_merit`` (path cost, entropy, run length
-and purity of both orders, reusing ``diagnostics`` and ``router.path_cost``) and ``block_confidence`` (per-block
-live confidence from a replay's neighbour lists). Arrays in, arrays / frames out; knows nothing about Streamlit
-or engines.
+shuffle between refits), ``nearest_blocks`` (cosine kNN of one block), ``block_table`` (per-block time span,
+return and volatility from the dataset arrays), ``reference_series`` (a price-like series for charts when the
+data has no prices), ``block_view`` (a model's blocks joined with the dataset: series, time axis, per-block table
+and ground truth via ``metrics.block_majority``) and ``block_confidence`` (per-block live confidence from a
+replay's neighbour lists). Scores of a labelling (``agreement``, ``timeline_merit``) live in ``metrics``. Arrays
+in, arrays / frames out; knows nothing about Streamlit or engines.
 """
 
 from __future__ import annotations
@@ -23,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, DataError
-from .labels import block_majority
+from .metrics import block_majority
+from .numeric_checks import unit_latents
 
 CRITERIA = ("silhouette", "bic")
 
@@ -37,15 +37,6 @@ class RegimeResult:
     centers: np.ndarray                 # (K, D) unit-normalised mean latent of each regime, in label order
     regime_vol: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (K,) mean block volatility per regime
     silhouette: float = float("nan")    # silhouette of the chosen labelling (cosine), whatever the criterion
-
-
-def _unit(z: np.ndarray) -> np.ndarray:
-    z = np.asarray(z, dtype=np.float64)
-    if z.ndim != 2:
-        raise DataError(f"latents must be a 2-D (N, D) array, got shape {z.shape}")
-    if not np.isfinite(z).all():
-        raise DataError("latents contain NaN or inf")
-    return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
 
 
 def _fit(x: np.ndarray, k: int, criterion: str, seed: int) -> tuple[np.ndarray, float | None]:
@@ -92,7 +83,7 @@ def cluster_regimes(latents: np.ndarray, k: int | None = None, block_vol: np.nda
     """
     if criterion not in CRITERIA:
         raise ConfigError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
-    x = _unit(latents)
+    x = unit_latents(latents)
     n = x.shape[0]
     if n < 3:
         raise DataError(f"need at least 3 blocks to cluster regimes, got {n}")
@@ -141,22 +132,12 @@ def cluster_regimes(latents: np.ndarray, k: int | None = None, block_vol: np.nda
                         silhouette=sil)
 
 
-def agreement(labels: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """Adjusted Rand index and normalised mutual information of a labelling against ground truth."""
-    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
-
-    labels, truth = np.asarray(labels), np.asarray(truth)
-    if labels.shape != truth.shape:
-        raise DataError(f"labels {labels.shape} and ground truth {truth.shape} must have the same shape")
-    return {"ari": float(adjusted_rand_score(truth, labels)), "nmi": float(normalized_mutual_info_score(truth, labels))}
-
-
 def nearest_blocks(latents: np.ndarray, index: int, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
     """The k blocks most cosine-similar to block ``index`` (itself excluded): (indices (k,), similarities (k,)).
 
     Ties are broken by the lower block index, so the answer is deterministic.
     """
-    x = _unit(latents)
+    x = unit_latents(latents)
     n = x.shape[0]
     if not 0 <= int(index) < n:
         raise DataError(f"block index {index} out of range [0, {n})")
@@ -299,24 +280,3 @@ def block_view(latents: np.ndarray, starts: np.ndarray, block_len: int, order: n
     table = block_table(starts, block_len, series, timestamps, truth)
     return BlockView(latents, starts, block_len, np.asarray(order, dtype=np.int64), series, name, x, table, truth,
                      share)
-
-
-def timeline_merit(latents: np.ndarray, order: np.ndarray, labels: np.ndarray | None = None) -> dict[str, float]:
-    """Figures of merit of the pseudo-timeline against chronological order.
-
-    path_cost_* (router.path_cost), timeline_entropy (diagnostics), and with labels (N,) the mean run length of
-    same-label blocks and the adjacency purity in both orders.
-    """
-    from .diagnostics import adjacency_purity, mean_run_length, timeline_entropy
-    from .router import path_cost
-
-    order = np.asarray(order, dtype=np.int64)
-    pc_c, pc_p = path_cost(latents), path_cost(latents, order)
-    out = {"path_cost_chrono": pc_c, "path_cost_pseudo": pc_p,
-           "path_cost_ratio": pc_p / pc_c if pc_c > 0 else float("nan"),
-           "timeline_entropy": timeline_entropy(order)}
-    if labels is not None:
-        lab = np.asarray(labels)
-        out.update({"run_chrono": mean_run_length(lab), "run_pseudo": mean_run_length(lab[order]),
-                    "purity_chrono": adjacency_purity(lab), "purity_pseudo": adjacency_purity(lab, order)})
-    return out

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import diagnostics
+from . import drift
 from .errors import DataError, NotFittedError
-from .labels import block_majority
+from .metrics import block_majority
 
 
 @dataclass
@@ -318,11 +318,11 @@ class ReplaySession:
         return {"start": self.starts[idx], "tick": ticks, "latent": self.latents[idx],
                 "confidence": self.confidence[idx], "alpha": self.alpha[idx],
                 "neighbour_ids": self.neighbour_ids[idx],
-                "neighbour_age": diagnostics.neighbour_age(ticks, self.neighbour_ticks[idx])}
+                "neighbour_age": drift.neighbour_age(ticks, self.neighbour_ticks[idx])}
 
     def alert(self, threshold: float, patience: int) -> dict:
-        """The deployment rule on the frozen model's confidence so far (see diagnostics.low_confidence_alert)."""
-        return diagnostics.low_confidence_alert(self.confidence[: self.position], threshold, patience)
+        """The deployment rule on the frozen model's confidence so far (see drift.low_confidence_alert)."""
+        return drift.low_confidence_alert(self.confidence[: self.position], threshold, patience)
 
     def summary(self) -> dict[str, float]:
         """Headline numbers of the windows done so far."""
@@ -332,7 +332,7 @@ class ReplaySession:
             c, lat = self.confidence[:p], self.latency_ms[:p]
             out.update(mean_confidence=float(c.mean()), min_confidence=float(c.min()),
                        p50_ms=float(np.percentile(lat, 50)), p99_ms=float(np.percentile(lat, 99)),
-                       mean_age=float(diagnostics.neighbour_age(
+                       mean_age=float(drift.neighbour_age(
                            [self.tick(i) for i in range(p)], self.neighbour_ticks[:p]).mean()))
             if self.online_engine is not None:
                 out["online_mean_confidence"] = float(self.online_confidence[:p].mean())
@@ -365,7 +365,7 @@ def batch_analysis(engine: Any, source: ReplaySource, stride: int | None = None,
     nb_ticks = np.where(ids >= 0, bs[np.clip(ids, 0, len(bs) - 1)], np.nan)
     return {"start": starts, "tick": ticks, "latent": out["latent"], "confidence": out["confidence"],
             "alpha": out["alpha"], "neighbour_ids": ids,
-            "neighbour_age": diagnostics.neighbour_age(ticks, nb_ticks)}
+            "neighbour_age": drift.neighbour_age(ticks, nb_ticks)}
 
 
 def suggested_threshold(engine: Any, quantile: float = 0.05, max_blocks: int = 2000, seed: int = 0) -> float:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .labels import block_majority
+from .metrics import block_majority
 
 # (drift, volatility, lag-1 autocorrelation) per regime: calm trend, turbulent mean-reversion, choppy down.
 DEFAULT_REGIMES = ((0.05, 0.5, 0.6), (0.0, 1.6, -0.4), (-0.04, 0.9, 0.0), (0.02, 1.1, 0.85))

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import torch
 
-from . import diagnostics
+from . import metrics
 from .config import DefragConfig
 from .encoder import RegimeEncoder, augment
 from .losses import info_nce, latent_continuity_reg, temporal_entropy_reg
@@ -79,7 +79,7 @@ def train_encoder(encoder: RegimeEncoder, blocks: torch.Tensor, cfg: DefragConfi
         nb = len(groups)
         rec = {k: v / nb for k, v in sums.items()}
         # Collapse statistics on this epoch's latents (one per anchor), not on a registry.
-        stats = diagnostics.collapse_stats(torch.cat(seen).cpu().numpy())
+        stats = metrics.collapse_stats(torch.cat(seen).cpu().numpy())
         rec.update(stage="encoder", epoch=epoch + 1, temperature=float(encoder.temperature.detach()),
                    mean_cos=stats["mean_cos"], eff_rank=stats["eff_rank"], verdict=stats["verdict"],
                    collapsed=stats["collapsed"], seconds=time.perf_counter() - t0)

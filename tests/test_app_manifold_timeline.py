@@ -9,6 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from chronoslib import projection, regimes
+from chronoslib.metrics import agreement, timeline_merit
 
 APP = "../app.py"
 
@@ -59,7 +60,7 @@ def test_manifold_page_shows_the_projection_regimes_and_their_agreement_with_tru
     n = len(view.starts)
     reg = regimes.cluster_regimes(view.latents, block_vol=view.table["vol"].to_numpy())
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["ARI vs truth"] == f"{regimes.agreement(reg.labels, view.truth)['ari']:.3f}"
+    assert metrics["ARI vs truth"] == f"{agreement(reg.labels, view.truth)['ari']:.3f}"
     assert float(metrics["ARI vs truth"]) > 0.5                     # the shipped model recovers the regimes
     proj = _chart(at, "mf_projection")
     ids = sorted(int(i) for t in proj["data"] if t["name"].startswith("regime ")
@@ -153,7 +154,7 @@ def test_timeline_page_shows_the_figures_of_merit_of_both_orders():
     at = _open("app_pages/timeline.py")
     assert not at.error
     view = _view(at)
-    m = regimes.timeline_merit(view.latents, view.order, view.truth)
+    m = timeline_merit(view.latents, view.order, view.truth)
     metrics = {x.label: x for x in at.metric}
     assert metrics["Path cost (pseudo)"].value == f"{m['path_cost_pseudo']:.1f}"
     assert metrics["Timeline entropy"].value == f"{m['timeline_entropy']:.3f}"

@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from chronoslib import diagnostics
+from chronoslib import drift, metrics
 from chronoslib import plots_live as P
 
 
@@ -48,7 +48,7 @@ def test_price_window_highlights_the_current_window_in_absolute_ticks():
 
 def test_rolling_confidence_draws_alerts_threshold_and_online_line():
     t, c = np.arange(6) * 8, np.array([0.9, 0.5, 0.4, 0.3, 0.8, 0.85])
-    al = diagnostics.low_confidence_alert(c, 0.6, 2)["alerts"]
+    al = drift.low_confidence_alert(c, 0.6, 2)["alerts"]
     fig = _valid(P.rolling_confidence(t, c, 0.6, al, online=c + 0.05, x_range=(0, 40)))
     names = [tr.name for tr in fig.data]
     assert names == ["frozen registry", "online registry", "re-fit alert"]
@@ -107,9 +107,9 @@ def test_spec_comparison_puts_spec_next_to_measured():
 def test_collapse_and_similarity_figures():
     hist = [{"stage": "encoder", "epoch": e, "entropy": 1.0 + e / 10, "entropy_target": 1.7, "mean_cos": 0.3,
              "eff_rank": 6.0} for e in range(1, 4)]
-    fig = _valid(P.collapse_figure(diagnostics.collapse_curves(hist)))
+    fig = _valid(P.collapse_figure(metrics.collapse_curves(hist)))
     assert [tr.name for tr in fig.data] == ["entropy", "TER target", "mean cos", "effective rank"]
-    assert {sh.y0 for sh in fig.layout.shapes} >= {diagnostics.COLLAPSE_MEAN_COS, diagnostics.COLLAPSE_EFF_RANK}
+    assert {sh.y0 for sh in fig.layout.shapes} >= {metrics.COLLAPSE_MEAN_COS, metrics.COLLAPSE_EFF_RANK}
     sims = np.array([0.1, 0.2, 0.3])
     h = _valid(P.similarity_histogram(sims))
     assert A(h.data[0].x) == [0.1, 0.2, 0.3] and tuple(h.layout.xaxis.range) == (-1, 1)
@@ -121,7 +121,7 @@ def test_drift_figure_marks_drifting_windows():
     rng = np.random.default_rng(1)
     ref = rng.standard_normal((60, 4))
     z = np.concatenate([rng.standard_normal((10, 4)), rng.standard_normal((10, 4)) + 2])
-    tl = diagnostics.drift_timeline(ref, z, window=4)
+    tl = drift.drift_timeline(ref, z, window=4)
     ticks = 1000 + 16 * np.arange(20)
     fig = _valid(P.drift_figure(ticks, tl, np.full(20, 0.8), np.full((20, 3), 500.0), 0.7))
     drift_pts = [tr for tr in fig.data if tr.name == "drift"]

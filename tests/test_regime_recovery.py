@@ -14,7 +14,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
 from chronoslib import ChronosDefragEngine, DefragConfig
-from chronoslib.diagnostics import adjacency_purity
+from chronoslib.metrics import adjacency_purity
 from chronoslib.synthetic import block_labels, make_regime_series
 
 L = 64

@@ -1,12 +1,11 @@
-"""Regime clustering (automatic K, stable order), agreement scores, kNN, block statistics and timeline merit,
-checked against brute-force or hand computations."""
+"""Regime clustering (automatic K, stable order), kNN, block statistics and block views, checked against
+brute-force or hand computations."""
 
 import numpy as np
 import pytest
 
-from chronoslib import diagnostics, regimes
+from chronoslib import metrics, regimes
 from chronoslib.errors import ConfigError, DataError
-from chronoslib.router import path_cost
 from chronoslib.synthetic import block_labels, make_regime_series
 
 
@@ -27,7 +26,7 @@ def test_automatic_k_finds_the_three_groups_and_reports_the_sweep(criterion):
     assert sorted(res.scores) == [2, 3, 4, 5, 6]
     best = (max if criterion == "silhouette" else min)(res.scores, key=res.scores.get)
     assert best == 3
-    assert res.labels.shape == (60,) and regimes.agreement(res.labels, truth)["ari"] == pytest.approx(1.0)
+    assert res.labels.shape == (60,) and metrics.agreement(res.labels, truth)["ari"] == pytest.approx(1.0)
     assert res.centers.shape == (3, 8) and np.allclose(np.linalg.norm(res.centers, axis=1), 1.0)
 
 
@@ -88,20 +87,6 @@ def test_cached_clustering_is_shared_and_read_only():
     assert regimes.cached_cluster_regimes(z, k=2) is not a
 
 
-def test_agreement_matches_a_hand_computed_adjusted_rand_index():
-    truth = np.array([0, 0, 0, 1, 1, 1])
-    labels = np.array([0, 0, 1, 1, 2, 2])
-    # Contingency [[2,1,0],[0,1,2]]: sum C(n_ij,2) = 1+0+0+0+0+1 = 2; rows C(3,2)*2 = 6; cols C(2,2)*3 = 3; C(6,2) = 15.
-    expected = 15.0
-    exp_idx = 6 * 3 / expected
-    ari = (2 - exp_idx) / (0.5 * (6 + 3) - exp_idx)
-    out = regimes.agreement(labels, truth)
-    assert out["ari"] == pytest.approx(ari)
-    assert regimes.agreement(1 - truth, truth) == pytest.approx({"ari": 1.0, "nmi": 1.0})
-    with pytest.raises(DataError, match="same shape"):
-        regimes.agreement(labels[:5], truth)
-
-
 def test_nearest_blocks_match_brute_force_cosine_ranking():
     rng = np.random.default_rng(6)
     z = rng.standard_normal((40, 5))
@@ -146,18 +131,6 @@ def test_block_view_joins_model_blocks_with_dataset_and_refuses_short_data():
         regimes.block_view(z, starts, 16, np.arange(18), rs.data[:200])
     with pytest.raises(DataError, match="inconsistent"):
         regimes.block_view(z[:17], starts, 16, np.arange(18), rs.data)
-
-
-def test_timeline_merit_reuses_the_library_metrics():
-    z, truth = _groups(seed=8)
-    order = np.argsort(truth, kind="stable")           # an order that groups the labels perfectly
-    m = regimes.timeline_merit(z, order, truth)
-    assert m["path_cost_chrono"] == pytest.approx(path_cost(z))
-    assert m["path_cost_pseudo"] == pytest.approx(path_cost(z, order))
-    assert m["timeline_entropy"] == pytest.approx(diagnostics.timeline_entropy(order))
-    assert m["run_pseudo"] == pytest.approx(20.0) and m["purity_pseudo"] == pytest.approx(57 / 59)
-    assert m["run_chrono"] < m["run_pseudo"] and m["path_cost_ratio"] < 1
-    assert "run_chrono" not in regimes.timeline_merit(z, order)
 
 
 def test_block_confidence_is_the_weighted_mean_over_windows_that_retrieved_each_block():

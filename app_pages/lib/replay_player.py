@@ -30,7 +30,7 @@ import numpy as np
 import plotly
 import streamlit.components.v1 as components
 
-from chronoslib import diagnostics, plots_live
+from chronoslib import drift, plots_live
 from chronoslib.replay import ReplaySession
 
 LIVE_POINTS = 1000  # context lines in the player are strided to this many points: each redraw costs less
@@ -75,7 +75,7 @@ def snapshot(rs: ReplaySession, threshold: float, patience: int) -> tuple[int, n
     p = int(rs.position)
     if not p:
         return 0, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
-    al = diagnostics.low_confidence_alert(rs.confidence[:p].copy(), threshold, patience)
+    al = drift.low_confidence_alert(rs.confidence[:p].copy(), threshold, patience)
     return p, np.asarray(al["streak"]), np.asarray(al["alerts"])
 
 

@@ -1,149 +1,20 @@
-"""Representation-health metrics: collapse, timeline quality and drift.
+"""Drift of live latents away from the training manifold, and the low-confidence re-fit alert.
 
-All functions take NumPy arrays (or anything ``np.asarray`` accepts) and return plain floats / dicts, so
-the engine, the CLI and the app share one definition of every number they show.
+Owns ``centroid_distance``, the RBF-kernel MMD^2 (``mmd2``, the permutation test ``mmd_test``, the median-heuristic
+``median_bandwidth``), ``drift_timeline`` (rolling centroid distance and MMD^2 with thresholds from contiguous
+training windows), ``drift_verdict`` (stable / drifting / drifted and what to do), ``neighbour_age`` and
+``low_confidence_alert`` (the deployment rule: re-fit when regime_confidence stays low). Latent matrices are
+validated by ``numeric_checks.unit_latents``. Arrays in, floats / dicts / arrays out; knows nothing about
+Streamlit, plotting or engines.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-# A batch whose latents average this cosine or more, or whose effective rank is this low, is collapsed.
-COLLAPSE_MEAN_COS = 0.9
-COLLAPSE_EFF_RANK = 1.5
-# Between healthy and collapsed: worth a warning.
-COLLAPSING_MEAN_COS = 0.7
-COLLAPSING_EFF_RANK = 3.0
+from .errors import ConfigError, DataError
+from .numeric_checks import unit_latents
 
-
-def mean_pairwise_cosine(z: np.ndarray) -> float:
-    """Mean cosine over distinct pairs of rows of z (N, D) (rows are normalised here)."""
-    z = np.asarray(z, dtype=np.float64)
-    n = z.shape[0]
-    if n < 2:
-        return 1.0
-    z = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
-    s = z.sum(axis=0)
-    # sum_{i != j} z_i . z_j = |sum z|^2 - sum |z_i|^2, in O(N D) instead of an N x N matrix.
-    return float((s @ s - n) / (n * (n - 1)))
-
-
-def effective_rank(z: np.ndarray) -> float:
-    """exp(spectral entropy) of the rows' second-moment matrix: 1 for identical rows, up to min(N, D)."""
-    z = np.asarray(z, dtype=np.float64)
-    if z.shape[0] == 0:
-        return 0.0
-    sv = np.linalg.svd(z, compute_uv=False) ** 2
-    total = sv.sum()
-    if total <= 0:
-        return 0.0
-    p = sv / total
-    p = p[p > 1e-12]
-    return float(math.exp(-(p * np.log(p)).sum()))
-
-
-def collapse_verdict(mean_cos: float, eff_rank: float) -> str:
-    """'collapsed', 'collapsing' or 'healthy' from the two distribution statistics."""
-    if mean_cos >= COLLAPSE_MEAN_COS or eff_rank < COLLAPSE_EFF_RANK:
-        return "collapsed"
-    if mean_cos >= COLLAPSING_MEAN_COS or eff_rank < COLLAPSING_EFF_RANK:
-        return "collapsing"
-    return "healthy"
-
-
-def collapse_stats(z: np.ndarray) -> dict:
-    """Mean pairwise cosine, effective rank, verdict and collapse flag of latents z (N, D)."""
-    mc, er = mean_pairwise_cosine(z), effective_rank(z)
-    verdict = collapse_verdict(mc, er)
-    return {"mean_cos": mc, "eff_rank": er, "verdict": verdict, "collapsed": verdict == "collapsed"}
-
-
-def timeline_entropy(order: np.ndarray) -> float:
-    """How far a permutation is from chronological order, in [0, 1].
-
-    The normalised Shannon entropy of its step sizes d_i = order[i+1] - order[i]: 0 when every step is +1
-    (chronological), close to 1 for a random permutation (almost every step size distinct).
-    """
-    order = np.asarray(order)
-    n = order.shape[0]
-    if n < 3:
-        return 0.0
-    _, counts = np.unique(np.diff(order), return_counts=True)
-    p = counts / counts.sum()
-    return float(-(p * np.log(p)).sum() / math.log(n - 1))
-
-
-def mean_run_length(labels_in_order: np.ndarray) -> float:
-    """Mean length of maximal runs of equal consecutive labels."""
-    lab = np.asarray(labels_in_order)
-    if lab.size == 0:
-        return 0.0
-    runs = 1 + int(np.count_nonzero(lab[1:] != lab[:-1]))
-    return lab.size / runs
-
-
-def adjacency_purity(labels: np.ndarray, order: np.ndarray | None = None) -> float:
-    """Share of consecutive pairs (in ``order``; chronological when None) whose labels agree."""
-    lab = np.asarray(labels)
-    if order is not None:
-        lab = lab[np.asarray(order)]
-    if lab.size < 2:
-        return 1.0
-    return float(np.mean(lab[1:] == lab[:-1]))
-
-
-# ---------------------------------------------------------------------- collapse: what to do about it
-# The spec's Failure Modes section, keyed by verdict, so the app and the CLI say the same thing.
-COLLAPSE_MITIGATIONS = {
-    "healthy": ["Latents are spread over the sphere: no action needed."],
-    "collapsing": [
-        "Increase encoder.entropy_weight (TER lambda) so batch entropy stays near its target.",
-        "Decrease encoder.temperature (sharper InfoNCE) or raise optim.batch_size for more negatives.",
-        "Watch the next epochs: mean pairwise cosine rising towards 0.9 means collapse is under way.",
-    ],
-    "collapsed": [
-        "Re-fit with a larger encoder.entropy_weight (TER lambda) relative to the InfoNCE temperature.",
-        "Decrease encoder.temperature and increase optim.batch_size.",
-        "Expect regime_confidence uniformly near 1 and every live window routed to the same neighbours "
-        "until then: do not trust the pseudo-timeline of a collapsed model.",
-    ],
-}
-
-
-def pairwise_similarities(z: np.ndarray, max_pairs: int = 50_000, seed: int = 0) -> np.ndarray:
-    """Cosines of distinct pairs of rows of z (N, D), for a similarity histogram.
-
-    All N (N - 1) / 2 pairs when that is at most ``max_pairs``, else ``max_pairs`` pairs drawn uniformly
-    (i != j) with an explicit seed, so the histogram costs O(max_pairs * D) for any N.
-    """
-    z = np.asarray(z, dtype=np.float64)
-    n = z.shape[0]
-    if n < 2:
-        return np.empty(0)
-    z = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
-    if n * (n - 1) // 2 <= max_pairs:
-        i, j = np.triu_indices(n, k=1)
-    else:
-        rng = np.random.default_rng(seed)
-        i = rng.integers(0, n, max_pairs)
-        j = (i + rng.integers(1, n, max_pairs)) % n  # never equal to i
-    return np.einsum("md,md->m", z[i], z[j])
-
-
-def collapse_curves(history: list[dict]) -> dict[str, np.ndarray]:
-    """Per-epoch encoder curves from ``engine.history``: epoch, entropy, entropy_target, mean_cos, eff_rank,
-    loss and verdict (missing values as NaN / ''), one entry per encoder epoch."""
-    rows = [h for h in history if h.get("stage", "encoder") == "encoder"]
-    out: dict[str, np.ndarray] = {"epoch": np.array([int(h.get("epoch", i + 1)) for i, h in enumerate(rows)])}
-    for k in ("entropy", "entropy_target", "mean_cos", "eff_rank", "loss", "infonce", "ter", "lcr"):
-        out[k] = np.array([float(h.get(k, np.nan)) for h in rows])
-    out["verdict"] = np.array([str(h.get("verdict", "")) for h in rows])
-    return out
-
-
-# ---------------------------------------------------------------------- drift
 # A window whose MMD^2 against the training latents exceeds the permutation (1 - alpha) quantile is flagged;
 # drift "persists" when at least this share of the most recent windows is flagged.
 DRIFT_PERSIST_SHARE = 0.5
@@ -156,18 +27,17 @@ DRIFT_ACTIONS = {
 }
 
 
-def _unit(z: np.ndarray) -> np.ndarray:
-    z = np.asarray(z, dtype=np.float64)
-    if z.ndim != 2 or z.shape[0] == 0:
-        raise ValueError(f"latents must be a non-empty (N, D) array, got shape {z.shape}")
-    return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+def _unit_pair(ref: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Training latents ref (N, D) and new latents z (M, D) as unit rows of the same width, else DataError."""
+    ref, z = unit_latents(ref, "reference latents"), unit_latents(z, "latents")
+    if ref.shape[1] != z.shape[1]:
+        raise DataError(f"latent sizes differ: reference has D={ref.shape[1]}, new data D={z.shape[1]}")
+    return ref, z
 
 
 def centroid_distance(ref: np.ndarray, z: np.ndarray) -> np.ndarray:
     """Euclidean distance of each row of z (M, D) to the mean of the training latents ref (N, D): (M,)."""
-    ref, z = _unit(ref), _unit(z)
-    if ref.shape[1] != z.shape[1]:
-        raise ValueError(f"latent sizes differ: reference has D={ref.shape[1]}, new data D={z.shape[1]}")
+    ref, z = _unit_pair(ref, z)
     return np.linalg.norm(z - ref.mean(axis=0), axis=1)
 
 
@@ -197,7 +67,7 @@ def mmd2(x: np.ndarray, y: np.ndarray, bandwidth: float | None = None) -> float:
     0 for identical samples, grows with the difference of the two distributions. The bandwidth defaults to
     the median heuristic on x (the reference), so one reference gives one scale for every window.
     """
-    x, y = _unit(x), _unit(y)
+    x, y = unit_latents(x, "reference latents"), unit_latents(y, "latents")
     bw = median_bandwidth(x) if bandwidth is None else float(bandwidth)
     n, m = len(x), len(y)
     return float(_rbf(x, x, bw).sum() / n ** 2 + _rbf(y, y, bw).sum() / m ** 2 - 2 * _rbf(x, y, bw).sum() / (n * m))
@@ -211,13 +81,11 @@ def mmd_test(ref: np.ndarray, z: np.ndarray, n_perm: int = 200, alpha: float = 0
     M; ``threshold`` is its (1 - alpha) quantile and ``drift`` is ``mmd2 > threshold``. All permutations are
     scored with one kernel matrix of the pooled sample ((N+M)^2 memory).
     """
-    ref, z = _unit(ref), _unit(z)
-    if ref.shape[1] != z.shape[1]:
-        raise ValueError(f"latent sizes differ: reference has D={ref.shape[1]}, new data D={z.shape[1]}")
+    ref, z = _unit_pair(ref, z)
     if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+        raise ConfigError(f"alpha must be in (0, 1), got {alpha}")
     if n_perm < 1:
-        raise ValueError(f"n_perm must be >= 1, got {n_perm}")
+        raise ConfigError(f"n_perm must be >= 1, got {n_perm}")
     bw = median_bandwidth(ref) if bandwidth is None else float(bandwidth)
     pooled = np.concatenate([ref, z])
     n, m = len(ref), len(z)
@@ -237,7 +105,7 @@ def neighbour_age(query_ticks: np.ndarray, neighbour_ticks: np.ndarray) -> np.nd
     q = np.asarray(query_ticks, dtype=np.float64).reshape(-1, 1)
     nb = np.asarray(neighbour_ticks, dtype=np.float64)
     if nb.ndim != 2 or nb.shape[0] != q.shape[0]:
-        raise ValueError(f"neighbour_ticks must be (M={q.shape[0]}, k), got shape {nb.shape}")
+        raise DataError(f"neighbour_ticks must be (M={q.shape[0]}, k), got shape {nb.shape}")
     return q - nb
 
 
@@ -250,7 +118,7 @@ def low_confidence_alert(confidence: np.ndarray, threshold: float, patience: int
     """
     c = np.asarray(confidence, dtype=np.float64).reshape(-1)
     if patience < 1:
-        raise ValueError(f"patience must be >= 1 window, got {patience}")
+        raise ConfigError(f"patience must be >= 1 window, got {patience}")
     below = c < threshold
     # Streak length ending at each index: reset to 0 where confidence is back above the threshold.
     streak = np.zeros(c.size, dtype=np.int64)
@@ -279,19 +147,17 @@ def drift_timeline(ref: np.ndarray, z: np.ndarray, window: int = 8, step: int = 
     end (index of the last row), centroid_dist, centroid_threshold, mmd2, mmd_threshold, drift (bool: either
     statistic above its threshold).
     """
-    ref, z = _unit(ref), _unit(z)
-    if ref.shape[1] != z.shape[1]:
-        raise ValueError(f"latent sizes differ: reference has D={ref.shape[1]}, new data D={z.shape[1]}")
+    ref, z = _unit_pair(ref, z)
     if window < 2:
-        raise ValueError(f"drift window must be >= 2 rows, got {window}")
+        raise ConfigError(f"drift window must be >= 2 rows, got {window}")
     if z.shape[0] < window:
-        raise ValueError(f"need at least window={window} latents for a drift timeline, got {z.shape[0]}")
+        raise DataError(f"need at least window={window} latents for a drift timeline, got {z.shape[0]}")
     if ref.shape[0] < window + 2:
-        raise ValueError(f"need at least window + 2 = {window + 2} training latents, got {ref.shape[0]}")
+        raise DataError(f"need at least window + 2 = {window + 2} training latents, got {ref.shape[0]}")
     if step < 1:
-        raise ValueError(f"step must be >= 1, got {step}")
+        raise ConfigError(f"step must be >= 1, got {step}")
     if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+        raise ConfigError(f"alpha must be in (0, 1), got {alpha}")
     n = ref.shape[0]
     bw = median_bandwidth(ref)
     pooled = np.concatenate([ref, z])

@@ -1,15 +1,100 @@
-"""The one majority-label rule (chronoslib.labels.block_majority): missing labels (NaN, blanks read as NaN,
-negative codes), ties, blocks at given starts, against a brute-force reference; and every user of a per-block
-label (evaluation, synthetic sets, regime views, the replay's neighbour table) agrees with it."""
+"""Metrics on constructed cases, against brute-force or hand computations: collapse statistics, timeline
+quality (entropy, run length, purity, timeline_merit), agreement (ARI / NMI) and the one majority-label rule
+(``metrics.block_majority``: missing labels are NaN, blanks read as NaN or negative codes; ties; blocks at given
+starts), with every user of a per-block label (evaluation, synthetic sets, regime views, the replay's neighbour
+table) agreeing with it."""
 import math
 
 import numpy as np
 import pytest
 
+from chronoslib import metrics
 from chronoslib.errors import ConfigError, DataError
-from chronoslib.labels import block_majority
+from chronoslib.metrics import block_majority
+from chronoslib.router import path_cost
 
 
+def _unit_rows(x):
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_identical_vectors_are_flagged_collapsed():
+    z = np.tile(_unit_rows(np.random.default_rng(0).standard_normal((1, 16))), (50, 1))
+    s = metrics.collapse_stats(z)
+    assert s["collapsed"] and s["verdict"] == "collapsed"
+    assert s["mean_cos"] == pytest.approx(1.0)
+    assert s["eff_rank"] == pytest.approx(1.0)
+
+
+def test_random_unit_vectors_are_healthy():
+    z = _unit_rows(np.random.default_rng(1).standard_normal((200, 16)))
+    s = metrics.collapse_stats(z)
+    assert s["verdict"] == "healthy" and not s["collapsed"]
+    assert abs(s["mean_cos"]) < 0.05
+    assert s["eff_rank"] > 12
+
+
+def test_pairwise_similarities_match_brute_force_and_sample_when_large():
+    z = np.random.default_rng(2).standard_normal((30, 5))
+    zn = _unit_rows(z)
+    brute = [zn[i] @ zn[j] for i in range(30) for j in range(i + 1, 30)]
+    np.testing.assert_allclose(np.sort(metrics.pairwise_similarities(z)), np.sort(brute), atol=1e-12)
+    sampled = metrics.pairwise_similarities(z, max_pairs=100, seed=3)
+    assert sampled.shape == (100,) and np.all(sampled < 1 - 1e-9)  # never a row paired with itself
+    assert metrics.pairwise_similarities(z[:1]).size == 0
+
+
+def test_collapse_curves_keep_encoder_epochs_only():
+    hist = [{"stage": "encoder", "epoch": 1, "entropy": 1.0, "entropy_target": 1.5, "mean_cos": 0.2, "eff_rank": 5.0,
+             "verdict": "healthy"},
+            {"stage": "encoder", "epoch": 2, "entropy": 0.5, "entropy_target": 1.5, "mean_cos": 0.95, "eff_rank": 1.1,
+             "verdict": "collapsed"},
+            {"stage": "predictor", "epoch": 1, "loss": 0.3}]
+    c = metrics.collapse_curves(hist)
+    assert c["epoch"].tolist() == [1, 2]
+    assert c["mean_cos"].tolist() == [0.2, 0.95]
+    assert c["verdict"].tolist() == ["healthy", "collapsed"]
+    assert np.isnan(c["ter"]).all()
+    assert set(metrics.COLLAPSE_MITIGATIONS) == {"healthy", "collapsing", "collapsed"}
+
+
+# ---------------------------------------------------------------------- timeline quality and agreement
+def _groups(sizes=(20, 25, 15), d=8, spread=0.08, seed=0):
+    """Unit vectors in len(sizes) tight groups around orthogonal directions, interleaved in time."""
+    rng = np.random.default_rng(seed)
+    truth = np.concatenate([np.full(s, g) for g, s in enumerate(sizes)])
+    truth = truth[rng.permutation(len(truth))]
+    x = np.eye(d)[truth] + spread * rng.standard_normal((len(truth), d))
+    return x / np.linalg.norm(x, axis=1, keepdims=True), truth
+
+
+def test_timeline_merit_reuses_the_library_metrics():
+    z, truth = _groups(seed=8)
+    order = np.argsort(truth, kind="stable")           # an order that groups the labels perfectly
+    m = metrics.timeline_merit(z, order, truth)
+    assert m["path_cost_chrono"] == pytest.approx(path_cost(z))
+    assert m["path_cost_pseudo"] == pytest.approx(path_cost(z, order))
+    assert m["timeline_entropy"] == pytest.approx(metrics.timeline_entropy(order))
+    assert m["run_pseudo"] == pytest.approx(20.0) and m["purity_pseudo"] == pytest.approx(57 / 59)
+    assert m["run_chrono"] < m["run_pseudo"] and m["path_cost_ratio"] < 1
+    assert "run_chrono" not in metrics.timeline_merit(z, order)
+
+
+def test_agreement_matches_a_hand_computed_adjusted_rand_index():
+    truth = np.array([0, 0, 0, 1, 1, 1])
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    # Contingency [[2,1,0],[0,1,2]]: sum C(n_ij,2) = 1+0+0+0+0+1 = 2; rows C(3,2)*2 = 6; cols C(2,2)*3 = 3; C(6,2) = 15.
+    expected = 15.0
+    exp_idx = 6 * 3 / expected
+    ari = (2 - exp_idx) / (0.5 * (6 + 3) - exp_idx)
+    out = metrics.agreement(labels, truth)
+    assert out["ari"] == pytest.approx(ari)
+    assert metrics.agreement(1 - truth, truth) == pytest.approx({"ari": 1.0, "nmi": 1.0})
+    with pytest.raises(DataError, match="same shape"):
+        metrics.agreement(labels[:5], truth)
+
+
+# ---------------------------------------------------------------------- majority label per block
 def _brute_rows(rows, bl):
     maj, share = [], []
     for r in rows:
@@ -52,7 +137,7 @@ def test_replay_block_regimes_keep_truth_when_labels_have_missing_values(small_e
 
 
 def test_one_majority_rule_serves_synthetic_sets_regime_views_and_blocks_at_given_starts():
-    from chronoslib.labels import block_majority as one
+    from chronoslib.metrics import block_majority as one
     from chronoslib.synthetic import block_labels
 
     lab = np.array([2, 2, 0, -1, 1, 1, 1, 1, -1, -1, -1, -1], dtype=float)
