@@ -138,7 +138,7 @@ class ChronosDefragEngine:
             with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's global RNG
                 torch.manual_seed(cfg.seed)
                 encoder = RegimeEncoder(cfg.encoder).to(dev)
-                predictor = TemporalPredictor(cfg.predictor).to(dev)
+                predictor = TemporalPredictor(cfg.predictor, cfg.encoder.latent_dim).to(dev)
 
         train_encoder(encoder, blocks, cfg, gen, history, progress)
         encoder = encoder.cpu().eval()

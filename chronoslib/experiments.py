@@ -246,8 +246,7 @@ def _seed_run(features: np.ndarray, split: int, labels: np.ndarray | None, price
     from .engine import ChronosDefragEngine
 
     L = cfg.encoder.block_len
-    c = cfg.copy()
-    c.seed, c.optim.predictor_epochs = seed, 0           # the engine's own predictor is not used here
+    c = cfg.with_overrides(seed=seed, predictor_epochs=0)   # the engine's own predictor is not used here
     n_fit = (split // L) * L        # whole blocks only: the split % L ticks before the held-out span go unused
     eng = ChronosDefragEngine(c).fit(features[:n_fit])
     report("encoder")
@@ -264,9 +263,8 @@ def _seed_run(features: np.ndarray, split: int, labels: np.ndarray | None, price
     orders = arm_orders(eng.pseudo_timeline, np.random.default_rng(seed))
     with torch.random.fork_rng(devices=[]):   # one seeded init shared by all arms, global RNG untouched
         torch.manual_seed(seed)
-        init = TemporalPredictor(cfg.predictor)
-    pcfg = cfg.copy()
-    pcfg.optim.predictor_epochs = predictor_epochs
+        init = TemporalPredictor(cfg.predictor, cfg.encoder.latent_dim)
+    pcfg = cfg.with_overrides(predictor_epochs=predictor_epochs)
     rec: dict[str, Any] = {"seed": seed, "path_cost_ratio": float(eng.fit_summary["path_cost_ratio"]),
                            "orders_head": {a: o[:12].tolist() for a, o in orders.items()},
                            "error": {p: {} for p in PROTOCOLS}, "spearman": {p: {} for p in PROTOCOLS},
@@ -333,13 +331,10 @@ def run_evaluation(features: np.ndarray, split: int, cfg: DefragConfig, *, label
     (its seed is replaced by seed0, seed0 + 1, ...); labels (T,) optional ground truth; prices (T,) optional.
     """
     t0 = time.perf_counter()
-    cfg = cfg.copy()
-    if encoder_epochs is not None:
-        cfg.optim.encoder_epochs = int(encoder_epochs)
+    cfg = cfg.with_overrides(encoder_epochs=None if encoder_epochs is None else int(encoder_epochs))
     pe = cfg.optim.predictor_epochs if predictor_epochs is None else int(predictor_epochs)
     if pe < 1:
         raise ConfigError(f"predictor_epochs must be >= 1 for the evaluation, got {pe}")
-    cfg.validate()
     x = np.asarray(features, dtype=np.float32)
     n_train, n_held = _check_inputs(x, int(split), cfg, seeds)
     if labels is not None:
@@ -465,17 +460,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = DefragConfig()
-    if args.config:
-        cfg = DefragConfig.from_json_file(args.config)
-    if args.block_len is not None:
-        cfg.encoder.block_len = args.block_len
+    base = DefragConfig.from_json_file(args.config) if args.config else DefragConfig()
     ds = load_eval_dataset(args.data, holdout=args.holdout,
                            features=[c.strip() for c in args.features.split(",") if c.strip()],
                            label_col=args.label, price_col=args.price, timestamp_col=args.timestamp,
                            transforms=[c.strip() for c in args.transforms.split(",") if c.strip()],
                            nan_policy=args.nan_policy, sort=args.sort)
-    cfg.encoder.input_dim = int(ds.features.shape[1])
+    cfg = base.with_overrides(block_len=args.block_len, input_dim=int(ds.features.shape[1]))
     seeds, enc_ep, pred_ep = args.seeds, args.epochs, args.predictor_epochs
     if args.quick:
         seeds = min(seeds, QUICK["seeds"])
