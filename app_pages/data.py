@@ -17,6 +17,13 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.lib import session
+from chronoslib.columns import (
+    detect_label_column,
+    detect_price_columns,
+    detect_timestamp_column,
+    feature_columns,
+    numeric_columns,
+)
 from chronoslib.data import (
     SAMPLE_DIR,
     SAMPLE_RECIPES,
@@ -24,11 +31,7 @@ from chronoslib.data import (
     TRANSFORMS,
     Dataset,
     build_dataset,
-    detect_label_column,
-    detect_price_columns,
-    detect_timestamp_column,
     load_sample,
-    numeric_columns,
     read_table,
 )
 from chronoslib.plots_train import series_figure
@@ -66,7 +69,7 @@ def recipe_of(ds: Dataset) -> dict[str, Any]:
 def detected_recipe(df: pd.DataFrame) -> dict[str, Any]:
     """Sensible first choices for a fresh upload: detected timestamp / label, every other numeric column."""
     ts, lab = detect_timestamp_column(df) or "", detect_label_column(df) or ""
-    feats = [c for c in numeric_columns(df) if c not in (ts, lab)]
+    feats = feature_columns(df, exclude=(ts, lab))
     return {"timestamp_col": ts, "label_col": lab, "feature_cols": feats, "transforms": [], "price_col": "",
             "high_col": "", "low_col": "", "volume_col": "", "vol_window": 20, "nan_policy": "refuse",
             "holdout": 0.2, "sort": False}

@@ -22,6 +22,7 @@ import torch
 from . import metrics
 from .blocks import slice_blocks
 from .checkpoint import checkpoint_bytes, read_checkpoint, save_checkpoint
+from .columns import feature_columns, frame_values
 from .config import DefragConfig
 from .encoder import RegimeEncoder
 from .errors import CheckpointError, ConfigError, DataError, LookAheadError, NotFittedError, RegistryEmptyError
@@ -83,19 +84,10 @@ class ChronosDefragEngine:
         names = None  # feature column names, to name the column of a bad value
         if self.cfg.data.transforms and hasattr(data, "columns"):  # raw prices: the recorded feature recipe
             data = raw_features(data, self.cfg.data)               # (T - warmup, F)
-        if hasattr(data, "columns") and hasattr(data, "to_numpy"):  # pandas DataFrame
-            from pandas.api.types import is_numeric_dtype
-
-            cols = self.cfg.data.features or [c for c in data.columns if is_numeric_dtype(data[c])
-                                              and c not in (self.cfg.data.label_col, self.cfg.data.timestamp_col)]
-            missing = [c for c in cols if c not in data.columns]
-            if missing:
-                raise DataError(f"{what}: columns {missing} not found; available: {list(data.columns)}")
-            names = list(cols)
-            try:
-                data = data[cols].to_numpy(dtype=np.float64, na_value=np.nan)
-            except (TypeError, ValueError) as e:
-                raise DataError(f"{what}: feature columns {names} must be numeric ({e})") from None
+        if hasattr(data, "columns") and hasattr(data, "to_numpy"):  # pandas DataFrame: the data layer's columns
+            d = self.cfg.data
+            names = feature_columns(data, d.features, exclude=(d.label_col, d.timestamp_col))
+            data = frame_values(data, names, what)                     # (T, F) float64
         arr = numeric_array(data, what)
         if arr.ndim != 2:
             raise DataError(f"{what} must be 2-D (T ticks, F features), got shape {arr.shape}")

@@ -408,7 +408,7 @@ def load_eval_dataset(source: str, holdout: float = 0.2, features: list[str] | N
     and is kept out of the raw features, which default to the other numeric columns (or to the engineered
     ``transforms`` only, when some are given).
     """
-    from . import data
+    from . import columns, data
 
     if source in data.SAMPLES:
         return data.load_sample(source, holdout=holdout)
@@ -420,12 +420,12 @@ def load_eval_dataset(source: str, holdout: float = 0.2, features: list[str] | N
     cols = [str(c) for c in df.columns]
     if price_col and price_col not in cols:
         raise DataError(f"{source}: price column {price_col!r} not found; available columns: {cols}")
-    price = price_col or data.detect_price_columns(df).get("price")
+    price = price_col or columns.detect_price_columns(df).get("price")
     feats = list(features or [])
     if not feats and not transforms:
-        ts = timestamp_col or data.detect_timestamp_column(df)
-        lab = label_col or data.detect_label_column(df)
-        feats = [c for c in data.numeric_columns(df) if c not in (ts, lab, price)]
+        ts = timestamp_col or columns.detect_timestamp_column(df)
+        lab = label_col or columns.detect_label_column(df)
+        feats = columns.feature_columns(df, exclude=(ts, lab, price))
         if not feats:
             raise DataError(f"{source}: no numeric feature column besides the timestamp, label and price "
                             f"({price!r}); columns: {cols}. Name features with --features or use --transforms")

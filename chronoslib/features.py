@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .columns import feature_columns, frame_values
 from .errors import DataError
 
 # name -> one-line description (names are stable: they are stored in checkpoints).
@@ -135,11 +136,6 @@ def engineer(sources: Mapping[str, np.ndarray], transforms: Sequence[str], vol_w
     return np.stack(cols, axis=1)                # (T - w, K)
 
 
-def feature_names(transforms: Sequence[str], passthrough: Sequence[str]) -> list[str]:
-    """Model feature names: engineered ones first, then passthrough columns."""
-    return [*transforms, *passthrough]
-
-
 def source_columns(data_cfg: Any) -> list[str]:
     """Raw columns a live window must carry, in the order an array window must use: price, high, low, volume
     (those the transforms need), then the passthrough feature columns."""
@@ -158,16 +154,9 @@ def raw_features(raw: Any, data_cfg: Any) -> np.ndarray:
     vw = int(getattr(data_cfg, "vol_window", DEFAULT_VOL_WINDOW))
     w = warmup_ticks(transforms, vw)
     cols = source_columns(data_cfg)
-    is_frame = hasattr(raw, "columns") and hasattr(raw, "to_numpy")
-    if is_frame and not cols:  # raw passthrough of "all numeric columns": same choice as at training time
-        skip = {data_cfg.timestamp_col, data_cfg.label_col}
-        cols = [c for c in raw.columns if c not in skip and np.issubdtype(raw[c].dtype, np.number)]
-    if is_frame:
-        missing = [c for c in cols if c not in raw.columns]
-        if missing:
-            raise DataError(f"raw data lacks column(s) {missing}; the model was trained on {cols}")
-        arr = np.column_stack([np.asarray(raw[c].to_numpy(dtype=np.float64, na_value=np.nan)) for c in cols]) \
-            if cols else np.empty((len(raw), 0))
+    if hasattr(raw, "columns") and hasattr(raw, "to_numpy"):  # a DataFrame: the data layer's column choice
+        cols = feature_columns(raw, cols, exclude=(data_cfg.timestamp_col, data_cfg.label_col))
+        arr = frame_values(raw, cols, "raw data")                                           # (T, len(cols))
     else:
         arr = np.asarray(raw.detach().cpu().numpy() if hasattr(raw, "detach") else raw)
         if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):

@@ -13,6 +13,7 @@ import torch
 
 from chronoslib import ChronosDefragEngine, DataError, NotEnoughBlocksError
 from chronoslib.cli import main as cli_main
+from chronoslib.columns import detect_timestamp_column
 from chronoslib.data import (
     SAMPLES,
     TRANSFORMS,
@@ -26,12 +27,8 @@ from chronoslib.data import (
     TimestampError,
     UnreadableFileError,
     build_dataset,
-    detect_label_column,
-    detect_price_columns,
-    detect_timestamp_column,
     load_for_training,
     load_sample,
-    numeric_columns,
     read_table,
 )
 from chronoslib.features import live_window, source_columns, warmup_ticks
@@ -294,7 +291,7 @@ def test_raw_passthrough_keeps_values_unchanged_and_excludes_timestamp_and_label
     assert ds.config.transforms == [] and ds.row_offset == 0
 
 
-# ------------------------------------------------------------------------------------------------ split, detection
+# ------------------------------------------------------------------------------------------------ split, order
 def test_split_is_by_time_and_never_shuffled():
     df = _ohlcv(250)
     ds = build_dataset(df, "x", holdout=0.2)
@@ -311,18 +308,6 @@ def test_sort_true_sorts_disordered_rows_and_says_so():
     ds = build_dataset(shuffled, "x", sort=True, holdout=0.0)
     np.testing.assert_array_equal(ds.features, df[ds.feature_names].to_numpy(np.float32))
     assert any("sorted rows" in n for n in ds.notes)
-
-
-def test_column_detection():
-    df = _ohlcv(30)
-    assert detect_timestamp_column(df) == "timestamp"
-    text = pd.DataFrame({"when": df["timestamp"].astype(str), "x": np.arange(30.0)})
-    assert detect_timestamp_column(text) == "when"
-    assert detect_timestamp_column(pd.DataFrame({"x": np.arange(5.0), "y": list("abcde")})) is None
-    assert detect_label_column(df) == "regime"
-    assert detect_price_columns(df) == {"price": "Close", "high": "High", "low": "Low", "volume": "Volume"}
-    mixed = pd.DataFrame({"a": [1.0, 2.0], "b": ["x", "y"], "c": [True, False], "d": ["1", "2"]})
-    assert numeric_columns(mixed) == ["a", "d"]
 
 
 # ------------------------------------------------------------------------------------------------ samples, recipe
