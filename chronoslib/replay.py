@@ -14,7 +14,6 @@ the engine's ``train_end_tick`` (the anti-look-ahead check in ``predict_live`` m
 from __future__ import annotations
 
 import copy
-import io
 import os
 from dataclasses import dataclass, replace
 from typing import Any
@@ -25,6 +24,7 @@ import pandas as pd
 from . import drift
 from .errors import DataError, NotFittedError
 from .metrics import block_majority
+from .readers import MAX_FILE_BYTES, MAX_ROWS, read_table
 
 
 @dataclass
@@ -58,8 +58,12 @@ def heldout_source(dataset: Any, engine: Any) -> ReplaySource:
 
 
 def load_continuation(file: Any, feature_names: list[str], start_tick: int, name: str | None = None,
-                      data_cfg: Any = None) -> ReplaySource:
+                      data_cfg: Any = None, *, max_bytes: int | None = MAX_FILE_BYTES,
+                      max_rows: int | None = MAX_ROWS) -> ReplaySource:
     """An uploaded continuation (CSV or Parquet path / file object) with the model's feature columns.
+
+    Read by ``readers.read_table`` like any other table (delimiter sniffing, decimal commas, the interactive
+    size limits ``max_bytes`` / ``max_rows``, its errors for empty or unreadable files).
 
     When ``data_cfg`` (the model's ``cfg.data``) records engineered features (``transforms``), the file must
     carry the raw source columns instead and the same recipe is applied (``features.raw_features``; its warm-up
@@ -67,15 +71,13 @@ def load_continuation(file: Any, feature_names: list[str], start_tick: int, name
     timestamp, ``regime`` / ``label`` (ground truth). Errors name the missing columns, the first bad row and the
     expected feature list.
     """
-    fname = name or getattr(file, "name", None) or (file if isinstance(file, str) else "upload")
-    try:
-        if str(fname).lower().endswith((".parquet", ".pq")):
-            df = pd.read_parquet(file if isinstance(file, str) else io.BytesIO(file.read()))
-        else:
-            df = pd.read_csv(file)
-    except (ValueError, OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{os.path.basename(str(fname))}: cannot read the file ({str(exc).splitlines()[0]})") from exc
+    path = os.fspath(file) if isinstance(file, (str, os.PathLike)) else None
+    fname = name or getattr(file, "name", None) or path or "upload"
     short = os.path.basename(str(fname))
+    try:
+        df = read_table(file, name=short, max_bytes=max_bytes, max_rows=max_rows)
+    except OSError as exc:      # a path that is gone or unreadable; read_table's own errors are DataErrors
+        raise DataError(f"{short}: cannot read the file ({exc})") from exc
     if data_cfg is not None and list(getattr(data_cfg, "transforms", []) or []):
         from .features import raw_features
 
@@ -272,9 +274,6 @@ class ReplaySession:
             self.position += 1
             done += 1
         return done
-
-    def run_all(self) -> None:
-        self.step(self.n_windows)
 
     # ------------------------------------------------------------------ views
     def current(self) -> int:

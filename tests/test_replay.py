@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from chronoslib import Registry
-from chronoslib.errors import DataError, RegistryEmptyError
+from chronoslib.errors import DataError, EmptyFileError, FileTooLargeError, RegistryEmptyError
 from chronoslib.regimes import block_confidence
 from chronoslib.replay import (
     ReplaySession,
@@ -50,7 +50,7 @@ def test_stepping_reproduces_predict_live_window_by_window(live):
         assert rs.neighbour_ids[i].tolist() == p.neighbour_indices
         np.testing.assert_allclose(rs.neighbour_weights[i], p.neighbour_weights, atol=1e-6)
         assert rs.tick(i) == src.start_tick + s
-    rs.run_all()
+    rs.step(rs.n_windows)
     assert rs.done and rs.step(5) == 0
     assert np.isfinite(rs.confidence).all() and (rs.confidence <= 1).all()
     rs.rewind(2)
@@ -63,7 +63,7 @@ def test_frozen_registry_is_untouched_and_online_registry_grows_per_complete_blo
     eng, src = live
     count, latents = len(eng.registry), eng.registry.latents.clone()
     rs = ReplaySession(eng, src, stride=8, online=True, forgetting=0.9)
-    rs.run_all()
+    rs.step(rs.n_windows)
     assert len(eng.registry) == count and torch.equal(eng.registry.latents, latents)
     appended = len(rs.online_engine.registry) - count
     assert appended == len(range(0, len(src.features) - 16 + 1, 16))   # one per non-overlapping block
@@ -128,7 +128,7 @@ def test_batch_analysis_matches_stepping_at_block_stride(live):
     eng, src = live
     an = batch_analysis(eng, src)
     rs = ReplaySession(eng, src, stride=16)
-    rs.run_all()
+    rs.step(rs.n_windows)
     np.testing.assert_allclose(an["confidence"], rs.confidence, atol=1e-5)
     np.testing.assert_array_equal(an["neighbour_ids"], rs.neighbour_ids)
     np.testing.assert_allclose(an["latent"], rs.latents, atol=1e-5)
@@ -159,6 +159,21 @@ def test_uploaded_continuation_is_validated_with_named_columns():
         load_continuation(io.StringIO("f0,x\n1,2\n"), ["f0", "f1"], 0, name="c.csv")
     with pytest.raises(DataError, match="first at row 1, column 'f1'"):
         load_continuation(io.StringIO("f0,f1\n1,2\n3,\n"), ["f0", "f1"], 0, name="c.csv")
+
+
+def test_a_continuation_is_read_like_any_table_with_the_readers_delimiters_and_limits(tmp_path):
+    eu = "f0;f1;price\n1,5;2;100\n3;4,25;101\n"          # semicolons with decimal commas
+    src = load_continuation(io.StringIO(eu), ["f0", "f1"], 0, name="eu.csv")
+    assert src.features.tolist() == [[1.5, 2.0], [3.0, 4.25]] and src.prices.tolist() == [100, 101]
+    path = tmp_path / "long.csv"
+    path.write_text("f0,f1\n" + "1,2\n" * 3)
+    assert load_continuation(str(path), ["f0", "f1"], 0).name == "long.csv"
+    with pytest.raises(FileTooLargeError, match="long.csv has more than 2 rows, the limit for loading here"):
+        load_continuation(str(path), ["f0", "f1"], 0, max_rows=2)
+    with pytest.raises(EmptyFileError, match="empty.csv is empty"):
+        load_continuation(io.BytesIO(b""), ["f0", "f1"], 0, name="empty.csv")
+    with pytest.raises(DataError, match="gone.csv: cannot read the file"):
+        load_continuation(str(tmp_path / "gone.csv"), ["f0", "f1"], 0)
 
 
 def test_continuation_with_engineered_features_applies_the_models_recipe():
