@@ -123,12 +123,6 @@ class RegimeEncoder(nn.Module):
         """Unit latents (B, D) -> unit projections (B, P) for InfoNCE."""
         return F.normalize(self.proj_head(z), dim=1)
 
-    def temporal_entropy_reg(self, z: torch.Tensor) -> torch.Tensor:
-        """The spec's name for TER; see ``losses.temporal_entropy_reg``."""
-        from .losses import temporal_entropy_reg
-
-        return temporal_entropy_reg(z)[0]
-
 
 def jitter(x: torch.Tensor, std: float, gen: torch.Generator) -> torch.Tensor:
     """Add N(0, std^2) noise: (B, L, F) -> (B, L, F)."""

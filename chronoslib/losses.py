@@ -3,10 +3,10 @@
 Nothing here holds state or knows about the encoder; each function documents its shapes and returns a
 scalar tensor that carries gradient to its inputs.
 
-TER deviates from the spec's letter (see README, "Where we deviate"): the spec's row-softmax entropy of raw
-cosines is always above its target (the hinge never acts) and is *maximal* for a collapsed batch. We use the
-spectral entropy of the batch's latents instead, which is 0 for a collapsed batch and log(min(B, D)) for an
-isotropic one, with the hinge ``max(0, 0.5 * log(min(B, D)) - H)``.
+TER deviates from the spec's letter (see docs/deviations.md; ``tests/test_losses.py`` computes the literal
+statistic): the spec's row-softmax entropy of raw cosines is always above its target (the hinge never acts) and
+is *maximal* for a collapsed batch. We use the spectral entropy of the batch's latents instead, which is 0 for a
+collapsed batch and log(min(B, D)) for an isotropic one, with the hinge ``max(0, 0.5 * log(min(B, D)) - H)``.
 """
 
 from __future__ import annotations
@@ -73,9 +73,3 @@ def latent_continuity_reg(z_prev: torch.Tensor, z_next: torch.Tensor) -> torch.T
     if z_prev.shape[0] == 0:
         return z_prev.sum() * 0.0
     return (z_next - z_prev).pow(2).sum(dim=1).mean()
-
-
-def spec_row_entropy(z: torch.Tensor) -> torch.Tensor:
-    """The spec's literal TER statistic (mean row entropy of softmax(z z^T)), kept to document why it fails."""
-    p = torch.softmax(z @ z.T, dim=1)
-    return -(p * torch.log(p.clamp_min(1e-12))).sum(dim=1).mean()
