@@ -50,3 +50,16 @@ def slice_blocks(data: Any, block_len: int, min_blocks: int = MIN_BLOCKS) -> Sli
     blocks = data[:used].reshape(n, block_len, data.shape[1])
     starts = np.arange(n, dtype=np.int64) * block_len
     return SlicedBlocks(blocks=blocks, starts=starts, trailing=t - used)
+
+
+def blocks_end(starts: Any, block_len: int) -> int:
+    """One past the last tick the blocks starting at ``starts`` (N,) cover; 0 for no blocks.
+
+    Blocks "fit" a series of T ticks when ``blocks_end(starts, block_len) <= T``: the one check of whether a
+    model's training blocks line up with the dataset they are shown or labelled with.
+
+    >>> blocks_end(np.array([0, 16, 32]), 16)
+    48
+    """
+    s = np.asarray(starts, dtype=np.int64)
+    return int(s.max()) + int(block_len) if s.size else 0

@@ -314,6 +314,22 @@ def _price_series(df: pd.DataFrame, values: dict[str, np.ndarray], price_col: st
     return (values[price_col] if price_col in values else numeric_values(df[price_col], price_col, "ffill")[0])[off:]
 
 
+def with_chart_price(ds: Dataset) -> Dataset:
+    """``ds`` with a price series for charts when it has none but a column of its table is named like a price
+    (no transform reads it, so it is no feature); ``ds`` itself when there is none or it is not numeric.
+
+    The price is read as ``build_dataset(..., price_col=that column)`` reads it (forward-filled, aligned with
+    the feature rows) and recorded in ``config.price_col``, so a replayed continuation charts it too.
+    """
+    if ds.prices is not None or not (found := detect_price_columns(ds.frame).get("price")):
+        return ds
+    try:
+        prices = _price_series(ds.frame, {}, found, ds.row_offset)
+    except DataError:   # unusable cells: keep the dataset without a chart price
+        return ds
+    return dataclasses.replace(ds, prices=prices, config=dataclasses.replace(ds.config, price_col=found))
+
+
 # ---------------------------------------------------------------------------------------------------- entry points
 def load_sample(name: str, holdout: float = 0.2) -> Dataset:
     """One of ``SAMPLES`` by display name, turned into features by its recipe in ``SAMPLE_RECIPES``."""

@@ -1,9 +1,11 @@
 """Live-latency measurement shared by the benchmark command and the app's latency panel.
 
 ``measure_live_latency`` calls ``engine.predict_live`` repeatedly (after a warm-up that is excluded, as in the
-spec's benchmark) and summarises wall time per call and per stage, including the per-call remainder that no
+reference benchmark) and summarises wall time per call and per stage, including the per-call remainder that no
 stage accounts for ("overhead"). ``compare`` turns a measured figure and a reference figure into an honest
 delta (worse is always shown as worse) and ``busy_reasons`` says why a measurement on this server may be slow.
+``span_windows`` cuts the live windows a measurement cycles over from a span of ticks, and
+``measure_batch_throughput`` times one batched ``predict_batch`` call over them for comparison.
 """
 
 from __future__ import annotations
@@ -53,6 +55,22 @@ def measure_live_latency(engine: Any, windows: np.ndarray, n_calls: int = 500, w
         "samples_ms": samples.tolist(), "stage_ms": {k: float(np.median(v)) for k, v in stages.items()},
         "overhead_ms": float(np.median(overhead)),
     }
+
+
+def span_windows(features: np.ndarray, block_len: int, max_windows: int = 256) -> np.ndarray:
+    """Up to ``max_windows`` live windows (M, block_len, F) from a span (T, F), block_len // 4 ticks apart."""
+    from .replay import window_starts
+
+    starts = window_starts(int(np.asarray(features).shape[0]), block_len, max(1, block_len // 4))
+    return np.stack([features[s:s + block_len] for s in starts[:max_windows]])
+
+
+def measure_batch_throughput(engine: Any, windows: np.ndarray, timestamp: float) -> dict[str, Any]:
+    """Windows per second of one ``engine.predict_batch`` call over windows (M, L, F) queried at ``timestamp``."""
+    w = np.asarray(windows, dtype=np.float32)
+    t0 = time.perf_counter()
+    engine.predict_batch(w, timestamp=float(timestamp))
+    return {"batch_windows": int(len(w)), "batch_windows_per_s": len(w) / (time.perf_counter() - t0)}
 
 
 def stages_with_overhead(stage_ms: dict[str, float], overhead_ms: float) -> dict[str, float]:

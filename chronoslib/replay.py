@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from . import drift
+from .blocks import blocks_end
 from .errors import DataError, NotFittedError
 from .metrics import block_majority
 from .readers import MAX_FILE_BYTES, MAX_ROWS, read_table
@@ -134,6 +135,25 @@ def with_structural_break(source: ReplaySource, at: float = 0.5, vol_scale: floa
                    features=x)
 
 
+SOURCES = {"heldout": "Held-out span", "break": "Held-out span with a simulated structural break",
+           "upload": "Uploaded continuation"}   # what can be replayed (or checked for drift), by kind
+
+
+def build_source(kind: str, dataset: Any, engine: Any, upload: Any = None, break_at: float = 0.5,
+                 break_vol: float = 1.5, break_offset: float = 1.0) -> ReplaySource:
+    """The ``ReplaySource`` of one of ``SOURCES``: the dataset's held-out span, that span with a simulated
+    structural break (``with_structural_break``), or an uploaded continuation file (``load_continuation``)."""
+    if kind not in SOURCES:
+        raise DataError(f"replay source must be one of {list(SOURCES)}, got {kind!r}")
+    if kind == "upload":
+        if upload is None:
+            raise DataError("upload a CSV or Parquet file with the model's feature columns "
+                            f"({', '.join(dataset.feature_names)}) to replay it")
+        return load_continuation(upload, dataset.feature_names, engine.train_end_tick, data_cfg=engine.cfg.data)
+    src = heldout_source(dataset, engine)
+    return with_structural_break(src, break_at, break_vol, break_offset) if kind == "break" else src
+
+
 def window_starts(n_ticks: int, block_len: int, stride: int) -> np.ndarray:
     """Start ticks (relative) of every complete window of ``block_len`` ticks, ``stride`` apart: (M,)."""
     if stride < 1:
@@ -155,7 +175,7 @@ def block_regimes(engine: Any, dataset: Any = None, k: int | None = None) -> dic
     z = np.asarray(engine.block_latents)
     starts = np.asarray(engine.block_starts, dtype=np.int64)
     bl = int(engine.cfg.encoder.block_len)
-    aligned = dataset is not None and starts.size > 0 and int(starts.max()) + bl <= dataset.features.shape[0]
+    aligned = dataset is not None and starts.size > 0 and blocks_end(starts, bl) <= dataset.features.shape[0]
     vol = None
     if aligned:
         vol = block_volatility(reference_series(dataset.prices, dataset.features)[0], starts, bl)

@@ -31,3 +31,11 @@ def test_fewer_than_four_blocks_is_the_spec_error():
 def test_non_2d_input_is_refused():
     with pytest.raises(DataError, match="2-D"):
         slice_blocks(np.zeros(300), 64)
+
+
+def test_blocks_end_is_one_past_the_last_covered_tick():
+    from chronoslib.blocks import blocks_end
+
+    assert blocks_end(np.array([0, 16, 32]), 16) == 48
+    assert blocks_end(np.array([32, 0]), 8) == 40
+    assert blocks_end(np.array([], dtype=np.int64), 16) == 0

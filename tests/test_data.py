@@ -522,3 +522,19 @@ def test_rows_ending_with_a_delimiter_keep_their_columns_in_place():
     # Without index_col=False pandas took the first column as the index and shifted every column left by one.
     df = read_table(b"a,b\n1,2,\n3,4,\n", name="trailing.csv")
     assert list(df.columns) == ["a", "b"] and df["a"].tolist() == [1, 3] and df["b"].tolist() == [2, 4]
+
+
+def test_with_chart_price_attaches_a_price_named_column_that_no_transform_reads():
+    from chronoslib.data import with_chart_price
+
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({"a": rng.standard_normal(50), "b": rng.standard_normal(50),
+                       "close": 100 + np.cumsum(rng.standard_normal(50))})
+    ds = build_dataset(df, "x", timestamp_col="", feature_cols=["a", "b"], holdout=0.0)
+    assert ds.prices is None
+    charted = with_chart_price(ds)
+    np.testing.assert_allclose(charted.prices, df["close"].to_numpy())
+    assert charted.config.price_col == "close" and np.array_equal(charted.features, ds.features)
+    assert with_chart_price(charted) is charted                    # it has a price already
+    plain = build_dataset(df.drop(columns=["close"]), "y", timestamp_col="", holdout=0.0)
+    assert with_chart_price(plain) is plain                        # nothing named like a price

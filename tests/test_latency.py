@@ -2,7 +2,14 @@
 
 import numpy as np
 
-from chronoslib.latency import busy_reasons, compare, measure_live_latency, stages_with_overhead
+from chronoslib.latency import (
+    busy_reasons,
+    compare,
+    measure_batch_throughput,
+    measure_live_latency,
+    span_windows,
+    stages_with_overhead,
+)
 
 
 class _Pred:
@@ -15,6 +22,9 @@ class _FakeEngine:
 
     def predict_live(self, w, timestamp=None):
         return _Pred(3.0, {"encode": 1.0, "query": 0.5})
+
+    def predict_batch(self, windows, timestamp=None):
+        self.batch = (windows.shape, timestamp)
 
 
 def test_a_worse_qps_is_a_negative_delta_coloured_normally_so_it_shows_red_and_down():
@@ -50,3 +60,18 @@ def test_busy_reasons_name_the_load_and_the_background_jobs():
     assert busy_reasons(load1=3.0, cpus=2) == ["load average 3.00 on 2 CPU cores"]
     r = busy_reasons(load1=0.0, cpus=2, umap_warming=True, training=True)
     assert len(r) == 2 and "UMAP" in r[0] and "training" in r[1]
+
+
+def test_span_windows_cuts_windows_a_quarter_block_apart_up_to_the_cap():
+    x = np.arange(100 * 2, dtype=np.float32).reshape(100, 2)
+    w = span_windows(x, 16)
+    assert w.shape == (22, 16, 2)                      # starts 0, 4, ..., 84
+    assert np.array_equal(w[1], x[4:20])
+    assert span_windows(x, 16, max_windows=5).shape == (5, 16, 2)
+
+
+def test_batch_throughput_times_one_predict_batch_call_at_the_given_tick():
+    eng = _FakeEngine()
+    res = measure_batch_throughput(eng, np.zeros((7, 16, 2)), timestamp=900)
+    assert res["batch_windows"] == 7 and res["batch_windows_per_s"] > 0
+    assert eng.batch == ((7, 16, 2), 900.0)

@@ -204,3 +204,24 @@ def test_suggested_threshold_is_a_rounded_low_quantile(small_engine):
     eng, _ = small_engine
     t = suggested_threshold(eng)
     assert 0.05 <= t <= 0.95 and abs(t / 0.05 - round(t / 0.05)) < 1e-9
+
+
+def test_build_source_makes_each_kind_the_pages_offer(small_engine):
+    import pandas as pd
+
+    from chronoslib.data import build_dataset
+    from chronoslib.replay import SOURCES, build_source
+
+    eng, _ = small_engine
+    x = np.random.default_rng(4).standard_normal((1000, 6))
+    ds = build_dataset(pd.DataFrame(x, columns=[f"f{i}" for i in range(6)]), "rand", timestamp_col="", holdout=0.2)
+    held = build_source("heldout", ds, eng)
+    assert held.n_ticks == 200 and np.allclose(held.features, ds.features[800:])
+    brk = build_source("break", ds, eng, break_at=0.5, break_vol=2.0)
+    assert brk.n_ticks == 200 and np.allclose(brk.features[:100], held.features[:100])
+    assert not np.allclose(brk.features[100:], held.features[100:])
+    with pytest.raises(DataError, match="upload a CSV or Parquet"):
+        build_source("upload", ds, eng)
+    with pytest.raises(DataError, match="replay source must be one of"):
+        build_source("tape", ds, eng)
+    assert set(SOURCES) == {"heldout", "break", "upload"}
