@@ -34,7 +34,7 @@ from chronoslib.data import (
     load_sample,
     read_table,
 )
-from chronoslib.plots_train import series_figure
+from chronoslib.plots.data import series_figure
 
 session.guard()
 

@@ -15,8 +15,9 @@ import numpy as np
 import streamlit as st
 
 from app_pages.lib import session
-from chronoslib import drift, metrics, plots_live, replay
+from chronoslib import drift, metrics, replay
 from chronoslib.features import source_columns
+from chronoslib.plots.health import collapse_figure, drift_figure, similarity_histogram
 
 session.guard()
 st.title("Diagnostics")
@@ -40,13 +41,13 @@ left, right = st.columns([2, 1])
 with left:
     if len(curves["epoch"]):
         flagged = [int(e) for e, v in zip(curves["epoch"], curves["verdict"]) if v == "collapsed"]
-        st.plotly_chart(plots_live.collapse_figure(curves), width="stretch", key="dg_curves")
+        st.plotly_chart(collapse_figure(curves), width="stretch", key="dg_curves")
         if flagged:
             st.caption(f"Encoder epochs flagged collapsed during training: {', '.join(map(str, flagged[:12]))}")
     else:
         st.info("This model has no encoder training history (per-epoch curves appear after training).")
 with right:
-    st.plotly_chart(plots_live.similarity_histogram(metrics.pairwise_similarities(z)), width="stretch",
+    st.plotly_chart(similarity_histogram(metrics.pairwise_similarities(z)), width="stretch",
                     key="dg_sims")
 
 # ---------------------------------------------------------------------- drift
@@ -115,7 +116,7 @@ m[2].metric("Mean confidence", f"{float(np.mean(an['confidence'])):.3f}")
 m[3].metric(f"Blocks below {threshold:.2f}", f"{int(al['below'].sum())} / {len(al['below'])}")
 m[4].metric("Neighbour age (ticks)", f"{float(np.nanmean(an['neighbour_age'])):,.0f}",
             help="Mean age of the retrieved neighbours: query tick minus neighbour start tick")
-st.plotly_chart(plots_live.drift_figure(an["tick"], tl, an["confidence"], an["neighbour_age"], threshold),
+st.plotly_chart(drift_figure(an["tick"], tl, an["confidence"], an["neighbour_age"], threshold),
                 width="stretch", key="dg_drift")
 st.caption(f"Each point looks at the last {window} non-overlapping blocks. Thresholds: the {1 - d['alpha']:.0%} "
            "quantile of the same statistic over every contiguous training window of that length against the rest "

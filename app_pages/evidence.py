@@ -1,8 +1,8 @@
 """Evidence page: does training over the pseudo-timeline beat chronological or random order on this data?
 
 Runs ``chronoslib.experiments.run_evaluation`` on the session's dataset with the session model's configuration,
-caches the result per dataset + model in session state, and shows the figures and verdicts of
-``chronoslib.plots_evidence``.
+caches the result per dataset + model in session state, and shows the figures of ``chronoslib.plots.evidence``
+and the verdicts of ``chronoslib.verdicts``.
 """
 
 import json
@@ -14,17 +14,8 @@ import streamlit as st
 from app_pages.lib import session
 from chronoslib import DefragConfig
 from chronoslib.experiments import PROTOCOL_TEXT, run_evaluation
-from chronoslib.plots_evidence import (
-    error_figure,
-    group_tone,
-    headline,
-    reduction_figure,
-    regime_figure,
-    seed_table,
-    spearman_figure,
-    verdict_groups,
-    verdicts,
-)
+from chronoslib.plots.evidence import error_figure, reduction_figure, regime_figure, seed_table, spearman_figure
+from chronoslib.verdicts import group_tone, headline, verdict_groups, verdicts
 
 SHIPPED_EVIDENCE = os.path.join(session.ROOT, "sample_data", "sample_evidence.json")
 

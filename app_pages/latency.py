@@ -16,7 +16,6 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.lib import session
-from chronoslib import plots_live
 from chronoslib.latency import (
     REFERENCE_LABEL,
     SPEC_FIGURES,
@@ -25,6 +24,7 @@ from chronoslib.latency import (
     measure_live_latency,
     stages_with_overhead,
 )
+from chronoslib.plots.latency import latency_histogram, spec_comparison, stage_breakdown
 from chronoslib.projection import umap_warmup
 from chronoslib.replay import heldout_source, window_starts
 
@@ -94,17 +94,17 @@ else:
                 help=f"{res.get('batch_windows', 0)} windows in one batched call")
     left, right = st.columns(2)
     with left:
-        st.plotly_chart(plots_live.latency_histogram(res["samples_ms"], title=f"{res['n_calls']} predict_live calls"),
+        st.plotly_chart(latency_histogram(res["samples_ms"], title=f"{res['n_calls']} predict_live calls"),
                         width="stretch", key="lat_hist")
     with right:
         stages = stages_with_overhead(res["stage_ms"], res.get("overhead_ms", 0.0))
-        st.plotly_chart(plots_live.stage_breakdown(stages, title="Median time per stage"), width="stretch",
+        st.plotly_chart(stage_breakdown(stages, title="Median time per stage"), width="stretch",
                         key="lat_stages")
         st.caption(f"Stages sum to {sum(res['stage_ms'].values()):.3f} ms; **overhead** "
                    f"{stages['overhead']:.3f} ms is the median per-call remainder (total − Σ stages): Python "
                    "dispatch, input checks and building the result, which no stage timer covers.")
     st.subheader(f"Against the {REFERENCE_LABEL}")
-    st.plotly_chart(plots_live.spec_comparison(res, SPEC_FIGURES), width="stretch", key="lat_spec")
+    st.plotly_chart(spec_comparison(res, SPEC_FIGURES), width="stretch", key="lat_spec")
     rows = [("predict_live mean (ms)", SPEC_FIGURES["predict_live_mean_ms"], res["mean_ms"]),
             ("predict_live p99 (ms)", SPEC_FIGURES["predict_live_p99_ms"], res["p99_ms"]),
             ("Inference throughput (QPS)", SPEC_FIGURES["qps"], res["qps"])]
@@ -124,7 +124,7 @@ if rs is not None and rs.position:
                f"p99 {np.percentile(lat, 99):.3f} ms (these include the app's own load on the server)")
     left, right = st.columns(2)
     with left:
-        st.plotly_chart(plots_live.latency_histogram(lat), width="stretch", key="lat_replay_hist")
+        st.plotly_chart(latency_histogram(lat), width="stretch", key="lat_replay_hist")
     with right:
-        st.plotly_chart(plots_live.stage_breakdown({k: float(np.median(v)) for k, v in rs.stage_ms.items() if v}),
+        st.plotly_chart(stage_breakdown({k: float(np.median(v)) for k, v in rs.stage_ms.items() if v}),
                         width="stretch", key="lat_replay_stages")

@@ -16,7 +16,16 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.lib import session
-from chronoslib import metrics, plots, projection, regimes
+from chronoslib import metrics, projection, regimes
+from chronoslib.plots.manifold import (
+    block_hover_text,
+    blocks_from_selection,
+    contingency_figure,
+    neighbour_windows_figure,
+    price_figure,
+    projection_figure,
+    sweep_figure,
+)
 
 session.guard()
 st.title("Regime manifold")
@@ -122,13 +131,13 @@ if note:
     _wait_for_umap()
 
 labels_shown = {"regime cluster": reg.labels, "ground truth": view.truth}
-hover = plots.block_hover_text(view.table, {"regime": reg.labels})
+hover = block_hover_text(view.table, {"regime": reg.labels})
 
 # Selection state is read before the chart is drawn (Streamlit keeps the chart's last event under its key), so
 # a click or lasso shows up on this very run: a single clicked point becomes the inspected block, a lasso / box
 # the highlighted set. The widget's key disappears on a page switch: then nothing new was picked.
 if "mf_projection" in st.session_state:
-    picked = plots.blocks_from_selection(st.session_state["mf_projection"].get("selection"))
+    picked = blocks_from_selection(st.session_state["mf_projection"].get("selection"))
     if picked != session.get("mf_last_pick", []):
         session.put("mf_last_pick", picked)
         if len(picked) == 1:
@@ -162,7 +171,7 @@ if replay_records:
 
 left, right = st.columns([2.2, 1])
 with left:
-    fig = plots.projection_figure(proj.coords, cvals, categorical=categorical, color_title=ctitle, hover=hover,
+    fig = projection_figure(proj.coords, cvals, categorical=categorical, color_title=ctitle, hover=hover,
                                   selected=selected, focus=focus, neighbours=nbrs, live_xy=live_xy,
                                   live_color=live_conf)
     st.plotly_chart(fig, width="stretch", key="mf_projection", on_select="rerun",
@@ -181,9 +190,9 @@ with right:
         m1.metric("NMI vs truth", f"{agr['nmi']:.3f}")
         m2.metric("Truth regimes", len(np.unique(view.truth)))
     if reg.criterion != "fixed":
-        st.plotly_chart(plots.sweep_figure(reg.scores, reg.k, reg.criterion), width="stretch", key="mf_sweep")
+        st.plotly_chart(sweep_figure(reg.scores, reg.k, reg.criterion), width="stretch", key="mf_sweep")
     if view.truth is not None:
-        st.plotly_chart(plots.contingency_figure(reg.labels, view.truth), width="stretch", key="mf_contingency")
+        st.plotly_chart(contingency_figure(reg.labels, view.truth), width="stretch", key="mf_contingency")
     counts = np.bincount(reg.labels, minlength=reg.k)
     st.dataframe(pd.DataFrame({"regime": np.arange(reg.k), "blocks": counts,
                                "mean volatility": reg.regime_vol}), hide_index=True, width="stretch")
@@ -197,7 +206,7 @@ b1.caption(f"{len(sel)} block(s) selected on the projection (lasso / box; double
 if sel and b2.button("Clear selection", key="mf_clear"):
     session.put("mf_selected", [])
     st.rerun()
-st.plotly_chart(plots.price_figure(view.series, view.starts, view.block_len, x=view.x, highlight=sel, focus=focus,
+st.plotly_chart(price_figure(view.series, view.starts, view.block_len, x=view.x, highlight=sel, focus=focus,
                                    neighbours=nbrs, split=ds.split, series_name=view.series_name),
                 width="stretch", key="mf_price")
 if sel:
@@ -233,7 +242,7 @@ rows.insert(1, "cos sim", np.concatenate([[1.0], sims]).round(4))
 rows.insert(2, "regime", reg.labels[rows["block"].to_numpy()])
 rows["t_start"], rows["t_end"] = rows["t_start"].astype(str), rows["t_end"].astype(str)
 with i2:
-    st.plotly_chart(plots.neighbour_windows_figure(view.series, view.starts, view.block_len, focus, nbrs, sims),
+    st.plotly_chart(neighbour_windows_figure(view.series, view.starts, view.block_len, focus, nbrs, sims),
                     width="stretch", key="mf_windows")
 st.dataframe(rows.rename(columns={"ret_pct": "return %", "vol": "volatility"}).round(5), hide_index=True,
              width="stretch")

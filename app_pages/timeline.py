@@ -11,7 +11,8 @@ import numpy as np
 import streamlit as st
 
 from app_pages.lib import session
-from chronoslib import metrics, plots, projection, regimes
+from chronoslib import metrics, projection, regimes
+from chronoslib.plots.timeline import similarity_figure, timeline_figure, walk_figure
 
 session.guard()
 st.title("Timeline: chronological vs defragmented")
@@ -64,21 +65,21 @@ cols[3].metric("Adjacency purity (pseudo)", f"{m['purity_pseudo']:.1%}",
                f"{(m['purity_pseudo'] - m['purity_chrono']) * 100:+.1f} pts (time order {m['purity_chrono']:.1%})",
                help=f"Share of consecutive block pairs that carry the same {lname} label.")
 
-st.plotly_chart(plots.timeline_figure(view.series, view.starts, view.block_len, view.order, labels,
+st.plotly_chart(timeline_figure(view.series, view.starts, view.block_len, view.order, labels,
                                       layout=layout_opts[layout], label_name=lname, series_name=view.series_name),
                 width="stretch", key="tl_timeline")
 st.caption("x is the block slot in each order (linked zoom). The pseudo-timeline series is rebuilt from each block's "
            "own returns in the new order, so every block keeps its shape; the strips below show the label sequence.")
 
 st.subheader("Latent similarity in both orders")
-st.plotly_chart(plots.similarity_figure(view.latents, view.order), width="stretch", key="tl_similarity")
+st.plotly_chart(similarity_figure(view.latents, view.order), width="stretch", key="tl_similarity")
 st.caption("Cosine similarity between block latents. In time order, similar blocks are scattered; in pseudo-timeline "
            "order they form blocks along the diagonal." + (f" Pooled to tiles for {n:,} blocks." if n > 300 else ""))
 
 st.subheader("Walk along the pseudo-timeline")
 st.caption("Press ▶ Play or drag the slider: each step of the pseudo-timeline is marked on the real-time series "
            "(top) and on the permutation map (bottom), showing how the walk jumps through time.")
-st.plotly_chart(plots.walk_figure(view.series, view.starts, view.block_len, view.order, labels, x=view.x,
+st.plotly_chart(walk_figure(view.series, view.starts, view.block_len, view.order, labels, x=view.x,
                                   label_name=lname, series_name=view.series_name),
                 width="stretch", key="tl_walk")
 jumps = np.abs(np.diff(view.starts[view.order])) // view.block_len

@@ -18,7 +18,7 @@ import torch
 from app_pages.lib import session
 from chronoslib import ChronosDefragEngine, DefragConfig
 from chronoslib.errors import CheckpointError
-from chronoslib.plots_train import loss_figure
+from chronoslib.plots.training import loss_figure
 
 session.guard()
 

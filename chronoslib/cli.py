@@ -147,10 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _Parser(prog="python -m chronoslib", description="ChronosDefrag command line")
     sub = parser.add_subparsers(dest="cmd", required=True)
     _add_train(sub)
-    from . import bench, experiments
+    from . import bench, evaluate
 
     bench.add_parser(sub)
-    experiments.add_parser(sub)
+    evaluate.add_parser(sub)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

@@ -1,7 +1,8 @@
 """Evidence experiments: does training the predictor over the pseudo-timeline actually help?
 
-Owns the evaluation protocol behind ``python -m chronoslib evaluate`` and the app's Evidence page. It knows
-nothing about Streamlit or plotting; it returns one JSON-safe dict (``run_evaluation``).
+Owns the evaluation protocol behind ``python -m chronoslib evaluate`` (``evaluate``) and the app's Evidence page:
+its numbers only, as one JSON-safe dict (``run_evaluation``); the statistics come from ``metrics`` and the
+wording from ``verdicts``. It knows nothing about Streamlit or plotting.
 
 Protocol (the same for every arm, stated again in the result's ``protocol`` field):
 
@@ -28,11 +29,8 @@ Protocol (the same for every arm, stated again in the result's ``protocol`` fiel
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
 import math
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -43,7 +41,7 @@ import torch
 from .blocks import slice_blocks
 from .config import DefragConfig
 from .errors import ConfigError, DataError, NotEnoughBlocksError
-from .metrics import block_majority
+from .metrics import agreement, block_majority, latent_mse, spearman, summarise
 from .predictor import TemporalPredictor, gather_windows
 from .router import Registry
 from .training import preceding_states, train_predictor
@@ -57,56 +55,7 @@ QUICK = {"seeds": 3, "encoder_epochs": 10, "predictor_epochs": 10}
 Progress = Callable[[str, int, int, dict], None]
 
 
-# ---------------------------------------------------------------------------- pure metric helpers
-def t_interval(values: Any, level: float = 0.95) -> tuple[float, float]:
-    """(mean, half-width) of a Student-t confidence interval for the mean; half-width is NaN for < 2 values.
-
-    >>> m, h = t_interval([1.0, 2.0, 3.0]); round(m, 3), round(h, 3)
-    (2.0, 2.484)
-    """
-    from scipy.stats import t as student_t
-
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return float("nan"), float("nan")
-    if v.size < 2:
-        return float(v.mean()), float("nan")
-    sem = v.std(ddof=1) / math.sqrt(v.size)
-    return float(v.mean()), float(student_t.ppf(0.5 + level / 2, v.size - 1) * sem)
-
-
-def summarise(values: Any) -> dict[str, Any]:
-    """{"mean", "ci" (half-width), "n", "values"} of per-seed numbers."""
-    vals = [float(x) for x in values]
-    m, h = t_interval(vals)
-    return {"mean": m, "ci": h, "n": int(np.isfinite(vals).sum()), "values": vals}
-
-
-def spearman(a: Any, b: Any) -> float:
-    """Spearman rank correlation (average ranks for ties); NaN when either side is constant or < 3 pairs."""
-    from scipy.stats import rankdata
-
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape or a.ndim != 1:
-        raise DataError(f"spearman needs two 1-D arrays of equal length, got {a.shape} and {b.shape}")
-    ok = np.isfinite(a) & np.isfinite(b)
-    a, b = a[ok], b[ok]
-    if a.size < 3:
-        return float("nan")
-    ra, rb = rankdata(a) - (a.size + 1) / 2, rankdata(b) - (b.size + 1) / 2
-    den = math.sqrt(float(ra @ ra) * float(rb @ rb))
-    return float(ra @ rb / den) if den > 0 else float("nan")
-
-
-def latent_mse(pred: Any, target: Any) -> float:
-    """Mean over rows of the mean squared error over columns: pred, target (M, K)."""
-    p, t = np.asarray(pred, dtype=np.float64), np.asarray(target, dtype=np.float64)
-    if p.shape != t.shape:
-        raise DataError(f"prediction shape {p.shape} does not match target shape {t.shape}")
-    return float(((p - t) ** 2).mean())
-
-
+# ---------------------------------------------------------------------------- protocol helpers
 def block_stats(x: np.ndarray, block_len: int) -> np.ndarray:
     """Hand-made block features (N, 3F): per feature the mean, std and lag-1 autocorrelation of each block.
 
@@ -182,7 +131,6 @@ def regime_scores(z_train: np.ndarray, z_held: np.ndarray, s_train: np.ndarray, 
     import warnings
 
     from sklearn.cluster import KMeans
-    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
     mu, sd = s_train.mean(axis=0), s_train.std(axis=0)
     sd = np.where(sd > 1e-12, sd, 1.0)
@@ -211,8 +159,7 @@ def regime_scores(z_train: np.ndarray, z_held: np.ndarray, s_train: np.ndarray, 
             if p is None or ok.sum() < 2:
                 out[span][name] = {"ari": float("nan"), "nmi": float("nan")}
             else:
-                out[span][name] = {"ari": float(adjusted_rand_score(y[ok], p[j][ok])),
-                                   "nmi": float(normalized_mutual_info_score(y[ok], p[j][ok]))}
+                out[span][name] = agreement(p[j][ok], y[ok])
     return out
 
 
@@ -395,93 +342,3 @@ def _json_safe(obj: Any) -> Any:
     if isinstance(obj, (float, np.floating)):
         return float(obj) if math.isfinite(obj) else None
     return obj
-
-
-# ---------------------------------------------------------------------------- loading for the command line
-def load_eval_dataset(source: str, holdout: float = 0.2, features: list[str] | None = None, label_col: str = "",
-                      price_col: str = "", timestamp_col: str = "", transforms: list[str] | None = None,
-                      nan_policy: str = "refuse", sort: bool = False):
-    """A ``data.Dataset`` for ``evaluate``: a shipped sample by display name, or a CSV / Parquet path.
-
-    Files go through the data layer (``read_table`` + ``build_dataset``). Column roles: timestamp and label are
-    detected by name unless given; the price column (detected by name: close / price / ...) feeds the alpha test
-    and is kept out of the raw features, which default to the other numeric columns (or to the engineered
-    ``transforms`` only, when some are given).
-    """
-    from . import columns, data
-
-    if source in data.SAMPLES:
-        return data.load_sample(source, holdout=holdout)
-    if not os.path.isfile(source):
-        raise DataError(f"{source}: no such file, and not a sample dataset name (samples: {list(data.SAMPLES)})")
-    if not 0 < holdout < 1:
-        raise DataError(f"holdout must be a fraction in (0, 1) for the evaluation, got {holdout}")
-    df = data.read_table(source, max_bytes=None, max_rows="memory")
-    cols = [str(c) for c in df.columns]
-    if price_col and price_col not in cols:
-        raise DataError(f"{source}: price column {price_col!r} not found; available columns: {cols}")
-    price = price_col or columns.detect_price_columns(df).get("price")
-    feats = list(features or [])
-    if not feats and not transforms:
-        ts = timestamp_col or columns.detect_timestamp_column(df)
-        lab = label_col or columns.detect_label_column(df)
-        feats = columns.feature_columns(df, exclude=(ts, lab, price))
-        if not feats:
-            raise DataError(f"{source}: no numeric feature column besides the timestamp, label and price "
-                            f"({price!r}); columns: {cols}. Name features with --features or use --transforms")
-    return data.build_dataset(df, os.path.basename(source), timestamp_col=timestamp_col or None,
-                              feature_cols=feats or None, label_col=label_col or None, price_col=price,
-                              transforms=list(transforms or []), nan_policy=nan_policy, holdout=holdout, sort=sort)
-
-
-# ---------------------------------------------------------------------------- command line
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="does defragmented training help? prints JSON")
-    p.add_argument("data", help="CSV / Parquet file (or the name of a shipped sample dataset)")
-    p.add_argument("--seeds", type=int, default=5, help="number of seeds (intervals need >= 2)")
-    p.add_argument("--seed0", type=int, default=0, help="first seed")
-    p.add_argument("--quick", action="store_true", help=f"small fast setting: {QUICK}")
-    p.add_argument("--holdout", type=float, default=0.2, help="fraction of the end held out (files only)")
-    p.add_argument("--features", default="", help="comma-separated feature columns (default: numeric columns "
-                                                 "other than timestamp, label and price)")
-    p.add_argument("--label", default="", help="ground-truth regime column (default: 'regime' / 'label' if present)")
-    p.add_argument("--price", default="", help="price column for the alpha test (default: 'price' / 'close')")
-    p.add_argument("--timestamp", default="", help="timestamp column (default: detected)")
-    p.add_argument("--transforms", default="", help="comma-separated feature engineering from prices: "
-                   "log_return, abs_return, hl_range, log_volume, rolling_vol (default: raw features)")
-    p.add_argument("--nan-policy", choices=("refuse", "ffill"), default="refuse")
-    p.add_argument("--sort", action="store_true", help="sort rows by timestamp instead of refusing disorder")
-    p.add_argument("--block-len", type=int, default=None)
-    p.add_argument("--epochs", type=int, default=None, help="encoder epochs")
-    p.add_argument("--predictor-epochs", type=int, default=None)
-    p.add_argument("--config", default="", help="JSON file with a DefragConfig dict to start from")
-    p.add_argument("--out", default="", help="also write the JSON result to this file")
-    p.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    base = DefragConfig.from_json_file(args.config) if args.config else DefragConfig()
-    ds = load_eval_dataset(args.data, holdout=args.holdout,
-                           features=[c.strip() for c in args.features.split(",") if c.strip()],
-                           label_col=args.label, price_col=args.price, timestamp_col=args.timestamp,
-                           transforms=[c.strip() for c in args.transforms.split(",") if c.strip()],
-                           nan_policy=args.nan_policy, sort=args.sort)
-    cfg = base.with_overrides(block_len=args.block_len, input_dim=int(ds.features.shape[1]))
-    seeds, enc_ep, pred_ep = args.seeds, args.epochs, args.predictor_epochs
-    if args.quick:
-        seeds = min(seeds, QUICK["seeds"])
-        enc_ep = QUICK["encoder_epochs"] if enc_ep is None else enc_ep
-        pred_ep = QUICK["predictor_epochs"] if pred_ep is None else pred_ep
-    res = run_evaluation(ds.features, ds.split, cfg, labels=ds.labels, prices=ds.prices, seeds=seeds,
-                         seed0=args.seed0, encoder_epochs=enc_ep, predictor_epochs=pred_ep, dataset=ds.name)
-    from .plots_evidence import verdicts
-
-    res["verdicts"] = verdicts(res)
-    text = json.dumps(res, indent=1, allow_nan=False)
-    if args.out:
-        tmp = args.out + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, args.out)
-    print(text)
-    return 0

@@ -65,7 +65,7 @@ def write_evidence() -> None:
     import json
 
     from chronoslib.experiments import run_evaluation
-    from chronoslib.plots_evidence import verdicts
+    from chronoslib.verdicts import verdicts
 
     ds = load_sample("Synthetic regimes (labelled)")
     cfg = ChronosDefragEngine.load(os.path.join(HERE, "sample_model.pt")).cfg

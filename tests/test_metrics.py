@@ -7,10 +7,11 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from chronoslib import metrics
 from chronoslib.errors import ConfigError, DataError
-from chronoslib.metrics import block_majority
+from chronoslib.metrics import block_majority, latent_mse, spearman, t_interval
 from chronoslib.router import path_cost
 
 
@@ -92,6 +93,45 @@ def test_agreement_matches_a_hand_computed_adjusted_rand_index():
     assert metrics.agreement(1 - truth, truth) == pytest.approx({"ari": 1.0, "nmi": 1.0})
     with pytest.raises(DataError, match="same shape"):
         metrics.agreement(labels[:5], truth)
+
+
+# ---------------------------------------------------------------------- evidence statistics
+def test_t_interval_matches_scipy_student_t():
+    v = np.array([0.3, -0.1, 0.45, 0.2, 0.05])
+    m, h = t_interval(v)
+    lo, hi = stats.t.interval(0.95, len(v) - 1, loc=v.mean(), scale=stats.sem(v))
+    assert m == pytest.approx(v.mean())
+    assert m - h == pytest.approx(lo) and m + h == pytest.approx(hi)
+    m1, h1 = t_interval([2.5])
+    assert m1 == 2.5 and np.isnan(h1)
+    assert np.isnan(t_interval([])[0])
+
+
+def test_spearman_matches_scipy_including_ties_and_refuses_bad_shapes():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(40)
+    b = 0.5 * a + rng.standard_normal(40)
+    assert spearman(a, b) == pytest.approx(stats.spearmanr(a, b).statistic)
+    t1, t2 = np.array([1, 2, 2, 3, 5, 5, 5.0]), np.array([3, 1, 4, 1, 5, 9, 2.0])
+    assert spearman(t1, t2) == pytest.approx(stats.spearmanr(t1, t2).statistic)
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert np.isnan(spearman([1, 1, 1, 1], [1, 2, 3, 4]))
+    with pytest.raises(DataError, match="equal length"):
+        spearman([1, 2, 3], [1, 2])
+
+
+def test_latent_mse_is_the_plain_mean_of_squared_errors():
+    p, t = np.array([[1.0, 2.0], [0.0, 0.0]]), np.array([[0.0, 0.0], [0.0, 2.0]])
+    assert latent_mse(p, t) == pytest.approx((1 + 4 + 0 + 4) / 4)
+    with pytest.raises(DataError, match="does not match"):
+        latent_mse(p, t[:1])
+
+
+
+
+def test_block_majority_ignores_missing_labels():
+    lab = np.array([0, 1, 1, -1, -1, -1, -1, -1, 2, 2, 0, 0, 5])
+    assert block_majority(lab, 4).tolist() == [1, -1, 0]   # tie 2 vs 0 -> lowest code; trailing tick ignored
 
 
 # ---------------------------------------------------------------------- majority label per block

@@ -8,7 +8,8 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages.lib import session
-from chronoslib import plots, regimes
+from chronoslib import regimes
+from chronoslib.plots.timeline import timeline_figure
 
 GUIDE = [
     ("app_pages/data.py", "Data", "pick a sample or upload CSV / Parquet, choose columns and feature engineering"),
@@ -55,7 +56,7 @@ def render() -> None:
                 # The same memoised clustering (and default settings) as the Manifold / Timeline pages.
                 labels = regimes.cached_cluster_regimes(view.latents, block_vol=view.table["vol"].to_numpy()).labels
                 name = "regime"
-            st.plotly_chart(plots.timeline_figure(view.series, view.starts, view.block_len, view.order, labels,
+            st.plotly_chart(timeline_figure(view.series, view.starts, view.block_len, view.order, labels,
                                                   layout="side", label_name=name, series_name=view.series_name),
                             width="stretch", key="overview_timeline")
             st.caption("The active model's training blocks in time order (left) and in pseudo-timeline order (right), "

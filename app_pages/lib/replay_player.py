@@ -4,7 +4,7 @@ Why: every change to an ``st.plotly_chart`` gives it a new element id, so the br
 draws it from scratch; measured here, a page redrawing its charts that way showed ~2 frames per second and
 blank charts in between. The player (``replay_player.html`` + plotly.js from the installed plotly package)
 keeps its charts and updates them with ``Plotly.react``: the server sends base figures (from
-``chronoslib.plots_live``) when playback starts or stops, then per-window frames in chunks of about one
+``chronoslib.plots.live``) when playback starts or stops, then per-window frames in chunks of about one
 second, each computed with ``predict_live`` just before it is sent; the player asks for the next chunk
 before it runs dry (its value: ``{"request": chunk_id}``) and reports ``{"finished": chunk_id}`` at the end.
 Not a page (it is not listed in ``st.navigation``).
@@ -30,7 +30,8 @@ import numpy as np
 import plotly
 import streamlit.components.v1 as components
 
-from chronoslib import drift, plots_live
+from chronoslib import drift
+from chronoslib.plots.live import gauges, neighbour_marker_trace, neighbour_marks, replay_panel
 from chronoslib.replay import ReplaySession
 
 LIVE_POINTS = 1000  # context lines in the player are strided to this many points: each redraw costs less
@@ -89,7 +90,7 @@ def frame(rs: ReplaySession, i: int, streak: np.ndarray, alerts: np.ndarray, reg
         "lat": float(rs.latency_ms[i]), "run": int(streak[i]), "alert": bool(alerts[i]),
         "nb": [[str(v) for v in r.values()] for r in rows]}
     if train_series is not None:
-        f["mk"] = plots_live.neighbour_marker_trace(train_series, rs.engine.block_starts, rs.block_len,
+        f["mk"] = neighbour_marker_trace(train_series, rs.engine.block_starts, rs.block_len,
                                                     rs.neighbour_ids[i], rs.neighbour_weights[i],
                                                     regimes.get("cluster"))
     return f
@@ -131,13 +132,13 @@ def _render(rs: ReplaySession, *, playing: bool, fresh: bool, chunk_id: int, fra
         args["series"] = np.asarray(replay_series, dtype=np.float64).round(6).tolist()
         ticks = rs.source.start_tick + rs.starts[:p]
         cur = i if p else None
-        args["gauges"] = plots_live.gauges(rs.confidence[cur] if p else None, rs.alpha[cur] if p else None,
+        args["gauges"] = gauges(rs.confidence[cur] if p else None, rs.alpha[cur] if p else None,
                                            threshold, args["alpha_range"],
                                            (rs.online_confidence[cur] if p else float("nan")) if rs.online
                                            else None)
         args["gauges"] = args["gauges"].to_json()
         # The window trace must exist for the player to move it: before the first window, draw window 0.
-        panel = plots_live.replay_panel(replay_series, int(rs.starts[max(cur or 0, 0)]), rs.block_len,
+        panel = replay_panel(replay_series, int(rs.starts[max(cur or 0, 0)]), rs.block_len,
                                         rs.source.start_tick, ticks, rs.confidence[:p], threshold, alerts,
                                         rs.online_confidence[:p] if rs.online else None, replay_label,
                                         max_points=LIVE_POINTS)
@@ -150,7 +151,7 @@ def _render(rs: ReplaySession, *, playing: bool, fresh: bool, chunk_id: int, fra
         if train_series is not None:
             ids = rs.neighbour_ids[cur] if p else []
             ws = rs.neighbour_weights[cur] if p else []
-            args["marks"] = plots_live.neighbour_marks(train_series, rs.engine.block_starts, rs.block_len, ids, ws,
+            args["marks"] = neighbour_marks(train_series, rs.engine.block_starts, rs.block_len, ids, ws,
                                                        regimes.get("cluster"), train_label, height=300,
                                                        max_points=LIVE_POINTS)
             args["marks"] = args["marks"].to_json()

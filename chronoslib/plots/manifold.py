@@ -1,0 +1,278 @@
+"""Figures of the Manifold page: the projection scatter, the price with picked blocks, the K sweep, clusters vs
+ground truth and the neighbour windows.
+
+``projection_figure`` draws the projected blocks (2-D / 3-D, categorical or continuous colour, picked blocks, live
+points) as a short list of named steps; every point carries its block index in ``customdata`` so a selection
+maps back to blocks (``blocks_from_selection``). Colours come from ``plots.style``. Knows nothing about
+Streamlit, engines or datasets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.colors as pc
+import plotly.graph_objects as go
+
+from .style import HIGHLIGHT, MISSING_COLOR, as_list, fmt_time, is_int, regime_color, scatter_class
+
+
+def block_hover_text(table: pd.DataFrame, extra: dict[str, Sequence] | None = None) -> list[str]:
+    """One hover string per block row of ``regimes.block_table`` (+ extra named columns, e.g. regime)."""
+    extra = extra or {}
+    out = []
+    cols = {name: list(vals) for name, vals in extra.items()}
+    for i, row in enumerate(table.itertuples(index=False)):
+        parts = [f"<b>block {row.block}</b> · ticks {row.start}–{row.end - 1}",
+                 f"{fmt_time(row.t_start)} → {fmt_time(row.t_end)}",
+                 f"return {row.ret_pct:+.2f} % · vol {row.vol:.4g}"]
+        tags = [f"{name} {vals[i]}" for name, vals in cols.items()]
+        if "truth" in table.columns:
+            tags.append(f"truth {row.truth}")
+        if tags:
+            parts.append(" · ".join(tags))
+        out.append("<br>".join(parts))
+    return out
+
+
+def blocks_from_selection(selection: dict | None) -> list[int]:
+    """Sorted unique block indices from a Streamlit plotly selection (points carry the block in customdata)."""
+    if not selection:
+        return []
+    found = set()
+    for p in selection.get("points", []) or []:
+        cd = p.get("customdata")
+        if cd is None:
+            continue
+        # customdata arrives as a scalar, a list, or (typed arrays decoded by the browser) a {"0": v} dict.
+        v = cd[0] if isinstance(cd, (list, tuple)) else next(iter(cd.values()), None) if isinstance(cd, dict) else cd
+        try:
+            found.add(int(v))
+        except (TypeError, ValueError):
+            continue
+    return sorted(found)
+
+
+def projection_figure(coords: np.ndarray, color: np.ndarray, *, categorical: bool, color_title: str,
+                      hover: Sequence[str] | None = None, selected: Sequence[int] = (), focus: int | None = None,
+                      neighbours: Sequence[int] = (), live_xy: np.ndarray | None = None,
+                      live_color: np.ndarray | None = None, title: str = "", height: int = 520) -> go.Figure:
+    """Scatter of the projected blocks (N, 2|3) coloured by ``color`` (N,).
+
+    categorical: one trace per value (legend entries "<color_title> v", palette colours); otherwise one trace with
+    a Viridis colour bar (NaN values go to a grey "no value" trace). Selected blocks get an open ring, the focused
+    block a star and its neighbours diamonds; live points (M, dim) are drawn as crosses.
+    """
+    pts = _Points(np.asarray(coords, dtype=np.float64), hover)
+    fig = go.Figure()
+    if categorical:
+        _add_categories(fig, pts, np.asarray(color), color_title)
+    else:
+        _add_colour_scale(fig, pts, np.asarray(color), color_title)
+    _add_picks(fig, pts, selected, neighbours, focus)
+    if live_xy is not None and len(live_xy):
+        _add_live_points(fig, np.asarray(live_xy, dtype=np.float64), live_color, pts.dim)
+    return _projection_layout(fig, pts.dim, title, height)
+
+
+class _Points:
+    """The projected blocks (N, dim) with one hover text each; ``add`` draws a subset as one marker trace."""
+
+    def __init__(self, coords: np.ndarray, hover: Sequence[str] | None) -> None:
+        self.coords, (self.n, self.dim) = coords, coords.shape
+        self.hover = list(hover) if hover is not None else [f"block {i}" for i in range(self.n)]
+        self.idx = np.arange(self.n)
+
+    def mask(self, blocks: Sequence[int]) -> np.ndarray:
+        m = np.zeros(self.n, bool)
+        m[np.asarray(blocks, dtype=np.int64)] = True
+        return m
+
+    def add(self, fig: go.Figure, mask: np.ndarray, name: str, marker: dict, showlegend: bool = True,
+            hoverable: bool = True) -> None:
+        """One trace of the masked blocks; every point carries its block index in ``customdata``."""
+        sel, c = self.idx[mask], self.coords
+        text = [self.hover[i] for i in sel]
+        if self.dim == 3:
+            marker = _marker_3d(marker)
+            fig.add_trace(go.Scatter3d(x=c[sel, 0], y=c[sel, 1], z=c[sel, 2], mode="markers", name=name,
+                                       marker=marker, customdata=sel, text=text,
+                                       hovertemplate="%{text}<extra></extra>", showlegend=showlegend))
+        else:
+            fig.add_trace(scatter_class(self.n)(x=c[sel, 0], y=c[sel, 1], mode="markers", name=name, marker=marker,
+                                                customdata=sel, text=text,
+                                                hovertemplate="%{text}<extra></extra>" if hoverable else None,
+                                                hoverinfo=None if hoverable else "skip", showlegend=showlegend))
+
+
+def _marker_3d(marker: dict) -> dict:
+    """A 2-D marker for Scatter3d: it knows fewer symbols (no star), hollow markers need the "-open" variants,
+    and markers look larger in 3-D."""
+    sym = {"star": "diamond", "diamond": "diamond-open"}.get(marker.get("symbol", "circle"),
+                                                             marker.get("symbol", "circle"))
+    if isinstance(marker.get("color"), str) and marker["color"] == "rgba(0,0,0,0)":   # colour arrays never are
+        sym = sym if sym.endswith("-open") else "circle-open"
+        marker = {**marker, "color": marker.get("line", {}).get("color", "black")}
+    return {**marker, "symbol": sym, "size": max(2, marker.get("size", 6) - 3)}
+
+
+def _add_categories(fig: go.Figure, pts: _Points, color: np.ndarray, title: str) -> None:
+    """One trace per distinct value; integer values (regimes) take their palette colour."""
+    for v in sorted(pd.unique(color).tolist()):
+        pts.add(fig, color == v, f"{title} {v}", {"color": regime_color(v) if is_int(v) else None, "size": 7,
+                                                 "opacity": 0.85})
+
+
+def _add_colour_scale(fig: go.Figure, pts: _Points, color: np.ndarray, title: str) -> None:
+    """Finite values on a Viridis colour bar; NaN values as a grey "no value" trace."""
+    vals = color.astype(np.float64)
+    missing = ~np.isfinite(vals)
+    if missing.any():
+        pts.add(fig, missing, "no value", {"color": MISSING_COLOR, "size": 6, "opacity": 0.6})
+    pts.add(fig, ~missing, title, {"color": vals[~missing], "colorscale": "Viridis", "size": 7, "opacity": 0.9,
+                                   "colorbar": {"title": {"text": title}, "thickness": 14}}, showlegend=False)
+
+
+def _add_picks(fig: go.Figure, pts: _Points, selected: Sequence[int], neighbours: Sequence[int],
+               focus: int | None) -> None:
+    """Rings on the selected blocks, diamonds on the neighbours, a star on the focused block."""
+    if len(selected):
+        m = pts.mask(selected)
+        pts.add(fig, m, f"selected ({int(m.sum())})", {"color": "rgba(0,0,0,0)", "size": 12,
+                                                       "line": {"color": HIGHLIGHT, "width": 2}})
+    if len(neighbours):
+        pts.add(fig, pts.mask(neighbours), "neighbours", {"symbol": "diamond", "color": "rgba(0,0,0,0)", "size": 13,
+                                                          "line": {"color": "black", "width": 2}})
+    if focus is not None:
+        pts.add(fig, pts.idx == int(focus), f"block {int(focus)}", {"symbol": "star", "color": HIGHLIGHT, "size": 18,
+                                                                    "line": {"color": "black", "width": 1}})
+
+
+def _add_live_points(fig: go.Figure, lx: np.ndarray, live_color: np.ndarray | None, dim: int) -> None:
+    """Live windows (M, dim) as crosses, coloured by their confidence when given."""
+    lc = None if live_color is None else np.asarray(live_color, dtype=np.float64)
+    marker = {"symbol": "x", "size": 7, "color": "black" if lc is None else lc, "colorscale": "Viridis",
+              "cmin": 0, "cmax": 1, "line": {"width": 0}}
+    text = [f"live window {j}" + ("" if lc is None else f" · confidence {lc[j]:.2f}") for j in range(len(lx))]
+    if dim == 3:
+        fig.add_trace(go.Scatter3d(x=lx[:, 0], y=lx[:, 1], z=lx[:, 2], mode="markers", name="live windows",
+                                   marker={**marker, "size": 3}, text=text, hovertemplate="%{text}<extra></extra>"))
+    else:
+        fig.add_trace(scatter_class(len(lx))(x=lx[:, 0], y=lx[:, 1], mode="markers", name="live windows",
+                                             marker=marker, text=text, hovertemplate="%{text}<extra></extra>"))
+
+
+def _projection_layout(fig: go.Figure, dim: int, title: str, height: int) -> go.Figure:
+    """Lasso selection in 2-D (orbit in 3-D), a bare square plane, the user's view kept across reruns."""
+    fig.update_layout(title=title or None, height=height, margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
+                      legend={"orientation": "h", "y": -0.05}, dragmode="lasso" if dim == 2 else "orbit",
+                      uirevision="projection", plot_bgcolor="white")
+    if dim == 2:
+        fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, title=None)
+        fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, title=None, scaleanchor="x")
+    return fig
+
+
+def _block_segments(xs: np.ndarray, series: np.ndarray, starts: np.ndarray, block_len: int,
+                    blocks: Sequence[int]) -> tuple[list, list]:
+    """x, y of the given blocks only (one extra tick before each so it joins the line), None between blocks."""
+    xs = np.asarray(xs)
+    ox, oy = [], []
+    for b in sorted(int(v) for v in blocks):
+        s = int(starts[b])
+        lo = max(s - 1, 0)
+        ox.extend(as_list(xs[lo: s + block_len]))
+        oy.extend(series[lo: s + block_len].tolist())
+        ox.append(None)
+        oy.append(None)
+    return ox, oy
+
+
+def price_figure(series: np.ndarray, starts: np.ndarray, block_len: int, *, x: np.ndarray | None = None,
+                 highlight: Sequence[int] = (), focus: int | None = None, neighbours: Sequence[int] = (),
+                 split: int | None = None, series_name: str = "price", height: int = 320) -> go.Figure:
+    """The series (T,) with the highlighted blocks drawn over it in the highlight colour.
+
+    The focused block and its neighbours get shaded bands; the held-out span (from ``split``) is shaded grey.
+    """
+    s = np.asarray(series, dtype=np.float64)
+    t = s.shape[0]
+    xs = np.arange(t) if x is None else np.asarray(x)
+    cls = scatter_class(t)
+    fig = go.Figure()
+    fig.add_trace(cls(x=xs, y=s, mode="lines", name=series_name, line={"color": "#555", "width": 1}))
+    if len(highlight):
+        hx, hy = _block_segments(xs, s, starts, block_len, highlight)
+        fig.add_trace(cls(x=hx, y=hy, mode="lines", name=f"selected blocks ({len(highlight)})",
+                          line={"color": HIGHLIGHT, "width": 2.5}, connectgaps=False))
+    for b in neighbours:
+        st_ = int(starts[int(b)])
+        fig.add_vrect(x0=xs[st_], x1=xs[min(st_ + block_len - 1, t - 1)], fillcolor="#ff7f0e", opacity=0.18,
+                      line_width=0)
+    if focus is not None:
+        st_ = int(starts[int(focus)])
+        fig.add_vrect(x0=xs[st_], x1=xs[min(st_ + block_len - 1, t - 1)], fillcolor=HIGHLIGHT, opacity=0.3,
+                      line_width=0, annotation_text=f"block {int(focus)}", annotation_position="top left")
+    if split is not None and 0 < split < t:
+        fig.add_vrect(x0=xs[split], x1=xs[-1], fillcolor="grey", opacity=0.12, line_width=0,
+                      annotation_text="held out", annotation_position="top right")
+    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 30, "b": 10}, showlegend=True,
+                      legend={"orientation": "h", "y": 1.12}, yaxis_title=series_name, plot_bgcolor="white",
+                      hovermode="x")
+    fig.update_xaxes(showgrid=True, gridcolor="#eee")
+    fig.update_yaxes(showgrid=True, gridcolor="#eee")
+    return fig
+
+
+def sweep_figure(scores: dict[int, float], chosen: int, criterion: str, height: int = 260) -> go.Figure:
+    """Score of each K in the sweep, the chosen K highlighted."""
+    ks = sorted(scores)
+    ys = [scores[k] for k in ks]
+    better = "higher is better" if criterion == "silhouette" else "lower is better"
+    fig = go.Figure(go.Scatter(x=ks, y=ys, mode="lines+markers", name=criterion, line={"color": "#555"}))
+    if chosen in scores:
+        fig.add_trace(go.Scatter(x=[chosen], y=[scores[chosen]], mode="markers", name=f"chosen K={chosen}",
+                                 marker={"color": HIGHLIGHT, "size": 14, "symbol": "star"}))
+    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 30, "b": 10}, showlegend=False,
+                      title={"text": f"{criterion} by K ({better})", "font": {"size": 13}},
+                      xaxis={"title": "K", "dtick": 1}, plot_bgcolor="white")
+    return fig
+
+
+def contingency_figure(labels: np.ndarray, truth: np.ndarray, height: int = 260) -> go.Figure:
+    """Counts of blocks per (cluster, ground-truth label)."""
+    ct = pd.crosstab(pd.Series(np.asarray(labels), name="cluster"), pd.Series(np.asarray(truth), name="truth"))
+    fig = go.Figure(go.Heatmap(z=ct.to_numpy(), x=[f"truth {c}" for c in ct.columns],
+                               y=[f"regime {r}" for r in ct.index], colorscale="Blues", showscale=False,
+                               text=ct.to_numpy(), texttemplate="%{text}",
+                               hovertemplate="%{y} · %{x}: %{z} blocks<extra></extra>"))
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                      title={"text": "clusters vs ground truth (blocks)", "font": {"size": 13}})
+    return fig
+
+
+def neighbour_windows_figure(series: np.ndarray, starts: np.ndarray, block_len: int, index: int,
+                             neighbours: Sequence[int], sims: Sequence[float], height: int = 300) -> go.Figure:
+    """The chosen block's window and its neighbours' windows, each as % change from its first tick."""
+    s = np.asarray(series, dtype=np.float64)
+    off = np.arange(block_len)
+    fig = go.Figure()
+
+    def rel(b: int) -> np.ndarray:
+        w = s[int(starts[b]): int(starts[b]) + block_len]
+        return (w / w[0] - 1.0) * 100.0 if w[0] > 0 and (w > 0).all() else w - w[0]
+
+    for b, sim in zip(neighbours, sims):
+        c = pc.sample_colorscale("Viridis", [float(np.clip((sim + 1) / 2, 0, 1))])[0]
+        fig.add_trace(go.Scatter(x=off, y=rel(int(b)), mode="lines", name=f"block {int(b)} (cos {sim:.3f})",
+                                 line={"color": c, "width": 1.5}))
+    fig.add_trace(go.Scatter(x=off, y=rel(int(index)), mode="lines", name=f"block {int(index)} (chosen)",
+                             line={"color": HIGHLIGHT, "width": 3.5}))
+    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 30, "b": 10}, plot_bgcolor="white",
+                      xaxis_title="tick within block", yaxis_title="change from block start",
+                      title={"text": f"block {int(index)} and its {len(neighbours)} nearest neighbours",
+                             "font": {"size": 13}})
+    return fig

@@ -1,0 +1,276 @@
+"""Figures of the Timeline page: the series in chronological vs pseudo-timeline order, cosine-similarity
+heatmaps in both orders, and the animated walk along the pseudo-timeline.
+
+Every block keeps its regime's colour from ``plots.style`` (the same as on the Manifold and Live replay pages).
+Long series are thinned with ``style.stride`` without moving block edges. Knows nothing about Streamlit, engines or
+datasets.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ..metrics import mean_run_length
+from .style import HIGHLIGHT, as_list, fmt_time, regime_color, scatter_class, stride, strided_ticks
+
+
+def _returns(series: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Per-tick increments (T,) with r[0] = 0: log returns when the series is positive, else differences."""
+    s = np.asarray(series, dtype=np.float64)
+    log = bool((s > 0).all())
+    v = np.log(s) if log else s
+    return np.concatenate([[0.0], np.diff(v)]), log
+
+
+def stitched_series(series: np.ndarray, starts: np.ndarray, block_len: int, order: np.ndarray) -> np.ndarray:
+    """The series rebuilt from its blocks' own increments taken in ``order``: (len(order) * block_len,).
+
+    Block b contributes the increments of ticks starts[b]..starts[b]+L-1 (its entry jump included), so the
+    chronological order reproduces the original series exactly.
+    """
+    s = np.asarray(series, dtype=np.float64)
+    r, log = _returns(s)
+    ticks = np.asarray(starts, dtype=np.int64)[np.asarray(order)][:, None] + np.arange(block_len)[None, :]  # (N, L)
+    first = s[int(np.asarray(starts)[np.asarray(order)[0]])]
+    inc = r[ticks].ravel()
+    inc[0] = 0.0
+    path = np.cumsum(inc)
+    return first * np.exp(path) if log else first + path
+
+
+def block_offsets(block_len: int, n_blocks: int, max_points: int = 1500) -> np.ndarray:
+    """Tick offsets drawn inside each block so a panel has <= ~max_points points (always the first and last).
+
+    Keeps line charts of long series in plain SVG (no WebGL context, light JSON) without moving block edges.
+    """
+    return strided_ticks(block_len, stride(n_blocks * block_len, max_points))
+
+
+def _segments(values: np.ndarray, slot_labels: np.ndarray, block_len: int, label: int,
+              offsets: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """x, y of every block slot with this label (at ``offsets`` within each block), one joining tick before
+    each run, and a NaN gap between runs. NumPy arrays: plotly ships them as compact typed arrays."""
+    offsets = np.arange(block_len) if offsets is None else np.asarray(offsets)
+    is_lab = np.asarray(slot_labels) == label
+    # Runs of consecutive slots with this label: [p, q] inclusive.
+    edges = np.diff(np.concatenate([[0], is_lab.astype(np.int8), [0]]))
+    run_starts, run_ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
+    xs, ys = [], []
+    for p, q in zip(run_starts, run_ends):
+        ticks = (np.arange(p, q + 1)[:, None] * block_len + offsets[None, :]).ravel()
+        if p > 0:
+            ticks = np.concatenate([[p * block_len - 1], ticks])
+        xs.extend([ticks, [ticks[-1] + 0.5]])
+        ys.extend([values[ticks], [np.nan]])
+    if not xs:
+        return np.zeros(0), np.zeros(0)
+    return np.concatenate(xs).astype(np.float64), np.concatenate(ys)
+
+
+def timeline_figure(series: np.ndarray, starts: np.ndarray, block_len: int, order: np.ndarray, labels: np.ndarray,
+                    *, layout: str = "stacked", label_name: str = "regime", series_name: str = "price",
+                    height: int = 620) -> go.Figure:
+    """The same series in chronological order and in pseudo-timeline order, each block coloured by its label.
+
+    x is the tick slot (block position x block_len + offset) in both panels, and the axes are linked, so the
+    chronological panel's scattered regimes line up against the pseudo-timeline's contiguous runs. Each panel has
+    a barcode strip underneath: one bar per block slot in the label's colour.
+    """
+    starts = np.asarray(starts, dtype=np.int64)
+    order = np.asarray(order, dtype=np.int64)
+    labels = np.asarray(labels)
+    n = len(starts)
+    chrono = np.arange(n)
+    vals = {"chrono": stitched_series(series, starts, block_len, chrono),
+            "pseudo": stitched_series(series, starts, block_len, order)}
+    titles = (f"Chronological order · mean run {mean_run_length(labels):.1f} blocks",
+              f"Pseudo-timeline (defragmented) · mean run {mean_run_length(labels[order]):.1f} blocks")
+    if layout == "side":
+        fig = make_subplots(rows=2, cols=2, shared_xaxes=True, shared_yaxes=True, row_heights=[0.85, 0.15],
+                            vertical_spacing=0.03, horizontal_spacing=0.03, subplot_titles=titles)
+        cells = {"chrono": ((1, 1), (2, 1)), "pseudo": ((1, 2), (2, 2))}
+    elif layout == "stacked":
+        fig = make_subplots(rows=4, cols=1, shared_xaxes=True, row_heights=[0.4, 0.08, 0.4, 0.08],
+                            vertical_spacing=0.04, subplot_titles=(titles[0], None, titles[1], None))
+        cells = {"chrono": ((1, 1), (2, 1)), "pseudo": ((3, 1), (4, 1))}
+    else:
+        raise ValueError(f"layout must be 'stacked' or 'side', got {layout!r}")
+    offs = block_offsets(block_len, n)
+    cls = scatter_class(n * len(offs))
+    uniq = sorted(pd.unique(labels).tolist())
+    for panel, ordr in (("chrono", chrono), ("pseudo", order)):
+        (pr, pc), (br, bc) = cells[panel]
+        slot_labels = labels[ordr]
+        for lab in uniq:
+            xs, ys = _segments(vals[panel], slot_labels, block_len, lab, offs)
+            fig.add_trace(cls(x=xs, y=ys, mode="lines", name=f"{label_name} {lab}", legendgroup=str(lab),
+                              showlegend=panel == "chrono", line={"color": regime_color(lab), "width": 1.3},
+                              hoverinfo="skip"), row=pr, col=pc)
+        centres = np.arange(n) * block_len + block_len / 2
+        fig.add_trace(go.Bar(x=centres, y=np.ones(n), width=block_len, name=f"{panel} barcode", showlegend=False,
+                             marker={"color": [regime_color(v) for v in slot_labels], "line": {"width": 0}},
+                             customdata=np.stack([ordr, slot_labels, np.arange(n)], axis=1),
+                             hovertemplate=(f"slot %{{customdata[2]}} · block %{{customdata[0]}} · {label_name} "
+                                            "%{customdata[1]}<extra></extra>")), row=br, col=bc)
+        fig.update_yaxes(showticklabels=False, showgrid=False, range=[0, 1], row=br, col=bc)
+    fig.update_xaxes(matches="x")
+    last_row = 2 if layout == "side" else 4
+    for col in ((1, 2) if layout == "side" else (1,)):
+        fig.update_xaxes(title_text=f"tick slot (block position × {block_len})", row=last_row, col=col)
+    fig.update_layout(height=height, bargap=0, margin={"l": 10, "r": 10, "t": 80, "b": 10}, plot_bgcolor="white",
+                      legend={"orientation": "h", "y": 0.995, "yanchor": "top", "x": 0, "yref": "container"})
+    fig.update_yaxes(title_text=series_name, row=1, col=1)
+    return fig
+
+
+def similarity_matrices(latents: np.ndarray, order: np.ndarray,
+                        max_cells: int = 300) -> tuple[np.ndarray, np.ndarray, int]:
+    """Cosine similarity (N, N) of blocks in chronological and in ``order`` order, pooled to <= max_cells.
+
+    Returns (chrono, pseudo, pool) where pool is the tile size in blocks (1 = unpooled). Pooling works on
+    (chunk, N) slices so a 10k-block model never allocates a 10k x 10k matrix.
+    """
+    z = np.asarray(latents, dtype=np.float64)
+    z = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+    n = z.shape[0]
+    b = max(1, math.ceil(n / max_cells))
+
+    def pooled(zz: np.ndarray) -> np.ndarray:
+        if b == 1:
+            return zz @ zz.T
+        k = math.ceil(n / b)
+        out = np.empty((k, k))
+        for i in range(k):
+            rows = zz[i * b:(i + 1) * b] @ zz.T                        # (<=b, N)
+            pad = k * b - n
+            rp = np.pad(rows, ((0, 0), (0, pad)), constant_values=np.nan).reshape(rows.shape[0], k, b)
+            out[i] = np.nanmean(rp, axis=(0, 2))
+        return out
+
+    return pooled(z), pooled(z[np.asarray(order)]), b
+
+
+def similarity_figure(latents: np.ndarray, order: np.ndarray, max_cells: int = 300, height: int = 460) -> go.Figure:
+    """Two heatmaps of latent cosine similarity: chronological order (left) and pseudo-timeline order (right)."""
+    chrono, pseudo, b = similarity_matrices(latents, order, max_cells)
+    unit = "block" if b == 1 else f"{b}-block tile"
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.06,
+                        subplot_titles=("Chronological order", "Pseudo-timeline order"))
+    for col, m in ((1, chrono), (2, pseudo)):
+        fig.add_trace(go.Heatmap(z=m.astype(np.float32), zmin=-1, zmax=1, colorscale="RdBu_r", showscale=col == 2,
+                                 colorbar={"title": {"text": "cos"}, "thickness": 12},
+                                 hovertemplate=f"{unit} %{{y}} vs %{{x}}: cos %{{z:.2f}}<extra></extra>"),
+                      row=1, col=col)
+        fig.update_yaxes(autorange="reversed", scaleanchor=f"x{'' if col == 1 else col}", row=1, col=col)
+    fig.update_xaxes(title_text=f"position ({unit}s)")
+    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return fig
+
+
+WALK_CONTEXT_POINTS = 1500  # the walk's real-time series is context only: a strided copy keeps it in SVG
+
+
+def walk_figure(series: np.ndarray, starts: np.ndarray, block_len: int, order: np.ndarray,
+                labels: np.ndarray | None = None, *, x: np.ndarray | None = None, max_frames: int = 120,
+                trail: int = 8, label_name: str = "regime", series_name: str = "price",
+                height: int = 560) -> go.Figure:
+    """Animated walk along the pseudo-timeline: each step's block marked on the real-time series (top) and on
+    the permutation map (bottom: x = real start tick, y = pseudo-timeline position). Play / pause buttons and a
+    slider run client-side (no reruns); at most ``max_frames`` frames (evenly spaced steps) keep it light.
+    """
+    walk = _Walk(np.asarray(series, dtype=np.float64), np.asarray(starts, dtype=np.int64), block_len,
+                 np.asarray(order, dtype=np.int64), x, trail)
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.45, 0.55], vertical_spacing=0.06)
+    _add_walk_background(fig, walk, labels, label_name, series_name)
+    moving = list(range(len(fig.data), len(fig.data) + 3))
+    for i, tr in enumerate(walk.traces(0)):
+        fig.add_trace(tr, row=1 if i == 0 else 2, col=1)
+    steps = np.unique(np.linspace(0, walk.n - 1, min(max_frames, walk.n)).round().astype(int))
+    fig.frames = [walk.frame(int(p), moving) for p in steps]
+    return _walk_layout(fig, walk, steps, series_name, height)
+
+
+class _Walk:
+    """The walk's arrays, and the three moving traces (current block, trail, current step) of one step."""
+
+    def __init__(self, s: np.ndarray, starts: np.ndarray, block_len: int, order: np.ndarray, x: np.ndarray | None,
+                 trail: int) -> None:
+        self.s, self.starts, self.order, self.trail, self.n = s, starts, order, trail, len(order)
+        self.xs = np.arange(s.shape[0]) if x is None else np.asarray(x)
+        self.pos = np.empty(self.n, dtype=np.int64)
+        self.pos[order] = np.arange(self.n)                   # pseudo position of each block
+        self.step = stride(s.shape[0], WALK_CONTEXT_POINTS)
+        self.offs = strided_ticks(block_len, self.step)       # ticks drawn inside the current block
+        # Frames are plain dicts with plain-list x values and validated once by the figure: datetime64 arrays and
+        # go.* objects per frame cost ~5 ms each to validate, i.e. most of a page render at 120 frames.
+        self.xl = as_list(self.xs)
+        self.block_x = [self.xl[int(v)] for v in starts]
+
+    def traces(self, p: int) -> list[dict]:
+        b = int(self.order[p])
+        ticks = int(self.starts[b]) + self.offs
+        tr = self.order[max(0, p - self.trail): p + 1]
+        return [{"type": "scatter", "x": [self.xl[t] for t in ticks], "y": self.s[ticks].tolist(), "mode": "lines",
+                 "name": "current block", "line": {"color": HIGHLIGHT, "width": 4}, "showlegend": False},
+                {"type": "scatter", "x": [self.block_x[int(v)] for v in tr], "y": self.pos[tr].tolist(),
+                 "mode": "lines", "line": {"color": HIGHLIGHT, "width": 1, "dash": "dot"}, "name": "trail",
+                 "showlegend": False, "hoverinfo": "skip"},
+                {"type": "scatter", "x": [self.block_x[b]], "y": [p], "mode": "markers", "name": "current step",
+                 "showlegend": False, "hovertemplate": f"step {p} · block {b}<extra></extra>",
+                 "marker": {"color": HIGHLIGHT, "size": 14, "symbol": "star", "line": {"color": "black", "width": 1}}}]
+
+    def frame(self, p: int, moving: list[int]) -> dict:
+        b = int(self.order[p])
+        return {"name": str(p), "data": self.traces(p), "traces": moving,
+                "layout": {"title": {"text": f"step {p + 1}/{self.n}: block {b} "
+                                             f"(starts {fmt_time(self.xs[self.starts[b]])})"}}}
+
+
+def _add_walk_background(fig: go.Figure, walk: _Walk, labels: np.ndarray | None, label_name: str,
+                         series_name: str) -> None:
+    """The strided real-time series (top) and every block on the permutation map, by label (bottom)."""
+    keep = strided_ticks(walk.s.shape[0], walk.step)
+    fig.add_trace(go.Scatter(x=walk.xs[keep], y=walk.s[keep], mode="lines", name=series_name,
+                             line={"color": "#999", "width": 1}, hoverinfo="skip"), row=1, col=1)
+    bx = walk.xs[walk.starts]
+    if labels is None:
+        fig.add_trace(go.Scatter(x=bx, y=walk.pos, mode="markers", name="blocks", marker={"color": "#777", "size": 5},
+                                 hoverinfo="skip"), row=2, col=1)
+        return
+    labels = np.asarray(labels)
+    for lab in sorted(pd.unique(labels).tolist()):
+        m = labels == lab
+        fig.add_trace(go.Scatter(x=bx[m], y=walk.pos[m], mode="markers", name=f"{label_name} {lab}",
+                                 marker={"color": regime_color(lab), "size": 5}, hoverinfo="skip"), row=2, col=1)
+
+
+def _play_controls(steps: np.ndarray) -> tuple[list[dict], list[dict]]:
+    """Play / pause buttons and a slider with one entry per frame (both run client-side)."""
+    buttons = [{"type": "buttons", "showactive": False, "x": 1.0, "y": 1.12, "xanchor": "right", "direction": "left",
+                "buttons": [{"label": "▶ Play", "method": "animate",
+                             "args": [None, {"frame": {"duration": 120, "redraw": True}, "fromcurrent": True,
+                                             "transition": {"duration": 0}}]},
+                            {"label": "⏸ Pause", "method": "animate",
+                             "args": [[None], {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}]}]}]
+    slider = [{"active": 0, "y": -0.1, "len": 1.0, "x": 0.0, "currentvalue": {"prefix": "step "}, "pad": {"t": 10},
+               "steps": [{"label": str(int(p) + 1), "method": "animate",
+                          "args": [[str(p)], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate"}]}
+                         for p in steps]}]
+    return buttons, slider
+
+
+def _walk_layout(fig: go.Figure, walk: _Walk, steps: np.ndarray, series_name: str, height: int) -> go.Figure:
+    buttons, slider = _play_controls(steps)
+    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 60, "b": 90}, plot_bgcolor="white",
+                      showlegend=False, title={"text": f"step 1/{walk.n}: block {int(walk.order[0])}", "x": 0.01,
+                                               "xanchor": "left"},
+                      updatemenus=buttons, sliders=slider)
+    fig.update_yaxes(title_text=series_name, row=1, col=1)
+    fig.update_yaxes(title_text="pseudo-timeline position", row=2, col=1)
+    fig.update_xaxes(title_text="real time (block start)", row=2, col=1)
+    return fig
