@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from chronoslib.plots import style
 from chronoslib.plots.data import series_figure
 
 
@@ -41,3 +42,12 @@ def test_series_figure_refuses_columns_of_different_lengths_and_no_columns():
         series_figure(None, {"a": np.zeros(4), "b": np.zeros(3)}, split=2)
     with pytest.raises(ValueError, match="at least one column"):
         series_figure(None, {}, split=0)
+
+
+def test_series_figure_colours_ground_truth_regimes_with_the_regime_palette():
+    labels = np.array([0, 0, 1, 2, -1, 1, 0, 2])
+    fig = series_figure(None, {"price": np.linspace(1, 2, 8), "f": np.arange(8.0)}, split=6, price_name="price",
+                        labels=labels)
+    marks = next(t for t in fig.data if t.name == "regime")
+    assert list(marks.marker.color) == [style.regime_color(v) if v >= 0 else style.MISSING_COLOR for v in labels]
+    assert list(marks.customdata) == labels.tolist()

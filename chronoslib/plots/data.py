@@ -1,5 +1,6 @@
-"""The Data page's chart: a price / feature series with the held-out span shaded, long series strided to
-``style.MAX_LINE_POINTS`` per trace (``style.stride``). Knows nothing about Streamlit or models.
+"""The Data page's chart: a price / feature series with the held-out span shaded and ground-truth regimes in the
+one regime palette, long series strided to ``style.MAX_LINE_POINTS`` per trace (``style.stride``). Knows nothing
+about Streamlit or models.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .style import MAX_LINE_POINTS, stride
+from .style import MAX_LINE_POINTS, MISSING_COLOR, regime_color, stride
 
 
 def series_figure(x: np.ndarray | None, columns: dict[str, np.ndarray], split: int,
@@ -51,9 +52,11 @@ def series_figure(x: np.ndarray | None, columns: dict[str, np.ndarray], split: i
         fig.update_yaxes(title_text="z-score", row=rows, col=1)
     if labels is not None and has_price:
         lab = np.asarray(labels)[sel]
+        # Ground-truth regime k in the palette colour the other pages give regime k; missing labels (< 0) grey.
+        colours = [regime_color(v) if v >= 0 else MISSING_COLOR for v in lab.tolist()]
         fig.add_trace(go.Scatter(x=xs[sel], y=np.asarray(columns[price_name])[sel], mode="markers", name="regime",
-                                 marker=dict(size=3, color=lab, colorscale="Turbo", showscale=False),
-                                 hovertemplate="regime %{marker.color}<extra></extra>"), row=1, col=1)
+                                 marker=dict(size=3, color=colours), customdata=lab,
+                                 hovertemplate="regime %{customdata}<extra></extra>"), row=1, col=1)
     if 0 < split < t:
         x0, x1 = xs[split], xs[-1]
         fig.add_vrect(x0=x0, x1=x1, fillcolor="#f59e0b", opacity=0.13, line_width=0, row="all", col=1)

@@ -15,6 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..errors import ConfigError
 from ..metrics import mean_run_length
 from .style import HIGHLIGHT, as_list, fmt_time, regime_color, scatter_class, stride, strided_ticks
 
@@ -82,42 +83,59 @@ def timeline_figure(series: np.ndarray, starts: np.ndarray, block_len: int, orde
     a barcode strip underneath: one bar per block slot in the label's colour.
     """
     starts = np.asarray(starts, dtype=np.int64)
-    order = np.asarray(order, dtype=np.int64)
     labels = np.asarray(labels)
-    n = len(starts)
-    chrono = np.arange(n)
-    vals = {"chrono": stitched_series(series, starts, block_len, chrono),
-            "pseudo": stitched_series(series, starts, block_len, order)}
+    orders = {"chrono": np.arange(len(starts)), "pseudo": np.asarray(order, dtype=np.int64)}
     titles = (f"Chronological order · mean run {mean_run_length(labels):.1f} blocks",
-              f"Pseudo-timeline (defragmented) · mean run {mean_run_length(labels[order]):.1f} blocks")
+              f"Pseudo-timeline (defragmented) · mean run {mean_run_length(labels[orders['pseudo']]):.1f} blocks")
+    fig, cells = _timeline_grid(layout, titles)
+    offs = block_offsets(block_len, len(starts))
+    for panel, ordr in orders.items():
+        line_cell, barcode_cell = cells[panel]
+        _add_coloured_series(fig, stitched_series(series, starts, block_len, ordr), labels[ordr], block_len, offs,
+                             label_name, panel == "chrono", line_cell)
+        _add_barcode(fig, ordr, labels[ordr], block_len, f"{panel} barcode", label_name, barcode_cell)
+    return _timeline_layout(fig, layout, block_len, series_name, height)
+
+
+def _timeline_grid(layout: str, titles: tuple[str, str]) -> tuple[go.Figure, dict]:
+    """Subplots for both panels and, per panel, the (row, col) of its series and of its barcode strip."""
     if layout == "side":
         fig = make_subplots(rows=2, cols=2, shared_xaxes=True, shared_yaxes=True, row_heights=[0.85, 0.15],
                             vertical_spacing=0.03, horizontal_spacing=0.03, subplot_titles=titles)
-        cells = {"chrono": ((1, 1), (2, 1)), "pseudo": ((1, 2), (2, 2))}
-    elif layout == "stacked":
+        return fig, {"chrono": ((1, 1), (2, 1)), "pseudo": ((1, 2), (2, 2))}
+    if layout == "stacked":
         fig = make_subplots(rows=4, cols=1, shared_xaxes=True, row_heights=[0.4, 0.08, 0.4, 0.08],
                             vertical_spacing=0.04, subplot_titles=(titles[0], None, titles[1], None))
-        cells = {"chrono": ((1, 1), (2, 1)), "pseudo": ((3, 1), (4, 1))}
-    else:
-        raise ValueError(f"layout must be 'stacked' or 'side', got {layout!r}")
-    offs = block_offsets(block_len, n)
-    cls = scatter_class(n * len(offs))
-    uniq = sorted(pd.unique(labels).tolist())
-    for panel, ordr in (("chrono", chrono), ("pseudo", order)):
-        (pr, pc), (br, bc) = cells[panel]
-        slot_labels = labels[ordr]
-        for lab in uniq:
-            xs, ys = _segments(vals[panel], slot_labels, block_len, lab, offs)
-            fig.add_trace(cls(x=xs, y=ys, mode="lines", name=f"{label_name} {lab}", legendgroup=str(lab),
-                              showlegend=panel == "chrono", line={"color": regime_color(lab), "width": 1.3},
-                              hoverinfo="skip"), row=pr, col=pc)
-        centres = np.arange(n) * block_len + block_len / 2
-        fig.add_trace(go.Bar(x=centres, y=np.ones(n), width=block_len, name=f"{panel} barcode", showlegend=False,
-                             marker={"color": [regime_color(v) for v in slot_labels], "line": {"width": 0}},
-                             customdata=np.stack([ordr, slot_labels, np.arange(n)], axis=1),
-                             hovertemplate=(f"slot %{{customdata[2]}} · block %{{customdata[0]}} · {label_name} "
-                                            "%{customdata[1]}<extra></extra>")), row=br, col=bc)
-        fig.update_yaxes(showticklabels=False, showgrid=False, range=[0, 1], row=br, col=bc)
+        return fig, {"chrono": ((1, 1), (2, 1)), "pseudo": ((3, 1), (4, 1))}
+    raise ConfigError(f"layout must be 'stacked' or 'side', got {layout!r}")
+
+
+def _add_coloured_series(fig: go.Figure, values: np.ndarray, slot_labels: np.ndarray, block_len: int,
+                         offs: np.ndarray, label_name: str, legend: bool, cell: tuple[int, int]) -> None:
+    """One line trace per label over the block slots that carry it (legend entries on the first panel only)."""
+    cls = scatter_class(len(slot_labels) * len(offs))
+    for lab in sorted(pd.unique(slot_labels).tolist()):
+        xs, ys = _segments(values, slot_labels, block_len, lab, offs)
+        fig.add_trace(cls(x=xs, y=ys, mode="lines", name=f"{label_name} {lab}", legendgroup=str(lab),
+                          showlegend=legend, line={"color": regime_color(lab), "width": 1.3}, hoverinfo="skip"),
+                      row=cell[0], col=cell[1])
+
+
+def _add_barcode(fig: go.Figure, order: np.ndarray, slot_labels: np.ndarray, block_len: int, name: str,
+                 label_name: str, cell: tuple[int, int]) -> None:
+    """One bar per block slot in its label's colour; hovering names the slot, the block and the label."""
+    n = len(order)
+    colours = [regime_color(v) for v in slot_labels]
+    fig.add_trace(go.Bar(x=np.arange(n) * block_len + block_len / 2, y=np.ones(n), width=block_len, name=name,
+                         showlegend=False, marker={"color": colours, "line": {"width": 0}},
+                         customdata=np.stack([order, slot_labels, np.arange(n)], axis=1),
+                         hovertemplate=(f"slot %{{customdata[2]}} · block %{{customdata[0]}} · {label_name} "
+                                        "%{customdata[1]}<extra></extra>")), row=cell[0], col=cell[1])
+    fig.update_yaxes(showticklabels=False, showgrid=False, range=[0, 1], row=cell[0], col=cell[1])
+
+
+def _timeline_layout(fig: go.Figure, layout: str, block_len: int, series_name: str, height: int) -> go.Figure:
+    """Linked x axes titled in tick slots under the last row, the legend on top."""
     fig.update_xaxes(matches="x")
     last_row = 2 if layout == "side" else 4
     for col in ((1, 2) if layout == "side" else (1,)):
