@@ -148,44 +148,60 @@ def drift_timeline(ref: np.ndarray, z: np.ndarray, window: int = 8, step: int = 
     statistic above its threshold).
     """
     ref, z = _unit_pair(ref, z)
+    _check_timeline_args(ref.shape[0], z.shape[0], window, step, alpha)
+    n = ref.shape[0]
+    pooled = np.concatenate([ref, z])
+    k = _rbf(pooled, pooled, median_bandwidth(ref))                    # (N+M, N+M)
+    mmd_thr, cd_thr = _contiguous_thresholds(ref, k[:n, :n], window, alpha)
+    ends = np.arange(window - 1, z.shape[0], step)
+    if ends[-1] != z.shape[0] - 1:
+        ends = np.append(ends, z.shape[0] - 1)
+    cd, stat = _trailing_window_stats(ref, z, k, ends, window)
+    return {"end": ends, "centroid_dist": cd, "centroid_threshold": np.full(ends.size, cd_thr), "mmd2": stat,
+            "mmd_threshold": np.full(ends.size, mmd_thr), "drift": (stat > mmd_thr) | (cd > cd_thr)}
+
+
+def _check_timeline_args(n_ref: int, n_new: int, window: int, step: int, alpha: float) -> None:
     if window < 2:
         raise ConfigError(f"drift window must be >= 2 rows, got {window}")
-    if z.shape[0] < window:
-        raise DataError(f"need at least window={window} latents for a drift timeline, got {z.shape[0]}")
-    if ref.shape[0] < window + 2:
-        raise DataError(f"need at least window + 2 = {window + 2} training latents, got {ref.shape[0]}")
+    if n_new < window:
+        raise DataError(f"need at least window={window} latents for a drift timeline, got {n_new}")
+    if n_ref < window + 2:
+        raise DataError(f"need at least window + 2 = {window + 2} training latents, got {n_ref}")
     if step < 1:
         raise ConfigError(f"step must be >= 1, got {step}")
     if not 0 < alpha < 1:
         raise ConfigError(f"alpha must be in (0, 1), got {alpha}")
-    n = ref.shape[0]
-    bw = median_bandwidth(ref)
-    pooled = np.concatenate([ref, z])
-    k = _rbf(pooled, pooled, bw)                                        # (N+M, N+M)
-    centre = ref.mean(axis=0)
 
-    # Null: contiguous training windows [s, s+w) against the other N - w training latents.
+
+def _contiguous_thresholds(ref: np.ndarray, k_rr: np.ndarray, window: int, alpha: float) -> tuple[float, float]:
+    """(1 - alpha) quantiles of MMD^2 and centroid distance of every contiguous training window [s, s+w) against
+    the other N - w training latents (k_rr: the (N, N) kernel of the training latents)."""
+    n = ref.shape[0]
     null_mmd, null_cd = [], []
     for s0 in range(n - window + 1):
-        a = np.full(n, 0.0)
-        a[:] = -1.0 / (n - window)
+        a = np.full(n, -1.0 / (n - window))
         a[s0: s0 + window] = 1.0 / window
-        null_mmd.append(float(a @ k[:n, :n] @ a))
+        null_mmd.append(float(a @ k_rr @ a))
         rest = np.delete(np.arange(n), np.arange(s0, s0 + window))
         null_cd.append(float(np.linalg.norm(ref[s0: s0 + window].mean(0) - ref[rest].mean(0))))
-    mmd_thr, cd_thr = float(np.quantile(null_mmd, 1 - alpha)), float(np.quantile(null_cd, 1 - alpha))
+    return float(np.quantile(null_mmd, 1 - alpha)), float(np.quantile(null_cd, 1 - alpha))
 
-    ends = np.arange(window - 1, z.shape[0], step)
-    if ends[-1] != z.shape[0] - 1:
-        ends = np.append(ends, z.shape[0] - 1)
-    k_rr = k[:n, :n].mean()
+
+def _trailing_window_stats(ref: np.ndarray, z: np.ndarray, k: np.ndarray, ends: np.ndarray,
+                           window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Centroid distance and MMD^2 against ref of the ``window`` rows of z ending at each of ``ends``: (E,), (E,).
+
+    k is the kernel of the pooled sample (training rows first), so each window costs O(window * N).
+    """
+    n = ref.shape[0]
+    centre, k_rr = ref.mean(axis=0), k[:n, :n].mean()
     cd, stat = np.empty(ends.size), np.empty(ends.size)
     for i, e in enumerate(ends):
         idx = n + np.arange(e - window + 1, e + 1)
         cd[i] = np.linalg.norm(z[idx - n].mean(0) - centre)
         stat[i] = k[np.ix_(idx, idx)].mean() + k_rr - 2 * k[np.ix_(idx, np.arange(n))].mean()
-    return {"end": ends, "centroid_dist": cd, "centroid_threshold": np.full(ends.size, cd_thr), "mmd2": stat,
-            "mmd_threshold": np.full(ends.size, mmd_thr), "drift": (stat > mmd_thr) | (cd > cd_thr)}
+    return cd, stat
 
 
 def drift_verdict(drift_flags: np.ndarray, recent: int = 5, low_confidence_alert: bool = False) -> dict:
