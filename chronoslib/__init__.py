@@ -24,7 +24,8 @@ from .errors import (
     TimestampError,
     UnreadableFileError,
 )
-from .router import Registry, build_pseudo_timeline, greedy_chain_exact, path_cost
+from .registry import Registry
+from .timeline import build_pseudo_timeline, greedy_chain_exact, path_cost
 
 __all__ = [
     "ChronosDefragEngine", "LivePrediction", "DefragConfig", "EncoderConfig", "RoutingConfig",

@@ -203,10 +203,16 @@ def bench_training(n_blocks: int, plain_batches: int) -> dict[str, Any]:
 def bench_timeline(exact_sizes: list[int], allpairs_max: int, approx_quality: list[int], approx_only: list[int],
                    runs: int) -> dict[str, Any]:
     """Exact chain (and all-pairs reference where it fits) per N; approximate chain quality and scale."""
-    from .router import build_pseudo_timeline, path_cost
-    from .timeline import greedy_chain_allpairs, greedy_chain_approx, greedy_chain_knn, regime_latents
+    from .synthetic import regime_latents
+    from .timeline import (
+        build_pseudo_timeline,
+        greedy_chain_allpairs,
+        greedy_chain_approx,
+        greedy_chain_exact,
+        path_cost,
+    )
 
-    out: dict[str, Any] = {"data": "timeline.regime_latents(N, dim=32, seed=1): synthetic regime-structured latents",
+    out: dict[str, Any] = {"data": "synthetic.regime_latents(N, dim=32, seed=1): synthetic regime-structured latents",
                            "exact": {}, "approx": {}}
     for n in exact_sizes:
         z = regime_latents(n, seed=1)
@@ -221,7 +227,7 @@ def bench_timeline(exact_sizes: list[int], allpairs_max: int, approx_quality: li
         out["exact"][str(n)] = row
     for n in approx_quality:
         z = regime_latents(n, seed=1)
-        ex = repeat(lambda z=z: greedy_chain_knn(z), 1)
+        ex = repeat(lambda z=z: greedy_chain_exact(z), 1)
         ap = repeat(lambda z=z: greedy_chain_approx(z), 1)
         pe, pa = path_cost(z, ex["result"]), path_cost(z, ap["result"])
         out["approx"][str(n)] = {"exact_s": ex["median_s"], "exact_cpu_s": ex["cpu_s"],
@@ -336,8 +342,8 @@ def bench_registry(engine: Any, windows: np.ndarray, size: int, n_calls: int,
     """predict_live against a registry of ``size`` entries (synthetic regime latents, the engine's trained
     weights): IVF index path (the default above ``index_threshold``) vs the exact scan, and recall@k of the index
     against the exact SPD top-k for queries drawn from the same latent process (held-out later rows)."""
-    from .router import INDEX_NPROBE, INDEX_THRESHOLD, Registry
-    from .timeline import regime_latents
+    from .registry import INDEX_NPROBE, INDEX_THRESHOLD, Registry
+    from .synthetic import regime_latents
 
     old = engine.registry
     d, k = old.dim, engine.cfg.routing.top_k
@@ -371,19 +377,19 @@ def bench_registry(engine: Any, windows: np.ndarray, size: int, n_calls: int,
         cpu = _cpu_live(engine, w, max(20, n_calls // 5))
         out["exact"] = {"p50_ms": ex["p50_ms"], "p99_ms": ex["p99_ms"], "cpu_p50_ms": float(np.percentile(cpu, 50)),
                         "cpu_p99_ms": float(np.percentile(cpu, 99)), "stage_ms": ex["stage_ms"]}
-        exact = reg.query(zq, k, tq)                                     # (Q, k) exact SPD top-k
+        exact = reg.route(zq, tq, k)                                     # (Q, k) exact SPD top-k
         reg.configure_index(1, INDEX_NPROBE, reg.index_cells)
         rec = {}
         for npb in recall_nprobe:
             reg.index_nprobe = npb
             c0 = time.process_time()
-            got = reg.query(zq, k, tq)
+            got = reg.route(zq, tq, k)
             ms = (time.process_time() - c0) / len(zq) * 1e3
             hit = [len(set(got.slots[i].tolist()) & set(exact.slots[i].tolist())) / k for i in range(len(zq))]
             rec[str(npb)] = {"recall_at_k": float(np.mean(hit)), "top1": float((got.slots[:, 0] == exact.slots[:, 0])
                                                                               .float().mean()), "query_cpu_ms": ms}
         out["recall"] = {"k": k, "queries": len(zq), "by_nprobe": rec,
-                         "queries_from": "held-out later rows of the same timeline.regime_latents process"}
+                         "queries_from": "held-out later rows of the same synthetic.regime_latents process"}
         out["recall_at_default_nprobe"] = rec.get(str(INDEX_NPROBE), {}).get("recall_at_k")
     finally:
         engine.registry = old

@@ -3,7 +3,7 @@
 ``build_parts(data)`` checks type, shape, dtype, finiteness, range and mutual consistency of every field of a
 checkpoint dict (as returned by ``checkpoint.read_checkpoint``) and returns the rebuilt parts; it raises only
 ``CheckpointError`` naming the field with what was expected and what was got. Nothing is allocated beyond what
-the file holds (see ``MAX_SPARE_SLOTS``). Knows nothing about how the engine uses the parts.
+the file holds (see ``registry.LOAD_SPARE_SLOTS``). Knows nothing about how the engine uses the parts.
 """
 
 from __future__ import annotations
@@ -18,13 +18,8 @@ from .config import DefragConfig
 from .encoder import RegimeEncoder
 from .errors import CheckpointError
 from .predictor import TemporalPredictor
-from .router import LOAD_SPARE_SLOTS, Registry
+from .registry import Registry
 from .scaling import Normaliser
-
-# A saved registry has ``capacity`` >= its rows (the circular buffer is preallocated at fit time). Loading
-# allocates at most max(rows, MAX_SPARE_SLOTS) slots: capacity beyond that is not preallocated (the registry
-# then evicts its oldest entry once that many are stored), so a small file can never allocate gigabytes.
-MAX_SPARE_SLOTS = LOAD_SPARE_SLOTS
 
 
 def _fail(field: str, expected: str, got: Any) -> CheckpointError:
@@ -111,18 +106,18 @@ def _registry(d: Any, cfg: DefragConfig, state_dim: int, n_blocks: int) -> Regis
         log_w = _tensor("registry.log_weights", d["log_weights"], (n,), "float")
         if n and float(log_w.max()) > 0:
             raise _fail("registry.log_weights", "values <= 0 (weights in (0, 1])", f"max {float(log_w.max())}")
-    opts = {k: _int(f"registry.{k}", d.get(k, dflt), lo, 2**31)
-            for k, dflt, lo in (("index_threshold", cfg.routing.index_threshold, 1),
-                                ("index_nprobe", cfg.routing.index_nprobe, 1), ("index_cells", 0, 0))}
-    alloc = min(capacity, max(n, MAX_SPARE_SLOTS))
-    r = Registry(alloc, dim, sdim, block_len, float(decay), opts["index_threshold"], opts["index_nprobe"],
-                 opts["index_cells"])
-    if n:
-        r.add(latents, ticks.to(torch.float64).numpy(), ids, states)
-        if log_w is not None:
-            r.log_weights[r.order()] = log_w.to(torch.float64)
-            r._weighted = True
-    return r
+    for k, lo in (("index_threshold", 1), ("index_nprobe", 1), ("index_cells", 0)):
+        if k in d:
+            _int(f"registry.{k}", d[k], lo, 2**31)
+    # The engine routes with its config's index settings (saved ones are only checked). A saved registry has
+    # capacity >= its rows (preallocated at fit time); from_state_dict allocates at most max(n, LOAD_SPARE_SLOTS)
+    # slots (beyond that the registry evicts its oldest entry), so a small file can never allocate gigabytes.
+    r = cfg.routing
+    return Registry.from_state_dict({
+        "capacity": capacity, "dim": dim, "state_dim": sdim, "block_len": block_len, "decay": float(decay),
+        "latents": latents, "ticks": ticks.to(torch.float64), "ids": ids, "states": states,
+        **({} if log_w is None else {"log_weights": log_w}),
+        "index_threshold": r.index_threshold, "index_nprobe": r.index_nprobe, "index_cells": r.index_cells})
 
 
 def build_parts(data: dict[str, Any]) -> dict[str, Any]:

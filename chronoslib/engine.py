@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from . import metrics
-from .blocks import slice_blocks
+from .blocks import SlicedBlocks, slice_blocks
 from .checkpoint import checkpoint_bytes, read_checkpoint, save_checkpoint
 from .columns import feature_columns, frame_values
 from .config import DefragConfig
@@ -29,8 +29,9 @@ from .errors import CheckpointError, ConfigError, DataError, LookAheadError, Not
 from .features import live_window, raw_features
 from .numeric_checks import as_ticks, check_cast_finite, check_latents_finite, check_update, numeric_array
 from .predictor import TemporalPredictor
-from .router import Registry, build_pseudo_timeline, path_cost
+from .registry import Registry
 from .scaling import Normaliser
+from .timeline import build_pseudo_timeline, path_cost
 from .training import encode_blocks, preceding_states, train_encoder, train_predictor
 
 Progress = Callable[[str, int, int, dict], None]
@@ -109,70 +110,87 @@ class ChronosDefragEngine:
     def fit(self, data: Any, progress: Progress | None = None, warm_start: bool = False) -> ChronosDefragEngine:
         """Train encoder, build pseudo-timeline and registry, train predictor. Returns self.
 
-        A second call starts from fresh weights unless ``warm_start=True``.
+        A second call starts from fresh weights unless ``warm_start=True``. Nothing is assigned until every step
+        has succeeded, so a failure leaves a previously fitted engine untouched.
         """
         t_start = time.perf_counter()
         cfg = self.cfg.validate()
-        arr = self._as_array(data)
-        sl = slice_blocks(arr, cfg.encoder.block_len)  # raises "Need at least 4 blocks"
-        if sl.trailing:
-            warnings.warn(f"{sl.trailing} trailing tick(s) do not fill a block of {cfg.encoder.block_len} "
-                          "and were not used for training", stacklevel=2)
-        normaliser = Normaliser(cfg.data.normalize).fit(arr[: sl.n_blocks * cfg.encoder.block_len])
-        dev = _resolve_device(cfg.device)
-        blocks = torch.from_numpy(normaliser.transform(sl.blocks)).to(dev)  # (N, L, F)
-        gen = torch.Generator().manual_seed(cfg.seed)
-        history: list[dict] = []
-
-        if warm_start and self.encoder is not None and self.predictor is not None:
-            encoder, predictor = self.encoder.to(dev), self.predictor.to(dev)
-        else:
-            with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's global RNG
-                torch.manual_seed(cfg.seed)
-                encoder = RegimeEncoder(cfg.encoder).to(dev)
-                predictor = TemporalPredictor(cfg.predictor, cfg.encoder.latent_dim).to(dev)
-
+        arr = self._as_array(data)                                            # (T, F)
+        sl, normaliser, blocks = self._normalised_blocks(arr)                 # blocks (N, L, F) on the device
+        gen, history = torch.Generator().manual_seed(cfg.seed), []
+        encoder, predictor = self._initial_models(warm_start, blocks.device)
         train_encoder(encoder, blocks, cfg, gen, history, progress)
         encoder = encoder.cpu().eval()
-        z = encode_blocks(encoder, blocks.cpu())                             # (N, D)
-        t0 = time.perf_counter()
-        order_np = build_pseudo_timeline(z, cfg.routing.chain_method, cfg.routing.approx_threshold)
-        chain_s = time.perf_counter() - t0
-        order = torch.from_numpy(order_np)
-        if progress is not None:
-            progress("pseudo_timeline", 1, 1, {"seconds": chain_s})
-
-        train_predictor(predictor, z, order, cfg, gen, history, progress)
+        z = encode_blocks(encoder, blocks.cpu())                              # (N, D)
+        order, chain_s = self._pseudo_timeline(z, progress)                   # (N,)
+        train_predictor(predictor, z, torch.from_numpy(order), cfg, gen, history, progress)
         predictor = predictor.cpu().eval()
-        states = preceding_states(predictor, z, order)                       # (N, S)
+        states = preceding_states(predictor, z, torch.from_numpy(order))      # (N, S)
+        registry = self._routing_registry(z, sl.starts, states)
 
-        n = sl.n_blocks
-        if cfg.routing.registry_capacity < n:
-            warnings.warn(f"routing.registry_capacity={cfg.routing.registry_capacity} is below the "
-                          f"{n} training blocks: the {n - cfg.routing.registry_capacity} oldest cannot be "
-                          "retrieved live. Raise the capacity to keep them routable", stacklevel=2)
-        registry = Registry(cfg.routing.registry_capacity, cfg.encoder.latent_dim, predictor.state_dim,
-                            cfg.encoder.block_len, cfg.routing.decay)
-        registry.add(z, sl.starts, torch.arange(n), states)
-
-        # Commit state only now: a failure above leaves a previously fitted engine untouched.
         self.encoder, self.predictor, self.registry, self.normaliser = encoder, predictor, registry, normaliser
-        self.block_latents, self.block_starts, self.pseudo_timeline = z.numpy(), sl.starts, order_np
-        self.history = history
-        self.train_end_tick = int(arr.shape[0])
-        zn = self.block_latents
-        pc_pseudo, pc_chrono = path_cost(zn, order_np), path_cost(zn)
-        self.fit_summary = {
-            "n_blocks": n, "n_ticks": int(arr.shape[0]), "trailing_ticks": sl.trailing,
-            "timeline_entropy": metrics.timeline_entropy(order_np),
-            "path_cost_pseudo": pc_pseudo, "path_cost_chrono": pc_chrono,
-            "path_cost_ratio": pc_pseudo / pc_chrono if pc_chrono > 0 else 1.0,
-            "pseudo_timeline_seconds": chain_s, "fit_seconds": time.perf_counter() - t_start,
-            **{f"final_{k}": v for k, v in metrics.collapse_stats(zn).items()},
-        }
+        self.block_latents, self.block_starts, self.pseudo_timeline = z.numpy(), sl.starts, order
+        self.history, self.train_end_tick = history, int(arr.shape[0])
+        self.fit_summary = self._fit_summary(sl, chain_s, time.perf_counter() - t_start)
         self.meta["fitted_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self._warm_up()
         return self
+
+    def _normalised_blocks(self, arr: np.ndarray) -> tuple[SlicedBlocks, Normaliser, torch.Tensor]:
+        """Blocks of ``arr`` (T, F) (the slicing, a normaliser fitted on the blocks' span, the normalised
+        (N, L, F) blocks on the configured device)."""
+        L = self.cfg.encoder.block_len
+        sl = slice_blocks(arr, L)  # raises "Need at least 4 blocks"
+        if sl.trailing:
+            warnings.warn(f"{sl.trailing} trailing tick(s) do not fill a block of {L} and were not used for "
+                          "training", stacklevel=3)
+        normaliser = Normaliser(self.cfg.data.normalize).fit(arr[: sl.n_blocks * L])
+        blocks = torch.from_numpy(normaliser.transform(sl.blocks)).to(_resolve_device(self.cfg.device))
+        return sl, normaliser, blocks
+
+    def _initial_models(self, warm_start: bool, dev: torch.device) -> tuple[RegimeEncoder, TemporalPredictor]:
+        """The current encoder and predictor (``warm_start`` on a fitted engine) or fresh seeded ones."""
+        if warm_start and self.encoder is not None and self.predictor is not None:
+            return self.encoder.to(dev), self.predictor.to(dev)
+        with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's global RNG
+            torch.manual_seed(self.cfg.seed)
+            encoder = RegimeEncoder(self.cfg.encoder).to(dev)
+            return encoder, TemporalPredictor(self.cfg.predictor, self.cfg.encoder.latent_dim).to(dev)
+
+    def _pseudo_timeline(self, z: torch.Tensor, progress: Progress | None) -> tuple[np.ndarray, float]:
+        """The pseudo-timeline of latents z (N, D), (N,) int64, and the seconds it took."""
+        t0 = time.perf_counter()
+        order = build_pseudo_timeline(z, self.cfg.routing.chain_method, self.cfg.routing.approx_threshold)
+        chain_s = time.perf_counter() - t0
+        if progress is not None:
+            progress("pseudo_timeline", 1, 1, {"seconds": chain_s})
+        return order, chain_s
+
+    def _routing_registry(self, z: torch.Tensor, starts: np.ndarray, states: torch.Tensor) -> Registry:
+        """The registry of the training blocks (latents (N, D), start ticks (N,), states (N, S)) with the
+        routing config's capacity, decay and index settings."""
+        r, n = self.cfg.routing, z.shape[0]
+        if r.registry_capacity < n:
+            warnings.warn(f"routing.registry_capacity={r.registry_capacity} is below the {n} training blocks: "
+                          f"the {n - r.registry_capacity} oldest cannot be retrieved live. Raise the capacity to "
+                          "keep them routable", stacklevel=3)
+        registry = Registry(r.registry_capacity, z.shape[1], states.shape[1], self.cfg.encoder.block_len, r.decay,
+                            index_threshold=r.index_threshold, index_nprobe=r.index_nprobe, index_cells=r.index_cells)
+        registry.add(z, starts, torch.arange(n), states)
+        return registry
+
+    def _fit_summary(self, sl: SlicedBlocks, chain_s: float, fit_s: float) -> dict[str, Any]:
+        """Headline numbers of the fitted blocks, pseudo-timeline and latents."""
+        zn, order = self.block_latents, self.pseudo_timeline
+        pc_pseudo, pc_chrono = path_cost(zn, order), path_cost(zn)
+        return {
+            "n_blocks": sl.n_blocks, "n_ticks": self.train_end_tick, "trailing_ticks": sl.trailing,
+            "timeline_entropy": metrics.timeline_entropy(order),
+            "path_cost_pseudo": pc_pseudo, "path_cost_chrono": pc_chrono,
+            "path_cost_ratio": pc_pseudo / pc_chrono if pc_chrono > 0 else 1.0,
+            "pseudo_timeline_seconds": chain_s, "fit_seconds": fit_s,
+            **{f"final_{k}": v for k, v in metrics.collapse_stats(zn).items()},
+        }
 
     @property
     def timeline_entropy(self) -> float:
@@ -210,8 +228,6 @@ class ChronosDefragEngine:
         c, s = self.normaliser.arrays()
         self._norm_t = (torch.from_numpy(c), torch.from_numpy(s))
         self._live_w = self.encoder.live_weights()  # conv weights laid out for the one-window fast path
-        r = self.cfg.routing
-        self.registry.configure_index(r.index_threshold, r.index_nprobe, r.index_cells)
         self.registry.ensure_index()  # large registries: build the IVF index now, not inside the first live call
         self.registry.decay_factors(float(self.train_end_tick))
         with torch.inference_mode():  # first calls allocate kernels; keep that out of measured latency
@@ -244,39 +260,23 @@ class ChronosDefragEngine:
             raise RegistryEmptyError("Registry is empty: fit() must be called before predict_live()")
         x = self._check_windows(window)
         tq = self._query_time(timestamp)
-        reg, k = self.registry, self.cfg.routing.top_k
         with torch.inference_mode():
             t1 = time.perf_counter()
             q = self.encoder.forward_one(x[0], self._live_w).unsqueeze(0)  # (1, D)
             check_latents_finite(q)
             t2 = time.perf_counter()
-            with reg.lock:  # a concurrent update_registry must not change count / buffers / index mid-read
-                if reg.count < reg.index_threshold:                        # exact scan over every entry
-                    cos = q @ reg.latents[: reg.count].T                   # (1, R)
-                    t3 = time.perf_counter()
-                    scores = cos * reg.decay_factors(tq)
-                    top, slots = torch.topk(scores, min(k, reg.count), dim=1)  # (1, k)
-                    cosk = cos.gather(1, slots)
-                else:                                                      # large registry: IVF candidates (1, P)
-                    cand, cos, scores = reg.probe(q, tq, k)
-                    t3 = time.perf_counter()
-                    top, j = torch.topk(scores, min(k, reg.count), dim=1)  # (1, k)
-                    slots, cosk = cand[j], cos.gather(1, j)
-                s0 = slots[0]
-                states, ids, ticks = reg.states[s0], reg.ids[s0], reg.ticks[s0]
-            w = top.clamp_min(0)
-            w = w / w.sum() if float(w.sum()) > 0 else torch.full_like(w, 1.0 / w.shape[1])
-            conf = float((w * cosk).sum().clamp(0.0, 1.0))
-            state = w @ states                                         # (1, S)
+            r = self.registry.route(q, tq, self.cfg.routing.top_k)            # (1, k) neighbours, (1, S) state
             t4 = time.perf_counter()
-            fc = self.predictor.readout(self.predictor.step(q, state))[0]  # (forecast_dim,)
+            fc = self.predictor.readout(self.predictor.step(q, r.state))[0]  # (forecast_dim,)
             t5 = time.perf_counter()
+        # Stages: "query" ends when the candidates' cosines are computed, "spd" covers weighting, top-k, blend.
+        # (M=1 rows go out as .tolist()[0]: a row view per field costs more than the list.)
         return LivePrediction(
-            alpha_prediction=fc[0], regime_confidence=conf, system_latency_ms=(t5 - t0) * 1e3,
-            neighbour_indices=ids.tolist(), neighbour_scores=top[0].tolist(),
-            stage_latency_ms={"encode": (t2 - t1) * 1e3, "query": (t3 - t2) * 1e3,
-                              "spd": (t4 - t3) * 1e3, "predictor": (t5 - t4) * 1e3},
-            latent=q[0], forecast=fc, neighbour_weights=w[0].tolist(), neighbour_ticks=ticks.tolist())
+            alpha_prediction=fc[0], regime_confidence=r.confidence.tolist()[0], system_latency_ms=(t5 - t0) * 1e3,
+            neighbour_indices=r.ids.tolist()[0], neighbour_scores=r.scores.tolist()[0],
+            stage_latency_ms={"encode": (t2 - t1) * 1e3, "query": (r.scored_at - t2) * 1e3,
+                              "spd": (t4 - r.scored_at) * 1e3, "predictor": (t5 - t4) * 1e3},
+            latent=q[0], forecast=fc, neighbour_weights=r.weights.tolist()[0], neighbour_ticks=r.ticks.tolist()[0])
 
     def predict_live_raw(self, raw: Any, timestamp: float | None = None) -> LivePrediction:
         """``predict_live`` on raw rows (DataFrame with the source columns, or array in ``source_columns`` order):
@@ -328,16 +328,14 @@ class ChronosDefragEngine:
                         j = i + int((~torch.isfinite(q).all(1)).nonzero()[0, 0])
                         raise DataError(f"window {j} gives a non-finite latent (its values overflow the "
                                         "encoder); rescale the windows to the training data's range") from None
-                    with reg.lock:  # one consistent registry for the query and the states it blends
-                        res = reg.query(q, k, tq)
-                        w, state = reg.reconstruct_context(res)
-                    fc = self.predictor.readout(self.predictor.step(q, state))
+                    r = reg.route(q, tq, k)                                 # (m, k) neighbours, (m, S)
+                    fc = self.predictor.readout(self.predictor.step(q, r.state))
                     parts["alpha"].append(fc[:, 0])
-                    parts["confidence"].append((w * res.cosines).sum(1).clamp(0.0, 1.0))
+                    parts["confidence"].append(r.confidence)
                     parts["forecast"].append(fc)
                     parts["latent"].append(q)
-                    parts["ids"].append(res.ids)
-                    parts["scores"].append(res.scores)
+                    parts["ids"].append(r.ids)
+                    parts["scores"].append(r.scores)
         finally:
             torch.set_num_threads(old_threads)
         cat = {k_: torch.cat(v).numpy() for k_, v in parts.items()}
@@ -369,9 +367,8 @@ class ChronosDefragEngine:
         with reg.lock, torch.inference_mode():  # readers see the registry before or after the whole update
             check_update(q, t, reg.last_tick(), float(self.train_end_tick))  # all rows before any append
             for i in range(q.shape[0]):  # one at a time: row i may retrieve rows appended before it
-                res = reg.query(q[i:i + 1], self.cfg.routing.top_k, float(t[i]))
-                _, state = reg.reconstruct_context(res)            # (1, S)
-                reg.append_live(q[i:i + 1], t[i:i + 1], state, f)
+                r = reg.route(q[i:i + 1], float(t[i]), self.cfg.routing.top_k)
+                reg.append_live(q[i:i + 1], t[i:i + 1], r.state, f)  # (1, S): the context row i continues
 
     # ------------------------------------------------------------------ persistence
     def _payload(self) -> dict[str, Any]:

@@ -43,7 +43,7 @@ from .config import DefragConfig
 from .errors import ConfigError, DataError, NotEnoughBlocksError
 from .metrics import agreement, block_majority, latent_mse, spearman, summarise
 from .predictor import TemporalPredictor, gather_windows
-from .router import Registry
+from .registry import Registry
 from .training import preceding_states, train_predictor
 
 ARMS = ("pseudo", "chrono", "random")
@@ -110,13 +110,13 @@ def routed_forecasts(predictor: TemporalPredictor, z_train: torch.Tensor, order:
                      queries: torch.Tensor, query_ticks: np.ndarray, cfg: DefragConfig) -> torch.Tensor:
     """``predict_live``'s computation for queries (M, D): registry of the arm's preceding states -> (M, fd)."""
     states = preceding_states(predictor, z_train, torch.as_tensor(order))        # (N, S) along the arm's order
-    reg = Registry(max(len(z_train), 4), z_train.shape[1], predictor.state_dim, cfg.encoder.block_len,
-                   cfg.routing.decay)
+    r = cfg.routing
+    reg = Registry(max(len(z_train), 4), z_train.shape[1], predictor.state_dim, cfg.encoder.block_len, r.decay,
+                   index_threshold=r.index_threshold, index_nprobe=r.index_nprobe, index_cells=r.index_cells)
     reg.add(z_train, starts, torch.arange(len(z_train)), states)
     out = []
     for q, tq in zip(queries, np.asarray(query_ticks, dtype=np.float64)):  # one query time each, as live
-        res = reg.query(q.unsqueeze(0), cfg.routing.top_k, float(tq))
-        _, state = reg.reconstruct_context(res)                                  # (1, S)
+        state = reg.route(q.unsqueeze(0), float(tq), r.top_k).state              # (1, S)
         out.append(predictor.readout(predictor.step(q.unsqueeze(0), state)))
     return torch.cat(out)
 

@@ -157,10 +157,10 @@ def adjacency_purity(labels: np.ndarray, order: np.ndarray | None = None) -> flo
 def timeline_merit(latents: np.ndarray, order: np.ndarray, labels: np.ndarray | None = None) -> dict[str, float]:
     """Figures of merit of the pseudo-timeline against chronological order.
 
-    path_cost_* (router.path_cost), timeline_entropy, and with labels (N,) the mean run length of
+    path_cost_* (timeline.path_cost), timeline_entropy, and with labels (N,) the mean run length of
     same-label blocks and the adjacency purity in both orders.
     """
-    from .router import path_cost
+    from .timeline import path_cost
 
     order = np.asarray(order, dtype=np.int64)
     pc_c, pc_p = path_cost(latents), path_cost(latents, order)

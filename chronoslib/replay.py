@@ -20,12 +20,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from . import drift
 from .blocks import blocks_end
 from .errors import DataError, NotFittedError
 from .metrics import block_majority
 from .readers import MAX_FILE_BYTES, MAX_ROWS, read_table
+from .registry import Registry
 
 
 @dataclass
@@ -389,21 +391,20 @@ def batch_analysis(engine: Any, source: ReplaySource, stride: int | None = None,
 
 def suggested_threshold(engine: Any, quantile: float = 0.05, max_blocks: int = 2000, seed: int = 0) -> float:
     """A data-driven default for the re-fit threshold: the ``quantile`` of the confidence the training blocks
-    get from their own top-k neighbours (leave-self-out, SPD-free), rounded down to 0.05.
+    get from their own top-k neighbours (``Registry.route`` without SPD decay, each block left out of its own
+    neighbours), rounded down to 0.05.
 
     Live confidence persistently under what even the lowest training blocks get means the live windows have
     no counterpart on the manifold. Uses at most ``max_blocks`` query blocks (seeded sample) against all.
     """
-    z = np.asarray(engine.block_latents, dtype=np.float64)
+    z = torch.from_numpy(np.asarray(engine.block_latents, dtype=np.float32))
     n = z.shape[0]
     if n < 2:
         return 0.5
     k = int(min(engine.cfg.routing.top_k, n - 1))
     rows = np.arange(n) if n <= max_blocks else np.random.default_rng(seed).choice(n, max_blocks, replace=False)
-    cos = z[rows] @ z.T                                           # (Q, N)
-    cos[np.arange(len(rows)), rows] = -np.inf                     # leave self out
-    top = -np.sort(-cos, axis=1)[:, :k]                           # (Q, k)
-    w = np.clip(top, 0, None)
-    w = np.where(w.sum(1, keepdims=True) > 0, w, 1.0)
-    conf = (w / w.sum(1, keepdims=True) * top).sum(1)
+    reg = Registry(n, z.shape[1], decay=1.0, index_threshold=n + 1)    # SPD-free, exact: every block against all
+    reg.add(z, np.arange(n))
+    r = [torch.from_numpy(rows[a:a + 256]) for a in range(0, len(rows), 256)]  # (256, N) cosines at a time
+    conf = torch.cat([reg.route(z[i], 0.0, k, leave_out=i).confidence for i in r]).double().numpy()
     return float(np.clip(np.floor(np.quantile(conf, quantile) / 0.05) * 0.05, 0.05, 0.95))

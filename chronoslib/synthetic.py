@@ -4,10 +4,14 @@ Each regime k has its own drift mu_k, volatility sigma_k and lag-1 autocorrelati
 x_t = mu_k + phi_k * (x_{t-1} - mu_k) + sigma_k * A eps_t  with a fixed cross-feature mixing A. The regime
 chain is persistent (mean duration ``mean_duration`` ticks) so regimes recur at scattered times: exactly the
 case the pseudo-timeline is meant to defragment. Used by the tests and to make ``sample_data/``.
+
+``regime_latents`` skips the encoder: unit latents shaped like a trained encoder's, for benchmarks and tests of
+the orderings and the registry at sizes no encoder run reaches.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,3 +66,25 @@ def make_regime_series(n_ticks: int = 4096, n_features: int = 6, n_regimes: int 
 def block_labels(labels: np.ndarray, block_len: int) -> tuple[np.ndarray, np.ndarray]:
     """Majority regime per non-overlapping block and the share of the block it covers: ((N,), (N,))."""
     return block_majority(labels, block_len, return_share=True)
+
+
+def regime_latents(n: int, dim: int = 32, n_regimes: int = 4, mean_duration: int = 40, spread: float = 0.35,
+                   seed: int = 0) -> np.ndarray:
+    """Unit latents (N, D) shaped like a trained encoder's: persistent regimes, each a direction on the sphere,
+    with a slowly wandering AR(1) offset inside the regime and a little per-block noise. float32."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((n_regimes, dim))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    durations = rng.geometric(1.0 / mean_duration, size=n // 2 + 2)
+    seq = rng.integers(0, n_regimes, size=durations.shape[0])
+    lab = np.repeat(seq, durations)[:n]
+    if lab.shape[0] < n:
+        lab = np.concatenate([lab, np.full(n - lab.shape[0], seq[-1])])
+    # AR(1) wander, computed block-wise with a geometric kernel would be exact; a cumulative sum of innovations
+    # with periodic damping is close enough and O(N * D).
+    innov = rng.standard_normal((n, dim)).astype(np.float32) * 0.15
+    walk = np.cumsum(innov, axis=0)
+    walk -= np.repeat(walk[::64], 64, axis=0)[:n]               # restart the walk every 64 blocks: bounded drift
+    x = centres[lab] + spread * walk / math.sqrt(dim) * 4 + 0.05 * rng.standard_normal((n, dim))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x.astype(np.float32)

@@ -13,7 +13,7 @@ import torch
 from chronoslib import ChronosDefragEngine
 from chronoslib.checkpoint import checkpoint_bytes, read_checkpoint
 from chronoslib.errors import CheckpointError
-from chronoslib.router import LOAD_SPARE_SLOTS, Registry
+from chronoslib.registry import LOAD_SPARE_SLOTS, Registry
 from tests.conftest import small_config
 
 

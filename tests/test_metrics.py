@@ -12,7 +12,7 @@ from scipy import stats
 from chronoslib import metrics
 from chronoslib.errors import ConfigError, DataError
 from chronoslib.metrics import block_majority, latent_mse, spearman, t_interval
-from chronoslib.router import path_cost
+from chronoslib.timeline import path_cost
 
 
 def _unit_rows(x):

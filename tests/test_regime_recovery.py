@@ -46,7 +46,7 @@ def _ari(z, lab, pure):
 def _spd_hits(eng, lab, pure, k=8):
     """Share of each pure block's k SPD neighbours (itself excluded) that are in its regime, and their ticks."""
     qid = np.flatnonzero(pure)
-    res = eng.registry.query(torch.from_numpy(eng.block_latents[qid]), k + 1, float(eng.train_end_tick))
+    res = eng.registry.route(torch.from_numpy(eng.block_latents[qid]), float(eng.train_end_tick), k + 1)
     ids = res.ids.numpy()
     others = ids != qid[:, None]                 # a block finding itself proves nothing: drop it
     return float((lab[ids] == lab[qid][:, None])[others].mean()), res.ticks.numpy()

@@ -10,8 +10,8 @@ import torch
 from chronoslib.config import DefragConfig
 from chronoslib.engine import ChronosDefragEngine
 from chronoslib.errors import ConfigError, DataError
-from chronoslib.router import Registry
-from chronoslib.timeline import regime_latents
+from chronoslib.registry import Registry
+from chronoslib.synthetic import regime_latents
 from tests.conftest import small_config
 
 
@@ -50,7 +50,7 @@ def test_probing_every_cell_gives_the_exact_answer():
     r, z = _filled(3000, nprobe=16, cells=16)
     e = _exact(r)
     q = torch.nn.functional.normalize(torch.randn(20, 16), dim=1)
-    a, b = r.query(q, 8, 20_000.0), e.query(q, 8, 20_000.0)
+    a, b = r.route(q, 20_000.0, 8), e.route(q, 20_000.0, 8)
     assert r.index is not None and e.index is None
     assert torch.equal(a.slots, b.slots) and torch.equal(a.ids, b.ids)
     torch.testing.assert_close(a.scores, b.scores)
@@ -64,7 +64,7 @@ def test_high_recall_on_regime_structured_latents():
     r = Registry(n, 16, 0, 4, 0.9, index_threshold=1, index_nprobe=12, index_cells=0)   # ~141 cells
     r.add(z[:n], np.arange(n) * 4.0, torch.arange(n))
     q = z[n:]                                  # later rows of the same process, like live windows
-    a, b = r.query(q, k, n * 4.0), _exact(r).query(q, k, n * 4.0)
+    a, b = r.route(q, n * 4.0, k), _exact(r).route(q, n * 4.0, k)
     recall = np.mean([len(set(a.slots[i].tolist()) & set(b.slots[i].tolist())) / k for i in range(len(q))])
     assert r.index.n_cells == round(n ** 0.5)
     assert recall >= 0.9
@@ -85,11 +85,11 @@ def test_index_follows_evictions_and_online_appends():
     _check_index_consistent(r)
     assert set(r.ids[r.order()[:447]].tolist()) == set(range(153, 600))   # the 153 oldest left, their cells too
     q = fresh[[5, 100, 140]]
-    a = r.query(q, 5, 3100.0)
+    a = r.route(q, 3100.0, 5)
     e = _exact(r)
     e.configure_index(10**9)
     r.configure_index(1, nprobe=8, cells=8)  # all cells: must equal the exact answer on the updated contents
-    b, c = r.query(q, 5, 3100.0), e.query(q, 5, 3100.0)
+    b, c = r.route(q, 3100.0, 5), e.route(q, 3100.0, 5)
     assert torch.equal(b.slots, c.slots)
     torch.testing.assert_close(b.scores, c.scores)
     assert a.slots.shape == (3, 5)
@@ -101,7 +101,7 @@ def test_a_bulk_write_retrains_the_cells():
     old = r.index.centroids.clone()
     r.add(torch.from_numpy(regime_latents(400, dim=16, seed=11)), np.arange(400) * 4.0 + 4000, torch.arange(400))
     assert r.index is None                         # dropped: half the contents changed at once
-    r.query(z[:1], 3, 6000.0)
+    r.route(z[:1], 6000.0, 3)
     assert r.index is not None and not torch.equal(r.index.centroids, old)
     _check_index_consistent(r)
 
@@ -115,10 +115,10 @@ def test_state_dict_round_trip_and_clone_keep_settings_and_answers():
     c = r.clone()
     assert c.index is not None and c.index is not r.index and c.index.members[0] is not r.index.members[0]
     q = z[[10, 900, 1500]]
-    a, b, d = r.query(q, 6, 9100.0), r2.query(q, 6, 9100.0), c.query(q, 6, 9100.0)
+    a, b, d = r.route(q, 9100.0, 6), r2.route(q, 9100.0, 6), c.route(q, 9100.0, 6)
     # the rebuilt index may draw other cells, so compare with the exact answer rather than slot for slot
     assert torch.equal(a.ids, d.ids)
-    ex = _exact(r2).query(q, 6, 9100.0)
+    ex = _exact(r2).route(q, 9100.0, 6)
     for res in (a, b):
         assert np.mean([len(set(res.ids[i].tolist()) & set(ex.ids[i].tolist())) / 6 for i in range(3)]) >= 0.8
     # defaults are not written, so registries without index settings keep the old state_dict keys
@@ -129,7 +129,7 @@ def test_state_dict_round_trip_and_clone_keep_settings_and_answers():
 
 def test_small_registries_stay_exact_and_settings_are_validated():
     r, _ = _filled(500, threshold=501)
-    r.query(torch.eye(16)[:1], 3, 3000.0)
+    r.route(torch.eye(16)[:1], 3000.0, 3)
     assert not r.index_active and r.ensure_index() is None and r.index is None
     with pytest.raises(DataError, match="index_nprobe must be an integer >= 1"):
         r.configure_index(10, 0)
@@ -163,14 +163,14 @@ def test_engine_predict_live_and_batch_use_the_index(indexed_engine):
     out = eng.predict_batch(windows, chunk=5)
     for i, w in enumerate(windows):
         p = eng.predict_live(w)
-        res = reg.query(p.latent[None], eng.cfg.routing.top_k, float(eng.train_end_tick))
+        res = reg.route(p.latent[None], float(eng.train_end_tick), eng.cfg.routing.top_k)
         assert p.neighbour_indices == res.ids[0].tolist() == out["neighbour_indices"][i].tolist()
         np.testing.assert_allclose(p.neighbour_scores, out["neighbour_scores"][i], rtol=1e-5, atol=1e-6)
         assert abs(float(p.alpha_prediction) - float(out["alpha"][i])) < 1e-4
     # the registry's own query with the index off and every cell probed agrees with the indexed one at nprobe=all
     reg.configure_index(4, 4, 4)
     q = torch.from_numpy(out["latent"])
-    a, b = reg.query(q, 3, float(eng.train_end_tick)), _exact(reg).query(q, 3, float(eng.train_end_tick))
+    a, b = reg.route(q, float(eng.train_end_tick), 3), _exact(reg).route(q, float(eng.train_end_tick), 3)
     assert torch.equal(a.ids, b.ids)
 
 

@@ -79,7 +79,7 @@ def test_registry_query_is_unchanged_until_an_online_update(small_engine):
     eng, _ = small_engine
     reg = eng.registry.clone()
     q = torch.nn.functional.normalize(torch.randn(3, reg.dim), dim=1)
-    before = reg.query(q, 5, float(eng.train_end_tick))
+    before = reg.route(q, float(eng.train_end_tick), 5)
     # Independent SPD computation: cos * delta ** (|t_q - t_i| / span).
     cos = q @ reg.latents[: reg.count].T
     t = reg.ticks[: reg.count]
@@ -87,7 +87,7 @@ def test_registry_query_is_unchanged_until_an_online_update(small_engine):
     ref = cos * reg.decay ** ((eng.train_end_tick - t).abs() / span).float()
     np.testing.assert_allclose(before.scores.numpy(), torch.topk(ref, 5, dim=1).values.numpy(), rtol=1e-5)
     reg.append_live(q[:1], [eng.train_end_tick], torch.zeros(1, reg.state_dim), forgetting=0.5)
-    after = reg.query(q, 5, float(eng.train_end_tick))
+    after = reg.route(q, float(eng.train_end_tick), 5)
     assert after.ids[0, 0] == -1                      # the appended copy of q[0] is its own best match
     restored = Registry.from_state_dict(reg.state_dict())
     torch.testing.assert_close(restored.weights(), reg.weights())

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from chronoslib.synthetic import DEFAULT_REGIMES, block_labels, make_regime_series
+from chronoslib.synthetic import DEFAULT_REGIMES, block_labels, make_regime_series, regime_latents
 
 
 def test_same_seed_same_series_and_labels():
@@ -43,3 +43,12 @@ def test_block_labels_are_majorities_with_their_share():
 def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="n_regimes"):
         make_regime_series(100, n_regimes=9)
+
+
+def test_regime_latents_are_unit_and_regime_structured():
+    z = regime_latents(2000, dim=32, seed=1)
+    assert z.shape == (2000, 32) and z.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, atol=1e-5)
+    adjacent = float((z[1:] * z[:-1]).sum(1).mean())
+    random_pairs = float((z * z[np.random.default_rng(0).permutation(2000)]).sum(1).mean())
+    assert adjacent > random_pairs + 0.2

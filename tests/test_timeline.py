@@ -1,21 +1,15 @@
-"""Pseudo-timeline at scale: the fast exact chain equals the plain all-pairs chain, the approximate chain is a
-valid permutation within its stated cost bound, and bad input gets named errors."""
+"""Pseudo-timeline orderings: the fast exact chain equals the plain all-pairs chain and a brute-force oracle, the
+approximate chain is a valid permutation within its stated cost bound, the chain groups recurring regimes and
+shortens the path, and bad input gets named errors."""
 
 import numpy as np
 import pytest
 import torch
 
-from chronoslib import build_pseudo_timeline
+from chronoslib import build_pseudo_timeline, greedy_chain_exact, path_cost
 from chronoslib.errors import DataError
-from chronoslib.router import greedy_chain_exact, path_cost
-from chronoslib.timeline import (
-    greedy_chain_allpairs,
-    greedy_chain_approx,
-    greedy_chain_knn,
-    knn_lists,
-    regime_latents,
-    spherical_kmeans,
-)
+from chronoslib.synthetic import regime_latents
+from chronoslib.timeline import greedy_chain_allpairs, greedy_chain_approx, knn_lists
 
 
 def unit(n, d, seed):
@@ -44,28 +38,27 @@ def test_allpairs_reference_matches_worked_example_and_brute_force():
 
 
 @pytest.mark.parametrize("n,d,k,start", [(700, 8, 16, 0), (700, 8, 2, 0), (500, 32, 4, 123), (5, 3, 16, 2)])
-def test_knn_chain_is_identical_to_all_pairs(n, d, k, start):
+def test_exact_chain_is_identical_to_all_pairs(n, d, k, start):
     z = unit(n, d, n + d)
-    assert np.array_equal(greedy_chain_knn(z, start=start, k=k), greedy_chain_allpairs(z, start=start))
+    assert np.array_equal(greedy_chain_exact(z, start=start, k=k), greedy_chain_allpairs(z, start=start))
 
 
-def test_knn_chain_on_regime_latents_with_many_list_exhaustions():
+def test_exact_chain_on_regime_latents_with_many_list_exhaustions():
     z = regime_latents(1500, dim=16, seed=4)
-    assert np.array_equal(greedy_chain_knn(z, k=3), greedy_chain_allpairs(z))
+    assert np.array_equal(greedy_chain_exact(z, k=3), greedy_chain_allpairs(z))
 
 
 def test_exact_ties_resolve_to_the_lowest_index_like_the_reference():
     base = unit(40, 6, 1)
     z = np.concatenate([base, base[::-1], base[:10]])   # every row duplicated: exact ties everywhere
     ref = greedy_chain_allpairs(z)
-    assert np.array_equal(greedy_chain_knn(z, k=3), ref)
-    assert np.array_equal(greedy_chain_knn(z, k=16), ref)
+    assert np.array_equal(greedy_chain_exact(z, k=3), ref)
+    assert np.array_equal(greedy_chain_exact(z, k=16), ref)
 
 
-def test_router_exact_and_public_entry_use_the_fast_exact_chain():
+def test_the_public_entry_uses_the_fast_exact_chain():
     z = unit(900, 12, 7)
     ref = greedy_chain_allpairs(z)
-    assert np.array_equal(greedy_chain_exact(z), ref)
     assert np.array_equal(build_pseudo_timeline(torch.from_numpy(z), method="exact"), ref)
     assert np.array_equal(build_pseudo_timeline(z, method="auto", approx_threshold=10_000), ref)
 
@@ -88,7 +81,7 @@ def _is_perm_from(order, n, start):
 def test_approx_chain_is_a_valid_permutation_within_the_cost_bound():
     # Stated bound (README, bench): path cost within 5 % of exact greedy on regime-structured latents.
     z = regime_latents(6000, dim=32, seed=2)
-    exact = greedy_chain_knn(z)
+    exact = greedy_chain_exact(z)
     approx = greedy_chain_approx(z, n_clusters=60)      # > 2048 blocks: the clustered index is really used
     assert _is_perm_from(approx, 6000, 0)
     assert path_cost(z, approx) <= 1.05 * path_cost(z, exact)
@@ -112,25 +105,7 @@ def test_approx_on_small_n_is_the_exact_chain_and_auto_switches_by_size():
     assert np.array_equal(build_pseudo_timeline(big, method="auto", approx_threshold=2500), greedy_chain_approx(big))
 
 
-def test_spherical_kmeans_separates_well_separated_directions():
-    z = regime_latents(4000, dim=16, n_regimes=3, spread=0.05, seed=0)
-    cent, lab = spherical_kmeans(torch.from_numpy(z), 3, seed=0)
-    assert cent.shape == (3, 16) and lab.shape == (4000,)
-    np.testing.assert_allclose(cent.norm(dim=1).numpy(), 1.0, atol=1e-5)
-    sims = (torch.from_numpy(z) @ cent.T).max(dim=1).values
-    assert float(sims.mean()) > 0.8
-
-
-def test_regime_latents_are_unit_and_regime_structured():
-    z = regime_latents(2000, dim=32, seed=1)
-    assert z.shape == (2000, 32) and z.dtype == np.float32
-    np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, atol=1e-5)
-    adjacent = float((z[1:] * z[:-1]).sum(1).mean())
-    random_pairs = float((z * z[np.random.default_rng(0).permutation(2000)]).sum(1).mean())
-    assert adjacent > random_pairs + 0.2
-
-
-@pytest.mark.parametrize("fn", [greedy_chain_allpairs, greedy_chain_knn, greedy_chain_approx])
+@pytest.mark.parametrize("fn", [greedy_chain_allpairs, greedy_chain_exact, greedy_chain_approx])
 def test_bad_latents_and_start_are_named_errors(fn):
     with pytest.raises(DataError, match="non-empty"):
         fn(np.zeros((0, 4), dtype=np.float32))
@@ -138,3 +113,49 @@ def test_bad_latents_and_start_are_named_errors(fn):
         fn(np.array([[1.0, np.nan], [0.0, 1.0]], dtype=np.float32))
     with pytest.raises(DataError, match="start must be a block index in \\[0, 3\\)"):
         fn(unit(3, 2, 0), start=3)
+
+
+def _oracle_chain(z):
+    """Independent oracle: full similarity matrix, plain Python loop."""
+    s = z.astype(np.float64) @ z.T.astype(np.float64)
+    n, order, seen = len(z), [0], {0}
+    while len(order) < n:
+        row = s[order[-1]]
+        best = max((j for j in range(n) if j not in seen), key=lambda j: (row[j], -j))
+        order.append(best)
+        seen.add(best)
+    return np.array(order)
+
+
+@pytest.mark.parametrize("n,d", [(5, 3), (60, 8), (200, 16)])
+def test_exact_chain_equals_the_brute_force_oracle(n, d):
+    z = unit(n, d, seed=n)
+    np.testing.assert_array_equal(greedy_chain_exact(z), _oracle_chain(z))
+
+
+def test_chain_is_a_permutation_starting_at_block_zero():
+    p = build_pseudo_timeline(unit(300, 8, 0))
+    assert p[0] == 0 and sorted(p.tolist()) == list(range(300))
+
+
+def test_chain_groups_clusters_and_shortens_the_path():
+    # Three tight clusters visited alternately in time: the chain must visit each cluster in one run.
+    rng = np.random.default_rng(0)
+    centres = unit(3, 8, seed=1)
+    lab = np.arange(30) % 3
+    z = centres[lab] + 0.01 * rng.standard_normal((30, 8))
+    z = (z / np.linalg.norm(z, axis=1, keepdims=True)).astype(np.float32)
+    p = build_pseudo_timeline(z)
+    assert np.count_nonzero(np.diff(lab[p])) == 2
+    assert path_cost(z, p) < 0.2 * path_cost(z)
+
+
+def test_path_cost_is_the_sum_of_squared_jumps():
+    z = np.array([[1, 0], [0, 1], [-1, 0]], dtype=np.float32)
+    assert path_cost(z) == pytest.approx(4.0)
+    assert path_cost(z, np.array([0, 2, 1])) == pytest.approx(4.0 + 2.0)
+
+
+def test_an_unknown_method_is_a_named_error():
+    with pytest.raises(DataError, match=r"method must be auto \| exact \| approx"):
+        build_pseudo_timeline(unit(5, 3, 0), method="fast")
