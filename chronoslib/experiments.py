@@ -33,6 +33,7 @@ import copy
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -187,65 +188,93 @@ def _check_inputs(features: np.ndarray, split: int, cfg: DefragConfig, seeds: in
     return n_train, n_held
 
 
+@dataclass
+class _Spans:
+    """One seed's fitted engine, the frozen encoder's latents of both spans and the forecast targets."""
+    eng: Any
+    z_tr: torch.Tensor          # (N, D) training blocks
+    z_ho: torch.Tensor          # (M, D) held-out blocks
+    held_starts: np.ndarray     # (M,) global start tick of each held-out block
+    targets: np.ndarray         # held-out blocks 1..M-1 (block 0 is context only)
+    y: np.ndarray               # (M-1, forecast_dim) the targets' leading latent coordinates
+
+
 def _seed_run(features: np.ndarray, split: int, labels: np.ndarray | None, prices: np.ndarray | None,
               cfg: DefragConfig, predictor_epochs: int, seed: int, report: Callable[[str], None]) -> dict:
     """One seed: fit the encoder, train the three arms, score both protocols and (with labels) the regimes."""
+    sp = _fit_and_embed(features, split, cfg, seed)
+    report("encoder")
+    orders = arm_orders(sp.eng.pseudo_timeline, np.random.default_rng(seed))
+    with torch.random.fork_rng(devices=[]):   # one seeded init shared by all arms, global RNG untouched
+        torch.manual_seed(seed)
+        init = TemporalPredictor(cfg.predictor, cfg.encoder.latent_dim)
+    pcfg = cfg.with_overrides(predictor_epochs=predictor_epochs)
+    rec: dict[str, Any] = {"seed": seed, "path_cost_ratio": float(sp.eng.fit_summary["path_cost_ratio"]),
+                           "orders_head": {a: o[:12].tolist() for a, o in orders.items()},
+                           "error": {p: {} for p in PROTOCOLS}, "spearman": {p: {} for p in PROTOCOLS},
+                           "final_train_loss": {}}
+    rets = None if prices is None else block_returns(prices, sp.held_starts, cfg.encoder.block_len)[sp.targets]
+    for arm in ARMS:
+        _score_arm(rec, arm, copy.deepcopy(init), orders[arm], sp, pcfg, cfg, seed, rets)
+        report(arm)
+    rec["baselines"] = _baselines(sp, cfg.predictor.forecast_dim, rets)
+    if labels is not None:
+        rec.update(_regime_record(features, split, labels, sp, cfg.encoder.block_len, seed))
+    return rec
+
+
+def _fit_and_embed(features: np.ndarray, split: int, cfg: DefragConfig, seed: int) -> _Spans:
+    """Fit the encoder on the training span's whole blocks, embed the held-out blocks with it."""
     from .engine import ChronosDefragEngine
 
     L = cfg.encoder.block_len
     c = cfg.with_overrides(seed=seed, predictor_epochs=0)   # the engine's own predictor is not used here
     n_fit = (split // L) * L        # whole blocks only: the split % L ticks before the held-out span go unused
     eng = ChronosDefragEngine(c).fit(features[:n_fit])
-    report("encoder")
     z_tr = torch.from_numpy(eng.block_latents).float()                            # (N, D)
     held = slice_blocks(features[split:], L, min_blocks=1)
     z_ho = torch.from_numpy(eng.embed(features[split:split + held.n_blocks * L])).float()  # (M, D)
-    n, m = z_tr.shape[0], z_ho.shape[0]
-    z_seq = torch.cat([z_tr, z_ho])                                              # chronological (N + M, D)
-    held_starts = split + held.starts                                            # global start ticks (M,)
-    targets = np.arange(1, m)                                                    # held-out blocks 1..M-1
-    fd = cfg.predictor.forecast_dim
-    y = z_ho[targets, :fd].numpy()                                               # (M-1, fd)
+    targets = np.arange(1, z_ho.shape[0])
+    return _Spans(eng, z_tr, z_ho, split + held.starts, targets, z_ho[targets, :cfg.predictor.forecast_dim].numpy())
 
-    orders = arm_orders(eng.pseudo_timeline, np.random.default_rng(seed))
-    with torch.random.fork_rng(devices=[]):   # one seeded init shared by all arms, global RNG untouched
-        torch.manual_seed(seed)
-        init = TemporalPredictor(cfg.predictor, cfg.encoder.latent_dim)
-    pcfg = cfg.with_overrides(predictor_epochs=predictor_epochs)
-    rec: dict[str, Any] = {"seed": seed, "path_cost_ratio": float(eng.fit_summary["path_cost_ratio"]),
-                           "orders_head": {a: o[:12].tolist() for a, o in orders.items()},
-                           "error": {p: {} for p in PROTOCOLS}, "spearman": {p: {} for p in PROTOCOLS},
-                           "final_train_loss": {}}
-    rets = None
-    if prices is not None:
-        rets = block_returns(prices, held_starts, L)[targets]
-    for arm in ARMS:
-        pred = copy.deepcopy(init)
-        hist: list[dict] = []
-        train_predictor(pred, z_tr, torch.from_numpy(orders[arm]), pcfg, torch.Generator().manual_seed(seed), hist)
-        pred.eval()
-        rec["final_train_loss"][arm] = float(hist[-1]["loss"]) if hist else float("nan")
-        fc = {"chrono_context": chrono_context_forecasts(pred, z_seq, n + targets),
-              "routed": routed_forecasts(pred, z_tr, orders[arm], eng.block_starts, z_ho[targets - 1],
-                                         held_starts[targets - 1], cfg)}
-        for p, f in fc.items():
-            rec["error"][p][arm] = latent_mse(f.numpy(), y)
-            if rets is not None:
-                rec["spearman"][p][arm] = spearman(f[:, 0].numpy(), rets)
-        report(arm)
-    prev = z_ho[targets - 1, :fd].numpy()
-    rec["baselines"] = {"persistence": latent_mse(prev, y),
-                        "train_mean": latent_mse(np.broadcast_to(z_tr[:, :fd].numpy().mean(0), y.shape), y)}
+
+def _score_arm(rec: dict, arm: str, pred: TemporalPredictor, order: np.ndarray, sp: _Spans, pcfg: DefragConfig,
+               cfg: DefragConfig, seed: int, rets: np.ndarray | None) -> None:
+    """Train one arm's predictor along its order, then score its forecasts under both protocols into ``rec``."""
+    hist: list[dict] = []
+    train_predictor(pred, sp.z_tr, torch.from_numpy(order), pcfg, torch.Generator().manual_seed(seed), hist)
+    pred.eval()
+    rec["final_train_loss"][arm] = float(hist[-1]["loss"]) if hist else float("nan")
+    z_seq = torch.cat([sp.z_tr, sp.z_ho])                                         # chronological (N + M, D)
+    fc = {"chrono_context": chrono_context_forecasts(pred, z_seq, sp.z_tr.shape[0] + sp.targets),
+          "routed": routed_forecasts(pred, sp.z_tr, order, sp.eng.block_starts, sp.z_ho[sp.targets - 1],
+                                     sp.held_starts[sp.targets - 1], cfg)}
+    for p, f in fc.items():
+        rec["error"][p][arm] = latent_mse(f.numpy(), sp.y)
+        if rets is not None:
+            rec["spearman"][p][arm] = spearman(f[:, 0].numpy(), rets)
+
+
+def _baselines(sp: _Spans, fd: int, rets: np.ndarray | None) -> dict[str, float]:
+    """Naive forecasts: persistence (next latent = current one) and the training mean."""
+    prev = sp.z_ho[sp.targets - 1, :fd].numpy()
+    out = {"persistence": latent_mse(prev, sp.y),
+           "train_mean": latent_mse(np.broadcast_to(sp.z_tr[:, :fd].numpy().mean(0), sp.y.shape), sp.y)}
     if rets is not None:
-        rec["baselines"]["persistence_spearman"] = spearman(prev[:, 0], rets)
-    if labels is not None:
-        lab_tr, lab_ho = block_majority(labels[:split], L), block_majority(labels[split:], L)
-        k = int(np.unique(lab_tr[lab_tr >= 0]).size)
-        if k >= 2:
-            rec["regimes"] = regime_scores(z_tr.numpy(), z_ho.numpy(), block_stats(features[:n * L], L),
-                                           block_stats(features[split:split + m * L], L), lab_tr, lab_ho, k, seed)
-            rec["n_regimes"] = k
-    return rec
+        out["persistence_spearman"] = spearman(prev[:, 0], rets)
+    return out
+
+
+def _regime_record(features: np.ndarray, split: int, labels: np.ndarray, sp: _Spans, L: int, seed: int) -> dict:
+    """Regime recovery scores (and the number of regimes) when the training span has at least two labels."""
+    lab_tr, lab_ho = block_majority(labels[:split], L), block_majority(labels[split:], L)
+    k = int(np.unique(lab_tr[lab_tr >= 0]).size)
+    if k < 2:
+        return {}
+    n, m = sp.z_tr.shape[0], sp.z_ho.shape[0]
+    return {"regimes": regime_scores(sp.z_tr.numpy(), sp.z_ho.numpy(), block_stats(features[:n * L], L),
+                                     block_stats(features[split:split + m * L], L), lab_tr, lab_ho, k, seed),
+            "n_regimes": k}
 
 
 def _summary(per_seed: list[dict], has_prices: bool, has_regimes: bool) -> dict[str, Any]:
