@@ -87,47 +87,69 @@ def cluster_regimes(latents: np.ndarray, k: int | None = None, block_vol: np.nda
     n = x.shape[0]
     if n < 3:
         raise DataError(f"need at least 3 blocks to cluster regimes, got {n}")
-    if block_vol is not None:
-        block_vol = np.asarray(block_vol, dtype=np.float64)
-        if block_vol.shape != (n,):
-            raise DataError(f"block_vol must have shape ({n},) to match the latents, got {block_vol.shape}")
-        block_vol = np.nan_to_num(block_vol, nan=np.nanmean(block_vol) if np.isfinite(block_vol).any() else 0.0)
+    block_vol = _checked_volatility(block_vol, n)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # sklearn's ConvergenceWarning on duplicate points
         if k is not None:
-            if not 1 <= int(k) <= n:
-                raise ConfigError(f"number of regimes k must be in [1, {n}] for {n} blocks, got {k}")
-            labels, _ = _fit(x, int(k), criterion, seed)
-            scores = {int(k): _silhouette(x, labels, seed)}
-            used = "fixed"
+            labels, scores, used = _fit_fixed(x, k, criterion, seed)
         else:
-            lo, hi = int(k_range[0]), int(k_range[1])
-            if lo < 2 or hi < lo:
-                raise ConfigError(f"k_range must be (lo, hi) with 2 <= lo <= hi, got {k_range}")
-            hi = min(hi, n - 1)
-            if hi < lo:
-                raise DataError(f"{n} blocks are too few for a sweep starting at K={lo}")
-            fits, scores = {}, {}
-            for kk in range(lo, hi + 1):
-                lab, bic = _fit(x, kk, criterion, seed)
-                fits[kk] = lab
-                scores[kk] = bic if criterion == "bic" else _silhouette(x, lab, seed)
-            finite = {kk: s for kk, s in scores.items() if np.isfinite(s)}
-            if not finite:
-                best = lo
-            elif criterion == "bic":
-                best = min(finite, key=lambda kk: (finite[kk], kk))
-            else:
-                best = max(finite, key=lambda kk: (finite[kk], -kk))
-            labels, used = fits[best], criterion
-    labels = np.asarray(labels, dtype=np.int64)
-    labels = _relabel(labels, block_vol)
+            labels, scores, used = _sweep(x, k_range, criterion, seed)
+    labels = _relabel(np.asarray(labels, dtype=np.int64), block_vol)
+    return _result(x, labels, scores, used, block_vol, scores[int(k)] if used == "fixed" else None, seed)
+
+
+def _checked_volatility(block_vol: np.ndarray | None, n: int) -> np.ndarray | None:
+    """Block volatilities (N,) as float64 with NaN replaced by their mean (0 when all are NaN)."""
+    if block_vol is None:
+        return None
+    block_vol = np.asarray(block_vol, dtype=np.float64)
+    if block_vol.shape != (n,):
+        raise DataError(f"block_vol must have shape ({n},) to match the latents, got {block_vol.shape}")
+    return np.nan_to_num(block_vol, nan=np.nanmean(block_vol) if np.isfinite(block_vol).any() else 0.0)
+
+
+def _fit_fixed(x: np.ndarray, k: int, criterion: str, seed: int) -> tuple[np.ndarray, dict[int, float], str]:
+    n = x.shape[0]
+    if not 1 <= int(k) <= n:
+        raise ConfigError(f"number of regimes k must be in [1, {n}] for {n} blocks, got {k}")
+    labels, _ = _fit(x, int(k), criterion, seed)
+    return labels, {int(k): _silhouette(x, labels, seed)}, "fixed"
+
+
+def _sweep(x: np.ndarray, k_range: tuple[int, int], criterion: str,
+           seed: int) -> tuple[np.ndarray, dict[int, float], str]:
+    """Fit every K in k_range (clipped to N - 1); keep the best silhouette or the lowest BIC (ties: smaller K)."""
+    n = x.shape[0]
+    lo, hi = int(k_range[0]), int(k_range[1])
+    if lo < 2 or hi < lo:
+        raise ConfigError(f"k_range must be (lo, hi) with 2 <= lo <= hi, got {k_range}")
+    hi = min(hi, n - 1)
+    if hi < lo:
+        raise DataError(f"{n} blocks are too few for a sweep starting at K={lo}")
+    fits, scores = {}, {}
+    for kk in range(lo, hi + 1):
+        lab, bic = _fit(x, kk, criterion, seed)
+        fits[kk] = lab
+        scores[kk] = bic if criterion == "bic" else _silhouette(x, lab, seed)
+    finite = {kk: s for kk, s in scores.items() if np.isfinite(s)}
+    if not finite:
+        best = lo
+    elif criterion == "bic":
+        best = min(finite, key=lambda kk: (finite[kk], kk))
+    else:
+        best = max(finite, key=lambda kk: (finite[kk], -kk))
+    return fits[best], scores, criterion
+
+
+def _result(x: np.ndarray, labels: np.ndarray, scores: dict[int, float], used: str, block_vol: np.ndarray | None,
+            silhouette: float | None, seed: int) -> RegimeResult:
+    """The RegimeResult of final labels: unit centres and mean volatility per regime, the labelling's silhouette."""
     kk = int(labels.max()) + 1
     centers = np.stack([x[labels == c].mean(axis=0) for c in range(kk)])
     centers /= np.maximum(np.linalg.norm(centers, axis=1, keepdims=True), 1e-12)
     vol = (np.array([block_vol[labels == c].mean() for c in range(kk)]) if block_vol is not None
            else np.full(kk, np.nan))
-    sil = scores[int(k)] if used == "fixed" else _silhouette(x, labels, seed)
+    sil = _silhouette(x, labels, seed) if silhouette is None else silhouette
     return RegimeResult(labels=labels, k=kk, scores=scores, criterion=used, centers=centers, regime_vol=vol,
                         silhouette=sil)
 
