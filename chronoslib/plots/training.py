@@ -38,6 +38,22 @@ def loss_figure(history: Sequence[dict[str, Any]], encoder_epochs: int | None = 
     enc, pred = _stage(history, "encoder"), _stage(history, "predictor")
     fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.07,
                         subplot_titles=("Encoder losses", "Batch entropy vs TER target", "Predictor MSE"))
+    _add_encoder_losses(fig, enc)
+    _add_entropy(fig, enc)
+    fig.add_trace(go.Scatter(x=[h["epoch"] for h in pred], y=[h.get("loss") for h in pred], mode="lines+markers",
+                             name="predictor MSE", line=dict(color=COLOURS["predictor"], width=2),
+                             marker=dict(size=4)), row=1, col=3)
+    _epoch_axes(fig, ((1, encoder_epochs, enc), (2, encoder_epochs, enc), (3, predictor_epochs, pred)))
+    if not enc and not pred:
+        fig.add_annotation(text="no epochs yet", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
+                           font=dict(size=14, color="#6b7280"))
+    fig.update_layout(height=height, margin=dict(l=40, r=10, t=40, b=80), template="plotly_white",
+                      legend=dict(orientation="h", yanchor="top", y=-0.28, x=0), uirevision="loss")
+    return fig
+
+
+def _add_encoder_losses(fig: go.Figure, enc: list[dict[str, Any]]) -> None:
+    """Every encoder loss term against its epoch, collapsed epochs marked with a red x on the total."""
     ex = [h["epoch"] for h in enc]
     for key, name in ENCODER_TERMS:
         fig.add_trace(go.Scatter(x=ex, y=[h.get(key) for h in enc], mode="lines+markers", name=name,
@@ -48,21 +64,19 @@ def loss_figure(history: Sequence[dict[str, Any]], encoder_epochs: int | None = 
         fig.add_trace(go.Scatter(x=[h["epoch"] for h in bad], y=[h.get("loss") for h in bad], mode="markers",
                                  name="collapsed", marker=dict(symbol="x", size=11, color="#dc2626")),
                       row=1, col=1)
+
+
+def _add_entropy(fig: go.Figure, enc: list[dict[str, Any]]) -> None:
+    ex = [h["epoch"] for h in enc]
     fig.add_trace(go.Scatter(x=ex, y=[h.get("entropy") for h in enc], mode="lines+markers", name="entropy",
                              line=dict(color=COLOURS["entropy"], width=2), marker=dict(size=4)), row=1, col=2)
     fig.add_trace(go.Scatter(x=ex, y=[h.get("entropy_target") for h in enc], mode="lines", name="target",
                              line=dict(color=COLOURS["entropy_target"], width=1.5, dash="dash")), row=1, col=2)
-    fig.add_trace(go.Scatter(x=[h["epoch"] for h in pred], y=[h.get("loss") for h in pred], mode="lines+markers",
-                             name="predictor MSE", line=dict(color=COLOURS["predictor"], width=2),
-                             marker=dict(size=4)), row=1, col=3)
-    for col, n, rows in ((1, encoder_epochs, enc), (2, encoder_epochs, enc), (3, predictor_epochs, pred)):
+
+
+def _epoch_axes(fig: go.Figure, panels: tuple) -> None:
+    """x range of each (col, planned epochs, rows) panel fixed to the planned run, about 8 whole-epoch ticks."""
+    for col, n, rows in panels:
         last = n or max((h["epoch"] for h in rows), default=1)
-        # Whole epochs only: about 8 integer ticks whatever the run length.
         fig.update_xaxes(title_text="epoch", range=[0.5, max(last, 1) + 0.5], tick0=1,
                          dtick=max(1, -(-last // 8)), row=1, col=col)
-    if not enc and not pred:
-        fig.add_annotation(text="no epochs yet", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
-                           font=dict(size=14, color="#6b7280"))
-    fig.update_layout(height=height, margin=dict(l=40, r=10, t=40, b=80), template="plotly_white",
-                      legend=dict(orientation="h", yanchor="top", y=-0.28, x=0), uirevision="loss")
-    return fig
