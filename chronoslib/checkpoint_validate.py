@@ -1,9 +1,11 @@
-"""Field-by-field checks of a checkpoint's contents, and building the engine's parts from them.
+"""The checkpoint dict of an engine's parts, and the field-by-field way back from it.
 
-``build_parts(data)`` checks type, shape, dtype, finiteness, range and mutual consistency of every field of a
-checkpoint dict (as returned by ``checkpoint.read_checkpoint``) and returns the rebuilt parts; it raises only
-``CheckpointError`` naming the field with what was expected and what was got. Nothing is allocated beyond what
-the file holds (see ``registry.LOAD_SPARE_SLOTS``). Knows nothing about how the engine uses the parts.
+``checkpoint_payload(parts)`` is the dict a checkpoint stores (config, weights, registry, normaliser, block
+arrays, history). ``build_parts(data)`` checks type, shape, dtype, finiteness, range and mutual consistency of
+every field of such a dict (as returned by ``checkpoint.read_checkpoint``) and returns the rebuilt parts; it raises
+only ``CheckpointError`` naming the field with what was expected and what was got. Nothing is allocated beyond
+what the file holds (see ``registry.LOAD_SPARE_SLOTS``). ``check_architecture`` refuses a checkpoint whose
+architecture differs from a given config. Knows nothing about how the engine uses the parts.
 """
 
 from __future__ import annotations
@@ -163,3 +165,31 @@ def build_parts(data: dict[str, Any]) -> dict[str, Any]:
             "pseudo_timeline": order.clone().numpy(), "history": [dict(h) for h in history],
             "fit_summary": dict(data.get("fit_summary", {})), "meta": dict(data.get("meta", {})),
             "train_end_tick": end}
+
+
+def checkpoint_payload(parts: Any) -> dict[str, Any]:
+    """The checkpoint dict of a fitted engine's parts (``parts`` has the attributes ``build_parts`` returns)."""
+    return {
+        "config": parts.cfg.to_dict(),
+        "encoder": parts.encoder.state_dict(), "predictor": parts.predictor.state_dict(),
+        "registry": parts.registry.state_dict(), "normaliser": parts.normaliser.to_dict(),
+        "block_latents": torch.from_numpy(parts.block_latents),
+        "block_starts": torch.from_numpy(parts.block_starts),
+        "pseudo_timeline": torch.from_numpy(parts.pseudo_timeline),
+        "history": parts.history, "fit_summary": parts.fit_summary, "meta": parts.meta,
+        "train_end_tick": parts.train_end_tick,
+    }
+
+
+def check_architecture(cfg: DefragConfig, data: dict[str, Any]) -> None:
+    """Refuse checkpoint ``data`` whose architecture (``DefragConfig.architecture``) differs from ``cfg``'s, with a
+    ``CheckpointError`` listing every difference."""
+    try:
+        theirs = DefragConfig.from_dict(data["config"]).architecture()
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"checkpoint field 'config' is unreadable: {exc}") from None
+    mine = cfg.architecture()
+    diff = {k: (mine[k], theirs[k]) for k in mine if mine[k] != theirs[k]}
+    if diff:
+        raise CheckpointError("checkpoint is incompatible with this engine's config: " + ", ".join(
+            f"{k} is {a} here but {b} in the checkpoint" for k, (a, b) in diff.items()))

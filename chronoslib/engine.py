@@ -22,12 +22,20 @@ import torch
 from . import metrics
 from .blocks import SlicedBlocks, slice_blocks
 from .checkpoint import checkpoint_bytes, read_checkpoint, save_checkpoint
+from .checkpoint_validate import build_parts, check_architecture, checkpoint_payload
 from .columns import feature_columns, frame_values
 from .config import DefragConfig
 from .encoder import RegimeEncoder
-from .errors import CheckpointError, ConfigError, DataError, LookAheadError, NotFittedError, RegistryEmptyError
+from .errors import CheckpointError, ConfigError, DataError, NotFittedError, RegistryEmptyError
 from .features import live_window, raw_features
-from .numeric_checks import as_ticks, check_cast_finite, check_latents_finite, check_update, numeric_array
+from .numeric_checks import (
+    check_cast_finite,
+    check_latents_finite,
+    check_update,
+    live_windows,
+    numeric_array,
+    query_tick,
+)
 from .predictor import TemporalPredictor
 from .registry import Registry
 from .scaling import Normaliser
@@ -209,19 +217,10 @@ class ChronosDefragEngine:
         x = torch.from_numpy(self.normaliser.transform(sl.blocks))
         return encode_blocks(self.encoder, x).numpy()
 
-    def _check_windows(self, windows: Any) -> torch.Tensor:
-        """(M, L, F) float32 tensor from the caller's windows, with the shape named in any error."""
-        w = torch.from_numpy(numeric_array(windows, "window"))
-        L, f = self.cfg.encoder.block_len, self.cfg.encoder.input_dim
-        if w.ndim == 2:
-            w = w.unsqueeze(0)
-        if w.ndim != 3 or tuple(w.shape[1:]) != (L, f):
-            raise DataError(f"window must have shape (block_len={L}, input_dim={f}), got {tuple(w.shape)}")
-        w = w.float()
-        if not torch.isfinite(w).all():
-            raise DataError("window contains NaN or inf values")
+    def _normalised_windows(self, windows: Any) -> torch.Tensor:
+        """The caller's windows checked (``live_windows``) and normalised like the training data: (M, L, F)."""
         c, s = self._norm_t
-        return (w - c) / s
+        return (live_windows(windows, self.cfg.encoder.block_len, self.cfg.encoder.input_dim) - c) / s
 
     # ------------------------------------------------------------------ live inference
     def _warm_up(self) -> None:
@@ -235,18 +234,6 @@ class ChronosDefragEngine:
             for _ in range(2):
                 self.encoder(z)
 
-    def _query_time(self, timestamp: float | None) -> float:
-        if timestamp is None:
-            return float(self.train_end_tick)
-        t = as_ticks(timestamp)
-        if not np.isfinite(t):
-            raise DataError(f"timestamp must be a finite number of ticks, got {timestamp!r}")
-        if t < self.train_end_tick:
-            raise LookAheadError(
-                f"timestamp {timestamp} is inside the training span [0, {self.train_end_tick}): a live window "
-                f"must start at or after tick {self.train_end_tick} (anti-look-ahead check)")
-        return t
-
     def predict_live(self, window: Any, timestamp: float | None = None) -> LivePrediction:
         """Route one live window (L, F) through encoder, registry (SPD) and predictor.
 
@@ -258,8 +245,8 @@ class ChronosDefragEngine:
         t0 = time.perf_counter()
         if self.registry is None or len(self.registry) == 0:
             raise RegistryEmptyError("Registry is empty: fit() must be called before predict_live()")
-        x = self._check_windows(window)
-        tq = self._query_time(timestamp)
+        x = self._normalised_windows(window)
+        tq = query_tick(timestamp, self.train_end_tick)
         with torch.inference_mode():
             t1 = time.perf_counter()
             q = self.encoder.forward_one(x[0], self._live_w).unsqueeze(0)  # (1, D)
@@ -305,45 +292,42 @@ class ChronosDefragEngine:
             raise DataError(f"threads must be a positive integer or None, got {threads!r}")
         if precision not in ("fp32", "bf16"):
             raise DataError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
-        x = self._check_windows(windows)
-        tq = self._query_time(timestamp)
+        x = self._normalised_windows(windows)
+        tq = query_tick(timestamp, self.train_end_tick)
         reg, k = self.registry, self.cfg.routing.top_k
-        parts: dict[str, list[torch.Tensor]] = {k_: [] for k_ in
-                                                ("alpha", "confidence", "forecast", "latent", "ids", "scores")}
+        out: dict[str, list[torch.Tensor]] = {key: [] for key in ("alpha", "confidence", "forecast", "latent",
+                                                                  "neighbour_indices", "neighbour_scores")}
         old_threads = torch.get_num_threads()
         if threads is not None:
             torch.set_num_threads(int(threads))
         try:
             with torch.inference_mode():
                 for i in range(0, x.shape[0], chunk):
-                    if precision == "bf16":
-                        with torch.autocast("cpu", dtype=torch.bfloat16):
-                            q = self.encoder(x[i:i + chunk])
-                        q = torch.nn.functional.normalize(q.float(), dim=1)  # (m, D) unit fp32
-                    else:
-                        q = self.encoder(x[i:i + chunk])                   # (m, D)
-                    try:
-                        check_latents_finite(q)
-                    except DataError:  # name the window in the caller's numbering, not the chunk's
-                        j = i + int((~torch.isfinite(q).all(1)).nonzero()[0, 0])
-                        raise DataError(f"window {j} gives a non-finite latent (its values overflow the "
-                                        "encoder); rescale the windows to the training data's range") from None
-                    r = reg.route(q, tq, k)                                 # (m, k) neighbours, (m, S)
-                    fc = self.predictor.readout(self.predictor.step(q, r.state))
-                    parts["alpha"].append(fc[:, 0])
-                    parts["confidence"].append(r.confidence)
-                    parts["forecast"].append(fc)
-                    parts["latent"].append(q)
-                    parts["ids"].append(r.ids)
-                    parts["scores"].append(r.scores)
+                    q = self._encode_chunk(x[i:i + chunk], i, precision)          # (m, D) unit latents
+                    r = reg.route(q, tq, k)                                        # (m, k) neighbours, (m, S)
+                    fc = self.predictor.readout(self.predictor.step(q, r.state))   # (m, forecast_dim)
+                    for key, v in zip(out, (fc[:, 0], r.confidence, fc, q, r.ids, r.scores)):
+                        out[key].append(v)
         finally:
             torch.set_num_threads(old_threads)
-        cat = {k_: torch.cat(v).numpy() for k_, v in parts.items()}
-        return {"alpha": cat["alpha"], "confidence": cat["confidence"], "forecast": cat["forecast"],
-                "latent": cat["latent"], "neighbour_indices": cat["ids"], "neighbour_scores": cat["scores"]}
+        return {key: torch.cat(v).numpy() for key, v in out.items()}
+
+    def _encode_chunk(self, x: torch.Tensor, first: int, precision: str) -> torch.Tensor:
+        """Latents (m, D) of normalised windows x (m, L, F), the first being window ``first`` of the call."""
+        if precision == "bf16":
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                q = self.encoder(x)
+            q = torch.nn.functional.normalize(q.float(), dim=1)                    # unit fp32
+        else:
+            q = self.encoder(x)
+        if not bool(torch.isfinite(q).all()):  # name the window in the caller's numbering, not the chunk's
+            j = first + int((~torch.isfinite(q).all(1)).nonzero()[0, 0])
+            raise DataError(f"window {j} gives a non-finite latent (its values overflow the encoder); rescale the "
+                            "windows to the training data's range")
+        return q
 
     def update_registry(self, latents: Any, ticks: Any, forgetting: float = 0.99) -> None:
-        """Online registry update with a forgetting factor (the spec's future work).
+        """Online registry update with a forgetting factor.
 
         Appends live latents (M, D) whose windows start at ``ticks`` (M,), in order, to ``self.registry``. Each
         row's predictor state is the SPD-weighted context its own query blends (what preceded it), so a later
@@ -373,16 +357,7 @@ class ChronosDefragEngine:
     # ------------------------------------------------------------------ persistence
     def _payload(self) -> dict[str, Any]:
         self._require_fitted()
-        return {
-            "config": self.cfg.to_dict(),
-            "encoder": self.encoder.state_dict(), "predictor": self.predictor.state_dict(),
-            "registry": self.registry.state_dict(), "normaliser": self.normaliser.to_dict(),
-            "block_latents": torch.from_numpy(self.block_latents),
-            "block_starts": torch.from_numpy(self.block_starts),
-            "pseudo_timeline": torch.from_numpy(self.pseudo_timeline),
-            "history": self.history, "fit_summary": self.fit_summary, "meta": self.meta,
-            "train_end_tick": self.train_end_tick,
-        }
+        return checkpoint_payload(self)
 
     def save(self, path: str) -> None:
         """Write a checkpoint atomically (temp file + rename)."""
@@ -401,27 +376,17 @@ class ChronosDefragEngine:
         return eng
 
     def load_checkpoint(self, source: Any) -> ChronosDefragEngine:
-        """The spec's name: load into this engine. If it was built with an explicit config, the checkpoint's
+        """Load a checkpoint into this engine. If it was built with an explicit config, the checkpoint's
         architecture must match it (else ``CheckpointError`` listing the differences). Returns self."""
         data = read_checkpoint(source)
         if self._explicit_cfg:
-            try:
-                theirs = DefragConfig.from_dict(data["config"]).architecture()
-            except (KeyError, ValueError, TypeError) as exc:
-                raise CheckpointError(f"checkpoint field 'config' is unreadable: {exc}") from None
-            mine = self.cfg.architecture()
-            diff = {k: (mine[k], theirs[k]) for k in mine if mine[k] != theirs[k]}
-            if diff:
-                raise CheckpointError("checkpoint is incompatible with this engine's config: " + ", ".join(
-                    f"{k} is {a} here but {b} in the checkpoint" for k, (a, b) in diff.items()))
+            check_architecture(self.cfg, data)
         self._restore(data)
         return self
 
     def _restore(self, data: dict[str, Any]) -> None:
         """Check every field (``checkpoint_validate``), build and warm up a staging copy, and only then
         assign, so a bad file leaves self unchanged (``CheckpointError`` naming the field)."""
-        from .checkpoint_validate import build_parts
-
         parts = build_parts(data)
         staged = type(self).__new__(type(self))
         staged.__dict__.update(self.__dict__)

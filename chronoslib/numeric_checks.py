@@ -1,6 +1,7 @@
 """Numeric safety checks of the engine's inputs and outputs (fit data, latents, live latents, registry updates).
 
 Owns the checks that keep non-finite numbers out of the model: values that overflow float32 on the cast,
+live windows (shape, values) and their start ticks (``query_tick``: finite, not inside the training span),
 windows whose latents come out non-finite, and rows appended to the registry online (finite, unit norm,
 increasing ticks); and ``latent_matrix`` / ``unit_latents``, the one validation every consumer of a latent
 matrix (registry, orderings, regime clustering, metrics, projection) applies. Every check raises a
@@ -80,6 +81,35 @@ def as_ticks(timestamp: Any) -> float:
     if isinstance(timestamp, (int, np.integer)) and abs(int(timestamp)) > 2 ** 53:
         raise DataError(f"timestamp {timestamp} is beyond 2**53 and cannot be represented exactly as a tick")
     return float(timestamp)
+
+
+def query_tick(timestamp: Any, train_end: int) -> float:
+    """The tick a live window starts at: ``train_end`` when ``timestamp`` is None, else ``as_ticks(timestamp)``,
+    finite and not inside the training span [0, train_end) (LookAheadError)."""
+    if timestamp is None:
+        return float(train_end)
+    t = as_ticks(timestamp)
+    if not np.isfinite(t):
+        raise DataError(f"timestamp must be a finite number of ticks, got {timestamp!r}")
+    if t < train_end:
+        raise LookAheadError(f"timestamp {timestamp} is inside the training span [0, {train_end}): a live window "
+                             f"must start at or after tick {train_end} (anti-look-ahead check)")
+    return t
+
+
+def live_windows(windows: Any, block_len: int, input_dim: int) -> torch.Tensor:
+    """One window (L, F) or a stack (M, L, F) as an (M, L, F) float32 tensor: numeric, the model's shape (named
+    in the error) and finite."""
+    w = torch.from_numpy(numeric_array(windows, "window"))
+    if w.ndim == 2:
+        w = w.unsqueeze(0)
+    if w.ndim != 3 or tuple(w.shape[1:]) != (block_len, input_dim):
+        raise DataError(f"window must have shape (block_len={block_len}, input_dim={input_dim}), "
+                        f"got {tuple(w.shape)}")
+    w = w.float()
+    if not torch.isfinite(w).all():
+        raise DataError("window contains NaN or inf values")
+    return w
 
 
 def check_update(q: torch.Tensor, t: np.ndarray, last_tick: float, train_end: float) -> None:

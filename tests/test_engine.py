@@ -116,6 +116,45 @@ def test_predict_batch_equals_predict_live_one_by_one(small_engine):
         assert b["neighbour_indices"][i].tolist() == p.neighbour_indices
 
 
+def _reference_live(eng, latent, t):
+    """predict_live's routing recomputed from the registry's arrays in float64 NumPy (no registry code):
+    SPD top-k, clamped normalised weights, blended state, confidence, then one predictor step."""
+    reg, k, q = eng.registry, eng.cfg.routing.top_k, latent.double().numpy()
+    n = reg.count
+    lat, ticks = reg.latents[:n].double().numpy(), reg.ticks[:n].double().numpy()
+    cos = lat @ q
+    s = cos * reg.decay ** (np.abs(t - ticks) / (ticks.max() - ticks.min() + reg.block_len))
+    top = np.argsort(-s, kind="stable")[:k]
+    w = np.clip(s[top], 0, None) / np.clip(s[top], 0, None).sum()
+    state = torch.from_numpy(w @ reg.states[:n].double().numpy()[top]).float()
+    with torch.inference_mode():
+        alpha = float(eng.predictor.readout(eng.predictor.step(latent[None], state[None]))[0, 0])
+    return {"ids": reg.ids[:n].numpy()[top].tolist(), "scores": s[top], "weights": w, "ticks": ticks[top],
+            "confidence": float(np.clip(w @ cos[top], 0, 1)), "alpha": alpha}
+
+
+@pytest.mark.parametrize("indexed", [False, True])
+def test_predict_live_routes_like_a_brute_force_reference_and_like_predict_batch(small_engine, indexed):
+    eng = ChronosDefragEngine.load(small_engine[0].to_bytes())   # a copy: its index settings change below
+    if indexed:  # above the index threshold, every cell probed: the cell index path must give the exact answer
+        eng.registry.configure_index(1, nprobe=4, cells=4)
+        assert eng.registry.ensure_index() is not None
+    windows = _data(16 * 6, seed=5).reshape(6, 16, 6)
+    t = float(eng.train_end_tick + 50)
+    batch = eng.predict_batch(windows, t, chunk=4)
+    for i, w in enumerate(windows):
+        p, ref = eng.predict_live(w, t), _reference_live(eng, eng.predict_live(w, t).latent, t)
+        assert p.neighbour_indices == ref["ids"] == batch["neighbour_indices"][i].tolist()
+        np.testing.assert_allclose(p.neighbour_scores, ref["scores"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(batch["neighbour_scores"][i], ref["scores"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(p.neighbour_weights, ref["weights"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(p.neighbour_ticks, ref["ticks"])
+        assert p.regime_confidence == pytest.approx(ref["confidence"], abs=1e-6)
+        assert batch["confidence"][i] == pytest.approx(ref["confidence"], abs=1e-6)
+        assert float(p.alpha_prediction) == pytest.approx(ref["alpha"], abs=1e-5)
+        assert batch["alpha"][i] == pytest.approx(ref["alpha"], abs=1e-5)
+
+
 def test_anti_look_ahead_refuses_timestamps_inside_the_training_span(small_engine):
     eng, x = small_engine
     with pytest.raises(LookAheadError, match="inside the training span.*640"):
