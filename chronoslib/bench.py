@@ -4,146 +4,31 @@ Prints one JSON document with, for every stage, medians, p99 where there is a di
 and for the pseudo-timeline and training the ratio against the plain implementation (``timeline.
 greedy_chain_allpairs``, ``baselines.plain_encoder_step``) run in the same process, so the ratios survive a noisy
 machine. ``--markdown`` renders the README's performance table from that JSON (``--from`` re-renders a saved
-run without measuring). Single-threaded torch, like every entry point. Knows nothing about the app.
-
-Extra memory is the rise of the process's peak RSS during one call (Linux: the peak is reset through
-/proc/self/clear_refs before the call); elsewhere it falls back to the growth of ru_maxrss, which can read 0.
-A sampling thread reads the resident size every few milliseconds during the same call as a cross-check
-(``extra_mb_sampled``): it can miss a peak shorter than its interval but can never exceed the real one, so a
-kernel peak far above it would show a broken reset rather than a real allocation.
+run without measuring). Single-threaded torch, like every entry point. Knows nothing about the app. How each
+number is measured (wall / CPU seconds, extra peak memory) is ``bench_measure``'s.
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import platform
-import resource
 import sys
-import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
+from .bench_measure import clean, cpu_live, peak_rss_mb, repeat
 from .bench_report import TARGETS, target_table, to_markdown
 from .latency import SPEC_FIGURES, measure_live_latency
 
 
-# ---------------------------------------------------------------------------------------------- measuring
-def _status_mb() -> dict[str, float]:
-    out = {}
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(("VmHWM", "VmRSS")):
-                    k, v = line.split(":")
-                    out[k] = int(v.split()[0]) / 1024
-    except OSError:
-        pass
-    return out
-
-
-def _reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _trim() -> None:
-    """Hand freed heap pages back to the OS (glibc), so memory reused from earlier stages is not hidden."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-def _rss_mb() -> float:
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError):
-        return 0.0
-
-
-class _RssSampler:
-    """Largest resident size seen by a background thread polling /proc/self/statm every ``interval`` s."""
-
-    def __init__(self, interval: float = 0.005) -> None:
-        self.interval, self.peak, self._stop = interval, _rss_mb(), threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):  # first read after one interval: short calls run undisturbed
-            self.peak = max(self.peak, _rss_mb())
-
-    def __enter__(self) -> _RssSampler:
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._t.join()
-        self.peak = max(self.peak, _rss_mb())
-
-
-def measure(fn: Callable[[], Any], sampled: dict[str, float] | None = None) -> tuple[Any, float, float, float]:
-    """(result, wall seconds, CPU seconds of this process, extra peak MB) of one call of ``fn``.
-
-    When ``sampled`` is a dict, its "extra_mb" is set to the sampling thread's view of the same rise.
-    """
-    _trim()
-    exact = _reset_peak()
-    rss0 = _rss_mb()
-    before = _status_mb().get("VmRSS", 0.0) if exact else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    with _RssSampler() as smp:
-        c0, t0 = time.process_time(), time.perf_counter()
-        out = fn()
-        dt, dc = time.perf_counter() - t0, time.process_time() - c0
-    peak = _status_mb().get("VmHWM", 0.0) if exact else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    if sampled is not None:
-        sampled["extra_mb"] = max(0.0, smp.peak - rss0)
-    return out, dt, dc, max(0.0, peak - before)
-
-
-def repeat(fn: Callable[[], Any], n: int) -> dict[str, Any]:
-    """Median / min / p99 wall seconds, median CPU seconds and the largest extra peak MB over ``n`` calls.
-
-    Single-threaded work on a shared machine: CPU seconds are what the code costs, wall seconds include
-    time spent waiting for a core; both are reported. ``result`` is the last call's return value.
-    """
-    secs, cpu, mem, smp, out = [], [], [], [], None
-    for _ in range(max(1, n)):
-        s: dict[str, float] = {}
-        out, dt, dc, mb = measure(fn, s)
-        secs.append(dt)
-        cpu.append(dc)
-        mem.append(mb)
-        smp.append(s["extra_mb"])
-    a = np.asarray(secs)
-    return {"median_s": float(np.median(a)), "min_s": float(a.min()), "p99_s": float(np.percentile(a, 99)),
-            "cpu_s": float(np.median(cpu)), "runs": len(secs), "extra_mb": float(max(mem)),
-            "extra_mb_sampled": float(max(smp)), "result": out}
-
-
-def _clean(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in d.items() if k != "result"}
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 # ---------------------------------------------------------------------------------------------- sections
 def spec_config() -> Any:
-    """The spec's benchmark setting: 30 encoder + 20 predictor epochs, blocks of 64 x 6, batch 32."""
+    """The reference benchmark setting: 30 encoder + 20 predictor epochs, blocks of 64 x 6, batch 32."""
     from .config import DefragConfig
 
     cfg = DefragConfig()
@@ -163,7 +48,7 @@ def bench_fit_spec(runs: int) -> tuple[dict[str, Any], Any, np.ndarray]:
     r = repeat(lambda: ChronosDefragEngine(spec_config()).fit(train), runs)
     eng = r["result"]
     live = s.data[64 * 48:].reshape(-1, cfg.encoder.block_len, 6)      # (64, 64, 6) windows after training
-    sec = _clean(r)
+    sec = clean(r)
     sec.update(n_blocks=48, encoder_epochs=30, predictor_epochs=20, batch_size=32,
                spec_s=SPEC_FIGURES["encoder_fit_30_epochs_48_blocks_s"], target_s=TARGETS["fit_spec_s"])
     return sec, eng, live
@@ -217,7 +102,7 @@ def bench_timeline(exact_sizes: list[int], allpairs_max: int, approx_quality: li
     for n in exact_sizes:
         z = regime_latents(n, seed=1)
         r = repeat(lambda z=z: build_pseudo_timeline(z, method="exact"), runs if n <= 10_000 else 1)
-        row = _clean(r)
+        row = clean(r)
         row["ms"] = r["median_s"] * 1e3
         if n <= allpairs_max:
             ref = repeat(lambda z=z: greedy_chain_allpairs(z), 1 if n > 2000 else runs)
@@ -275,7 +160,7 @@ def bench_batch(engine: Any, windows: np.ndarray, n: int, runs: int) -> dict[str
     rng = np.random.default_rng(0)
     w = windows[rng.integers(0, len(windows), n)] + 0.01 * rng.standard_normal((n,) + windows.shape[1:])
     w = w.astype(np.float32)
-    live_before = float(np.median(_cpu_live(engine, w, 200)))
+    live_before = float(np.median(cpu_live(engine, w, 200)))
     r = repeat(lambda: engine.predict_batch(w), runs)
     out = r["result"]
     # Both cores for this call only (restored after): wall time is what can improve; CPU time adds both threads.
@@ -284,11 +169,11 @@ def bench_batch(engine: Any, windows: np.ndarray, n: int, runs: int) -> dict[str
     big = repeat(lambda: engine.predict_batch(w, chunk=8192), 1)         # one big chunk, to show why 256 is the default
     bf = repeat(lambda: engine.predict_batch(w, precision="bf16"), runs)  # opt-in bfloat16 encoder
     bf_out = bf["result"]
-    live_after = float(np.median(_cpu_live(engine, w, 200)))
+    live_after = float(np.median(cpu_live(engine, w, 200)))
     single = [engine.predict_live(w[i]) for i in range(8)]
     diff = max(abs(float(p.alpha_prediction) - float(out["alpha"][i])) for i, p in enumerate(single))
     same_nb = all(list(out["neighbour_indices"][i]) == p.neighbour_indices for i, p in enumerate(single))
-    res = _clean(r)
+    res = clean(r)
     res.update(windows=n, chunk=256, windows_per_s=n / r["cpu_s"], windows_per_s_wall=n / r["median_s"],
                two_threads={"windows_per_s_wall": n / two["median_s"], "windows_per_s_cpu": n / two["cpu_s"]},
                chunk_8192={"windows_per_s": n / big["cpu_s"], "windows_per_s_wall": n / big["median_s"]},
@@ -303,16 +188,6 @@ def bench_batch(engine: Any, windows: np.ndarray, n: int, runs: int) -> dict[str
                max_abs_alpha_diff_vs_live=diff,
                same_neighbours_as_live=same_nb)
     return res
-
-
-def _cpu_live(engine: Any, w: np.ndarray, n_calls: int) -> np.ndarray:
-    """Per-call CPU milliseconds (this thread) of ``n_calls`` predict_live calls cycling over windows w."""
-    cpu = np.empty(n_calls)
-    for i in range(n_calls):
-        c0 = time.thread_time()
-        engine.predict_live(w[i % len(w)])
-        cpu[i] = (time.thread_time() - c0) * 1e3
-    return cpu
 
 
 def _encoder_flops(engine: Any) -> float:
@@ -369,12 +244,12 @@ def bench_registry(engine: Any, windows: np.ndarray, size: int, n_calls: int,
                         "cell_size_max": int(ix.sizes.max())}
         r = measure_live_latency(engine, w, n_calls=n_calls, warmup=5)
         r.pop("samples_ms")
-        cpu = _cpu_live(engine, w, n_calls)
+        cpu = cpu_live(engine, w, n_calls)
         out.update(r, cpu_p50_ms=float(np.percentile(cpu, 50)), cpu_p99_ms=float(np.percentile(cpu, 99)))
         # The exact scan on the same registry, for comparison (fewer calls: ~10-20 ms each).
         reg.configure_index(size + 1, reg.index_nprobe, reg.index_cells)
         ex = measure_live_latency(engine, w, n_calls=max(20, n_calls // 5), warmup=2)
-        cpu = _cpu_live(engine, w, max(20, n_calls // 5))
+        cpu = cpu_live(engine, w, max(20, n_calls // 5))
         out["exact"] = {"p50_ms": ex["p50_ms"], "p99_ms": ex["p99_ms"], "cpu_p50_ms": float(np.percentile(cpu, 50)),
                         "cpu_p99_ms": float(np.percentile(cpu, 99)), "stage_ms": ex["stage_ms"]}
         exact = reg.route(zq, tq, k)                                     # (Q, k) exact SPD top-k
@@ -451,7 +326,7 @@ def run_all(quick: bool = False, max_n: int | None = None) -> dict[str, Any]:
     res["registry_large"] = bench_registry(eng, live, 100_000 if quick else 1_000_000, 100 if quick else 300)
     log("predict_live, predict_batch, registry_large")
     res["gpu"] = bench_gpu()
-    res["peak_rss_mb"] = _peak_rss_mb()
+    res["peak_rss_mb"] = peak_rss_mb()
     res["targets"] = target_table(res)
     res["meta"]["bench_s"] = time.perf_counter() - t_all
     return res
