@@ -313,28 +313,9 @@ def run_evaluation(features: np.ndarray, split: int, cfg: DefragConfig, *, label
         raise ConfigError(f"predictor_epochs must be >= 1 for the evaluation, got {pe}")
     x = np.asarray(features, dtype=np.float32)
     n_train, n_held = _check_inputs(x, int(split), cfg, seeds)
-    if labels is not None:
-        labels = np.asarray(labels)
-        if labels.shape[0] != x.shape[0]:
-            raise DataError(f"labels have {labels.shape[0]} rows but features have {x.shape[0]}")
-        if not np.issubdtype(labels.dtype, np.integer):
-            import pandas as pd
-
-            labels = pd.factorize(labels)[0].astype(np.int64)   # strings -> 0..K-1 (missing -> -1)
-        elif labels.min() < -1:
-            raise DataError(f"label codes must be >= 0 (-1 = missing), got {int(labels.min())}")
-    if prices is not None:
-        prices = np.asarray(prices, dtype=np.float64)
-        if prices.shape[0] != x.shape[0]:
-            raise DataError(f"prices have {prices.shape[0]} rows but features have {x.shape[0]}")
-    total, step = seeds * (1 + len(ARMS)), 0
-
-    def report(what: str) -> None:
-        nonlocal step
-        step += 1
-        if progress is not None:
-            progress("evaluate", step, total, {"seed_index": (step - 1) // (1 + len(ARMS)), "done": what})
-
+    labels = None if labels is None else _checked_labels(labels, x.shape[0])
+    prices = None if prices is None else _checked_prices(prices, x.shape[0])
+    report = _reporter(progress, seeds * (1 + len(ARMS)))
     per_seed = [_seed_run(x, int(split), labels, prices, cfg, pe, seed0 + i, report) for i in range(seeds)]
     has_regimes = all("regimes" in r for r in per_seed)
     return _json_safe({
@@ -348,6 +329,40 @@ def run_evaluation(features: np.ndarray, split: int, cfg: DefragConfig, *, label
         "summary": _summary(per_seed, prices is not None, has_regimes),
         "seconds": round(time.perf_counter() - t0, 2),
     })
+
+
+def _checked_labels(labels: Any, n: int) -> np.ndarray:
+    """(T,) integer label codes (-1 = missing); strings are coded 0..K-1 in order of appearance."""
+    labels = np.asarray(labels)
+    if labels.shape[0] != n:
+        raise DataError(f"labels have {labels.shape[0]} rows but features have {n}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        import pandas as pd
+
+        return pd.factorize(labels)[0].astype(np.int64)   # strings -> 0..K-1 (missing -> -1)
+    if labels.min() < -1:
+        raise DataError(f"label codes must be >= 0 (-1 = missing), got {int(labels.min())}")
+    return labels
+
+
+def _checked_prices(prices: Any, n: int) -> np.ndarray:
+    prices = np.asarray(prices, dtype=np.float64)
+    if prices.shape[0] != n:
+        raise DataError(f"prices have {prices.shape[0]} rows but features have {n}")
+    return prices
+
+
+def _reporter(progress: Progress | None, total: int) -> Callable[[str], None]:
+    """A callback counting finished steps (an encoder fit or an arm) and passing them on to ``progress``."""
+    step = 0
+
+    def report(what: str) -> None:
+        nonlocal step
+        step += 1
+        if progress is not None:
+            progress("evaluate", step, total, {"seed_index": (step - 1) // (1 + len(ARMS)), "done": what})
+
+    return report
 
 
 PROTOCOL_TEXT = (
