@@ -103,11 +103,16 @@ class Registry:
         with self.lock:
             self._add(latents, ticks, ids, states)
 
+    def _checked(self, latents: torch.Tensor) -> torch.Tensor:
+        """``latents`` (M, D) validated (``latent_matrix``) with this registry's D, as float32."""
+        z = latent_matrix(latents, "registry latents")
+        if z.shape[1] != self.dim:
+            raise DataError(f"registry latents must have {self.dim} columns, got shape {tuple(z.shape)}")
+        return z
+
     def _add(self, latents: torch.Tensor, ticks: torch.Tensor | np.ndarray, ids: torch.Tensor | None,
              states: torch.Tensor | None) -> None:
-        latents = latent_matrix(latents, "registry latents")
-        if latents.shape[1] != self.dim:
-            raise DataError(f"registry latents must have {self.dim} columns, got shape {tuple(latents.shape)}")
+        latents = self._checked(latents)
         m = latents.shape[0]
         ticks = torch.as_tensor(np.asarray(ticks), dtype=torch.float64).reshape(m)
         ids = torch.full((m,), -1, dtype=torch.int64) if ids is None else torch.as_tensor(ids).reshape(m).long()
@@ -143,7 +148,8 @@ class Registry:
         f = float(forgetting)
         if not 0.0 < f <= 1.0:
             raise DataError(f"forgetting factor must be in (0, 1], got {forgetting!r}")
-        m = torch.as_tensor(latents).reshape(-1, self.dim).shape[0]
+        latents = self._checked(latents)                    # before any entry is aged
+        m = latents.shape[0]
         with self.lock:
             if f < 1.0 and self.count:
                 self.log_weights[: self.count] += m * math.log(f)

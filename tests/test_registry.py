@@ -161,3 +161,7 @@ def test_bad_latents_are_refused_before_anything_is_written():
     with pytest.raises(DataError, match="registry latents must have 2 columns"):
         r.add(torch.ones(1, 3), [0])
     assert len(r) == 0
+    r.add(torch.tensor([[1.0, 0.0]]), [0])
+    with pytest.raises(DataError, match="NaN or inf"):
+        r.append_live(torch.tensor([[float("inf"), 0.0]]), [1], forgetting=0.5)
+    assert len(r) == 1 and r.weights().tolist() == [1.0]              # nothing aged either
