@@ -33,10 +33,9 @@ from chronoslib.data import (
     build_dataset,
     load_sample,
     read_table,
+    with_chart_price,
 )
 from chronoslib.plots.data import series_figure
-
-session.guard()
 
 NONE, AUTO = "(none)", "(detect)"
 UPLOAD_TYPES = ["csv", "tsv", "txt", "gz", "parquet", "pq"]
@@ -46,14 +45,14 @@ PREVIEW_ROWS = 500
 # ---------------------------------------------------------------------------------------------- table in hand
 def table() -> dict[str, Any] | None:
     """{'name', 'df', 'token', 'recipe'}: the raw table the column controls work on."""
-    return session.get("data_table")
+    return session.DATA_TABLE.get()
 
 
 def set_table(name: str, df: pd.DataFrame, recipe: dict[str, Any], kind: str) -> None:
     token = hashlib.sha1(f"{kind}:{name}:{df.shape}:{list(df.columns)}".encode()).hexdigest()[:10]
-    session.put("data_table", {"name": name, "df": df, "token": token, "recipe": recipe, "kind": kind})
+    session.DATA_TABLE.set({"name": name, "df": df, "token": token, "recipe": recipe, "kind": kind})
     if kind == "sample":  # a sample is applied as it is loaded; an upload waits for "Use this data"
-        session.put("data_applied", token)
+        session.DATA_APPLIED.set(token)
 
 
 def recipe_of(ds: Dataset) -> dict[str, Any]:
@@ -83,7 +82,7 @@ def handle_upload(uploaded: Any) -> bool:
         st.error(f"Upload refused — {exc}", icon=":material/error:")
         return False
     set_table(uploaded.name, df, detected_recipe(df), "upload")
-    session.put("data_upload_id", uploaded.file_id)
+    session.DATA_UPLOAD_ID.set(uploaded.file_id)
     return True
 
 
@@ -95,7 +94,7 @@ def activate_sample(name: str, holdout: float) -> None:
         return
     session.set_dataset(ds)
     set_table(name, ds.frame, recipe_of(ds), "sample")
-    session.put("data_flash", f"Loaded the sample **{name}**.")
+    session.DATA_FLASH.set(f"Loaded the sample **{name}**.")
     st.rerun()
 
 
@@ -155,20 +154,15 @@ def apply(t: dict[str, Any], choice: dict[str, Any]) -> None:
     for role in ("price", "high", "low", "volume"):
         args[f"{role}_col"] = args[f"{role}_col"] or None     # None: detect by name when a transform needs it
     try:
-        ds = build_dataset(t["df"], t["name"], **args)
-        if ds.prices is None and (found := detect_price_columns(t["df"]).get("price")):
-            try:  # a column named like a price is still charted when no transform reads it
-                ds = build_dataset(t["df"], t["name"], **(args | {"price_col": found}))
-            except (ValueError, RuntimeError):
-                pass  # the chart-only price is unusable (bad cells): keep the dataset without it
+        ds = with_chart_price(build_dataset(t["df"], t["name"], **args))  # a price-named column is charted
     except (ValueError, RuntimeError) as exc:
         st.error(f"**{t['name']}** cannot be used as it is: {exc}")
         return
     session.set_dataset(ds)
     t["recipe"] = recipe_of(ds) | {"sort": choice["sort"]}
-    session.put("data_applied", t["token"])
-    session.put("data_flash", f"**{ds.name}** is now the active dataset: {len(ds.features):,} ticks × "
-                              f"{ds.features.shape[1]} features.")
+    session.DATA_APPLIED.set(t["token"])
+    session.DATA_FLASH.set(f"**{ds.name}** is now the active dataset: {len(ds.features):,} ticks × "
+                           f"{ds.features.shape[1]} features.")
     st.rerun()
 
 
@@ -277,11 +271,11 @@ else:
     up = st.file_uploader("CSV or Parquet, one row per tick", type=UPLOAD_TYPES, key="dt_upload",
                           help="Comma, semicolon, tab or '|' separated; .gz is fine. Larger than the upload "
                                "limit: use `python -m chronoslib train FILE`.")
-    if up is not None and session.get("data_upload_id") != up.file_id:
+    if up is not None and session.DATA_UPLOAD_ID.get() != up.file_id:
         handle_upload(up)
 
 t = table()
-pending = session.get("data_applied") != t["token"]  # a new upload waits for its column choices
+pending = session.DATA_APPLIED.get() != t["token"]  # a new upload waits for its column choices
 with st.expander(f"Columns & feature engineering of *{t['name']}*"
                  + (" — choose, then press **Use this data**" if pending else ""), expanded=pending,
                  icon=":material/tune:"):
@@ -292,10 +286,10 @@ with st.expander(f"Columns & feature engineering of *{t['name']}*"
     st.markdown(f"**Raw table** (first {min(PREVIEW_ROWS, len(t['df'])):,} rows)")
     st.dataframe(t["df"].head(PREVIEW_ROWS), height=240, width="stretch")
 
-flash = session.get("data_flash")
+flash = session.DATA_FLASH.get()
 if flash:
     st.success(flash)
-    session.put("data_flash", None)
+    session.DATA_FLASH.set(None)
 
 st.subheader(f"Active dataset: {ds.name}")
 dataset_overview(ds)

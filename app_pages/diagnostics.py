@@ -2,7 +2,7 @@
 
 Collapse: per-epoch batch entropy vs the TER target, mean pairwise cosine and effective rank from the training
 history, a histogram of pairwise similarities of the block latents, and a verdict (healthy / collapsing /
-collapsed) with the spec's mitigations. Drift: for the held-out span (optionally with a simulated break), an
+collapsed) with mitigations. Drift: for the held-out span (optionally with a simulated break), an
 uploaded continuation or the last replay, the distance of each window of latents from the training manifold
 over time (centroid distance and MMD² against thresholds from contiguous training windows), the age of the
 retrieved neighbours and the confidence, with a verdict and the suggested action. All numbers come from
@@ -19,7 +19,6 @@ from chronoslib import drift, metrics, replay
 from chronoslib.features import source_columns
 from chronoslib.plots.health import collapse_figure, drift_figure, similarity_histogram
 
-session.guard()
 st.title("Diagnostics")
 eng, ds = session.engine(), session.dataset()
 if eng is None:
@@ -52,16 +51,17 @@ with right:
 
 # ---------------------------------------------------------------------- drift
 st.header("Drift")
-SOURCES = ["Held-out span", "Held-out span with a simulated structural break", "Uploaded continuation"]
-rs = session.get("replay")
-stale = session.stale_reason(session.get("replay_tag"), "The last replay") if rs is not None and rs.position \
+KINDS = {label: kind for kind, label in replay.SOURCES.items()}
+SOURCES = list(KINDS)
+rs = session.REPLAY.get()
+stale = session.stale_reason(session.REPLAY_TAG.get(), "The last replay") if rs is not None and rs.position \
     else None
 if rs is not None and rs.position and stale is None:
     SOURCES.insert(0, "Last replay")
 elif stale is not None:
     st.info(f"{stale} Replay again on the **Live replay** page to check this model's drift on it.",
             icon=":material/history:")
-d = session.get("diag_settings") or {"source": SOURCES[0], "window": 8, "alpha": 0.05}
+d = session.DIAG_SETTINGS.get() or {"source": SOURCES[0], "window": 8, "alpha": 0.05}
 c1, c2, c3 = st.columns([2, 1, 1])
 src_name = c1.radio("Data", SOURCES, index=SOURCES.index(d["source"]) if d["source"] in SOURCES else 0,
                     key="dg_source", horizontal=True)
@@ -69,14 +69,14 @@ d["window"] = c2.slider("Trailing window (blocks)", 2, 32, int(d["window"]), key
                         help="How many consecutive non-overlapping blocks each drift statistic looks at.")
 d["alpha"] = c3.select_slider("False-alarm rate α", [0.01, 0.02, 0.05, 0.1], value=d["alpha"], key="dg_alpha")
 d["source"] = src_name
-session.put("diag_settings", d)
+session.DIAG_SETTINGS.set(d)
 upload = None
-if src_name == "Uploaded continuation":
+if KINDS.get(src_name) == "upload":
     upload = st.file_uploader("Continuation (CSV / Parquet)", type=["csv", "parquet"], key="dg_upload",
                               help=f"Columns {', '.join(source_columns(eng.cfg.data) or ds.feature_names)}; "
                                       "optional price, "
                                       "timestamp, regime.")
-rp = session.get("replay_settings") or {}
+rp = session.REPLAY_SETTINGS.get() or {}
 # A threshold chosen on the Live replay page for a previous model is that model's: use this model's default.
 threshold = float(rp["threshold"]) if rp.get("model") == session.model_id() and "threshold" in rp \
     else replay.suggested_threshold(eng)
@@ -86,15 +86,10 @@ try:
         an = rs.analysis()
         label = f"last replay · {rs.source.name}"
     else:
-        if src_name == "Uploaded continuation":
-            if upload is None:
-                st.info("Upload a file to check it for drift.")
-                st.stop()
-            src = replay.load_continuation(upload, ds.feature_names, eng.train_end_tick, data_cfg=eng.cfg.data)
-        else:
-            src = replay.heldout_source(ds, eng)
-            if src_name.endswith("break"):
-                src = replay.with_structural_break(src)
+        if KINDS[src_name] == "upload" and upload is None:
+            st.info("Upload a file to check it for drift.")
+            st.stop()
+        src = replay.build_source(KINDS[src_name], ds, eng, upload)
         an = replay.batch_analysis(eng, src)
         label = src.name
     window = int(min(d["window"], len(an["latent"]), len(z) - 2))

@@ -19,7 +19,6 @@ from chronoslib.verdicts import group_tone, headline, verdict_groups, verdicts
 
 SHIPPED_EVIDENCE = os.path.join(session.ROOT, "sample_data", "sample_evidence.json")
 
-session.guard()
 st.title("Evidence")
 st.caption("The claim under test: a predictor trained over the defragmented pseudo-timeline forecasts held-out "
            "data better than one trained over raw time order (or a random order). Measured here, on your data, "
@@ -45,7 +44,7 @@ with st.expander("Method", expanded=False):
                 "majority label.")
 
 key = f"evidence:{session.data_id()}:{session.model_id()}"   # a result belongs to one dataset and one model
-results: dict = session.get("evidence_results", {})
+results: dict = session.EVIDENCE_RESULTS.get()
 
 with st.form("evidence_form"):
     c1, c2, c3, c4 = st.columns(4)
@@ -76,7 +75,7 @@ if run:
         res["verdicts"] = verdicts(res)
         res["made_with"] = session.result_tag()
         results = {**results, key: res}
-        session.put("evidence_results", results)
+        session.EVIDENCE_RESULTS.set(results)
         bar.empty()
     except (ValueError, RuntimeError) as exc:
         bar.empty()

@@ -2,33 +2,31 @@
 (encode, registry query, SPD + context, predictor) and a comparison with
 ChronosDefrag 0.1.0's published reference figures.
 
-The benchmark runs in place (``chronoslib.latency.measure_live_latency`` on held-out windows) when the button
-is pressed; its result stays in session state. The last replay's per-call latencies are shown too when there
-are any, and the batched path (``predict_batch``) is timed for comparison.
+The benchmark runs in place (``chronoslib.latency.measure_live_latency`` on held-out windows, and
+``measure_batch_throughput`` for the batched ``predict_batch`` path) when the button is pressed; its result
+stays in session state. The last replay's per-call latencies are shown too when there are any.
 """
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app_pages.lib import session
+from app_pages.lib import cache, session, train_job
 from chronoslib.latency import (
     REFERENCE_LABEL,
     SPEC_FIGURES,
     busy_reasons,
     compare,
+    measure_batch_throughput,
     measure_live_latency,
+    span_windows,
     stages_with_overhead,
 )
 from chronoslib.plots.latency import latency_histogram, spec_comparison, stage_breakdown
-from chronoslib.projection import umap_warmup
-from chronoslib.replay import heldout_source, window_starts
+from chronoslib.replay import heldout_source
 
-session.guard()
 st.title("Latency")
 eng, ds = session.engine(), session.dataset()
 if eng is None:
@@ -42,37 +40,31 @@ st.caption("Each `predict_live` call: encode the window → cosine against the r
 
 
 def _busy() -> list[str]:
-    job = session.training_job()
-    return busy_reasons(umap_warming=umap_warmup(start=False).state == "running",
-                        training=job is not None and job.running)
+    job = train_job.training_job()
+    return busy_reasons(umap_warming=cache.umap_warming(), training=job is not None and job.running)
 
 
 c1, c2, c3 = st.columns([2, 2, 3])
-n_calls = c1.select_slider("Calls", [100, 250, 500, 1000, 2000, 5000], value=session.get("lat_calls", 500),
+n_calls = c1.select_slider("Calls", [100, 250, 500, 1000, 2000, 5000], value=session.LAT_CALLS.get(),
                            key="lat_calls_w")
-session.put("lat_calls", n_calls)
+session.LAT_CALLS.set(n_calls)
 run = c2.button("Run benchmark", key="lat_run", type="primary", icon=":material/speed:")
-first = session.get("lat_result") is None
+first = session.LAT_RESULT.get() is None
 if first:  # open with real numbers: a short run (~0.1-0.3 s) the first time the page is shown
     n_calls = 200
 if run or first:
     try:
         src = heldout_source(ds, eng)
-        bl = eng.cfg.encoder.block_len
-        starts = window_starts(src.n_ticks, bl, max(1, bl // 4))
-        windows = np.stack([src.features[s:s + bl] for s in starts[:256]])       # (M, L, F)
+        windows = span_windows(src.features, eng.cfg.encoder.block_len)       # (M, L, F)
         with st.spinner(f"Timing {n_calls} predict_live calls…"):
             res = measure_live_latency(eng, windows, n_calls=n_calls)
-            t0 = time.perf_counter()
-            eng.predict_batch(windows, timestamp=float(src.start_tick))
-            res["batch_windows_per_s"] = len(windows) / (time.perf_counter() - t0)
-            res["batch_windows"] = len(windows)
+            res |= measure_batch_throughput(eng, windows, timestamp=src.start_tick)
             res["busy"] = _busy()
-        session.put("lat_result", res)
+        session.LAT_RESULT.set(res)
     except (ValueError, RuntimeError) as exc:
         st.error(str(exc))
 
-res = session.get("lat_result")
+res = session.LAT_RESULT.get()
 if res is None:
     c3.info("Press **Run benchmark** to time `predict_live` here and compare with the reference figures.")
 else:
@@ -104,7 +96,7 @@ else:
                    f"{stages['overhead']:.3f} ms is the median per-call remainder (total − Σ stages): Python "
                    "dispatch, input checks and building the result, which no stage timer covers.")
     st.subheader(f"Against the {REFERENCE_LABEL}")
-    st.plotly_chart(spec_comparison(res, SPEC_FIGURES), width="stretch", key="lat_spec")
+    st.plotly_chart(spec_comparison(res, SPEC_FIGURES), width="stretch", key="lat_reference")
     rows = [("predict_live mean (ms)", SPEC_FIGURES["predict_live_mean_ms"], res["mean_ms"]),
             ("predict_live p99 (ms)", SPEC_FIGURES["predict_live_p99_ms"], res["p99_ms"]),
             ("Inference throughput (QPS)", SPEC_FIGURES["qps"], res["qps"])]
@@ -116,7 +108,7 @@ else:
                f"{SPEC_FIGURES['peak_memory_mb']:.0f} MB) "
                "are measured by `python -m chronoslib bench`.")
 
-rs = session.get("replay")
+rs = session.REPLAY.get()
 if rs is not None and rs.position:
     st.subheader("During the last replay")
     lat = rs.latency_ms[: rs.position]

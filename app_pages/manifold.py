@@ -1,21 +1,20 @@
 """Manifold page: UMAP / PCA of the block latents, regime clusters, lasso selection onto the price series, kNN.
 
-Layout and widgets only: projections come from ``chronoslib.projection`` (cached per process by a sha1 of the
-latents), regimes from ``chronoslib.regimes``, figures from ``chronoslib.plots``. The regime settings chosen here
-(``regime_k``, ``regime_criterion``, ``regime_k_range``) are shared with the Timeline page through ``session``.
-After a live replay (the replay page keeps ``session.get("replay_records")``: ``ReplaySession.records()``), the
-manifold can be coloured by live confidence and shows the replayed windows.
+Layout and widgets only: projections come from ``chronoslib.projection`` and regimes from ``chronoslib.regimes``,
+both through the app's ``cache`` (per server process, keyed by a sha1 of the latents), figures from
+``chronoslib.plots``. The regime settings chosen here (``session.REGIME_K``, ``REGIME_CRITERION``,
+``REGIME_K_RANGE``) are shared with the Timeline page. After a live replay (the replay page keeps
+``session.REPLAY_RECORDS``: ``ReplaySession.records()``), the manifold can be coloured by live confidence and
+shows the replayed windows.
 """
 
 from __future__ import annotations
-
-import os
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app_pages.lib import session
+from app_pages.lib import cache, frame, session
 from chronoslib import metrics, projection, regimes
 from chronoslib.plots.manifold import (
     block_hover_text,
@@ -27,39 +26,37 @@ from chronoslib.plots.manifold import (
     sweep_figure,
 )
 
-session.guard()
 st.title("Regime manifold")
 st.caption("Each point is one training block, placed by its learned latent vector: nearby points are blocks the "
            "encoder finds alike. Lasso or box-select points to see where those blocks sit in time; click a point to "
            "inspect it and its nearest neighbours.")
 
-FAST_UI = os.environ.get("CHRONOS_FAST_UI", "") not in ("", "0")
 METHODS = {"UMAP": "umap", "PCA": "pca"}
 
-eng, ds, view = session.model_view("manifold")
+eng, ds, view = frame.model_view("manifold")
 n = len(view.starts)
-if session.get("mf_model") != session.model_id():
+if session.MF_MODEL.get() != session.model_id():
     # Picked / inspected blocks are indices into a model's blocks: a new model starts with none picked.
-    session.put("mf_selected", [])
-    session.put("mf_last_pick", [])
-    session.put("mf_focus", 0)
-    st.session_state.pop("mf_block_input", None)
-    session.put("mf_model", session.model_id())
+    session.MF_SELECTED.set([])
+    session.MF_LAST_PICK.set([])
+    session.MF_FOCUS.set(0)
+    session.MF_BLOCK_INPUT.clear()
+    session.MF_MODEL.set(session.model_id())
 key = projection.latents_key(view.latents)
 
 # ------------------------------------------------------------------------------------------------ controls
 c1, c2, c3, c4 = st.columns([1.1, 0.9, 1.6, 2.4])
 method_names = list(METHODS)
 method = c1.radio("Projection", method_names, horizontal=True,
-                  index=method_names.index(session.get("mf_method", "PCA" if FAST_UI else "UMAP")),
+                  index=method_names.index(session.MF_METHOD.get()),
                   help="UMAP keeps local neighbourhoods (compiled once per server, then seconds); PCA is instant.")
-dim = c2.radio("Dimensions", [2, 3], horizontal=True, index=[2, 3].index(session.get("mf_dim", 2)),
+dim = c2.radio("Dimensions", [2, 3], horizontal=True, index=[2, 3].index(session.MF_DIM.get()),
                format_func=lambda d: f"{d}-D", help="Lasso / box selection works in 2-D.")
-session.put("mf_method", method)
-session.put("mf_dim", dim)
+session.MF_METHOD.set(method)
+session.MF_DIM.set(dim)
 
-replay_records = session.get("replay_records") or []
-if replay_records and (stale := session.stale_reason(session.get("replay_tag"), "The last replay")):
+replay_records = session.REPLAY_RECORDS.get() or []
+if replay_records and (stale := session.stale_reason(session.REPLAY_TAG.get(), "The last replay")):
     st.info(f"{stale} Its live windows are not drawn; replay again on the **Live replay** page to see where "
             "live windows fall on this model's manifold.", icon=":material/history:")
     replay_records = []
@@ -69,34 +66,34 @@ if view.truth is not None:
 colour_opts.append("block volatility")
 if replay_records:
     colour_opts.append("live confidence")
-prev_colour = session.get("mf_colour", "regime cluster")
+prev_colour = session.MF_COLOUR.get()
 colour = c3.selectbox("Colour by", colour_opts,
                       index=colour_opts.index(prev_colour) if prev_colour in colour_opts else 1)
-session.put("mf_colour", colour)
+session.MF_COLOUR.set(colour)
 
 with c4:
-    auto = st.toggle("Choose the number of regimes automatically", value=session.get("regime_k") is None)
+    auto = st.toggle("Choose the number of regimes automatically", value=session.REGIME_K.get() is None)
     r1, r2 = st.columns(2)
     crit = r1.selectbox("Criterion", list(regimes.CRITERIA), disabled=not auto,
-                        index=list(regimes.CRITERIA).index(session.get("regime_criterion", "silhouette")),
+                        index=list(regimes.CRITERIA).index(session.REGIME_CRITERION.get()),
                         help="silhouette: KMeans, best mean silhouette. bic: Gaussian mixture, lowest BIC.")
     k_max = max(2, min(12, n - 1))
     if auto:
-        lo, hi = session.get("regime_k_range", (2, min(8, k_max)))
+        lo, hi = session.REGIME_K_RANGE.get() or (2, min(8, k_max))
         k_range = r2.slider("K range", 2, k_max, (min(lo, k_max), min(hi, k_max)))
         k_fixed = None
     else:
-        k_range = session.get("regime_k_range", (2, min(8, k_max)))
-        k_fixed = r2.number_input("K", 1, k_max, int(session.get("regime_k") or 3))
-session.put("regime_k", None if auto else int(k_fixed))
-session.put("regime_criterion", crit)
-session.put("regime_k_range", tuple(int(v) for v in k_range))
+        k_range = session.REGIME_K_RANGE.get() or (2, min(8, k_max))
+        k_fixed = r2.number_input("K", 1, k_max, int(session.REGIME_K.get() or 3))
+session.REGIME_K.set(None if auto else int(k_fixed))
+session.REGIME_CRITERION.set(crit)
+session.REGIME_K_RANGE.set((int(k_range[0]), int(k_range[1])))
 
 vol = view.table["vol"].to_numpy()
 try:
     with st.spinner("Clustering regimes…"):
-        reg = regimes.cached_cluster_regimes(view.latents, k_fixed, vol, tuple(k_range), 0,
-                                             crit if auto else "silhouette", key=key)
+        reg = cache.clustering(view.latents, k_fixed, vol, tuple(k_range), 0, crit if auto else "silhouette",
+                               key=key)
 except (ValueError, RuntimeError) as exc:
     st.error(str(exc))
     st.stop()
@@ -104,8 +101,8 @@ except (ValueError, RuntimeError) as exc:
 # ------------------------------------------------------------------------------------------------ projection
 note = ""
 want = METHODS[method]
-if want == "umap" and not projection.is_cached(key, "umap", dim):
-    warm = projection.umap_warmup()
+if want == "umap":
+    warm = cache.umap_warmup()
     if warm.state == "failed":
         note = f"UMAP is unavailable ({warm.error}); showing PCA."
         want = "pca"
@@ -115,17 +112,17 @@ if want == "umap" and not projection.is_cached(key, "umap", dim):
         want = "pca"
 try:
     with st.spinner("Computing UMAP (cached afterwards)…" if want == "umap" else "Projecting…"):
-        proj = projection.project(view.latents, want, dim, key=key)
+        proj, cached = cache.project(view.latents, want, dim, key=key)
 except (ValueError, RuntimeError) as exc:
     st.error(str(exc))
-    proj = projection.project(view.latents, "pca", dim, key=key)
+    proj, cached = cache.project(view.latents, "pca", dim, key=key)
 
 if note:
     st.info(note, icon=":material/hourglass_top:")
 
     @st.fragment(run_every=2.0)
     def _wait_for_umap() -> None:
-        if projection.umap_warmup(start=False).state in ("ready", "failed"):
+        if cache.umap_warmup(start=False).state in ("ready", "failed"):
             st.rerun(scope="app")
 
     _wait_for_umap()
@@ -136,19 +133,19 @@ hover = block_hover_text(view.table, {"regime": reg.labels})
 # Selection state is read before the chart is drawn (Streamlit keeps the chart's last event under its key), so
 # a click or lasso shows up on this very run: a single clicked point becomes the inspected block, a lasso / box
 # the highlighted set. The widget's key disappears on a page switch: then nothing new was picked.
-if "mf_projection" in st.session_state:
-    picked = blocks_from_selection(st.session_state["mf_projection"].get("selection"))
-    if picked != session.get("mf_last_pick", []):
-        session.put("mf_last_pick", picked)
+if (event := session.MF_PROJECTION_EVENT.get()) is not None:
+    picked = blocks_from_selection(event.get("selection"))
+    if picked != session.MF_LAST_PICK.get():
+        session.MF_LAST_PICK.set(picked)
         if len(picked) == 1:
-            session.put("mf_focus", picked[0])
-            st.session_state["mf_block_input"] = picked[0]
+            session.MF_FOCUS.set(picked[0])
+            session.MF_BLOCK_INPUT.set(picked[0])
         else:
-            session.put("mf_selected", picked)
-selected = [b for b in session.get("mf_selected", []) if b < n]
-focus = int(session.get("mf_focus", 0))
+            session.MF_SELECTED.set(picked)
+selected = [b for b in session.MF_SELECTED.get() if b < n]
+focus = int(session.MF_FOCUS.get())
 focus = focus if 0 <= focus < n else 0
-k_nn = int(min(session.get("mf_knn", 8), max(1, n - 1)))
+k_nn = int(min(session.MF_KNN.get(), max(1, n - 1)))
 nbrs, sims = regimes.nearest_blocks(view.latents, focus, k_nn)
 
 live_xy = live_conf = None
@@ -174,11 +171,11 @@ with left:
     fig = projection_figure(proj.coords, cvals, categorical=categorical, color_title=ctitle, hover=hover,
                                   selected=selected, focus=focus, neighbours=nbrs, live_xy=live_xy,
                                   live_color=live_conf)
-    st.plotly_chart(fig, width="stretch", key="mf_projection", on_select="rerun",
+    st.plotly_chart(fig, width="stretch", key=session.MF_PROJECTION_EVENT.key, on_select="rerun",
                     selection_mode=("lasso", "box", "points"))
-    cached = "cached" if proj.cached else f"computed in {proj.seconds:.2f} s"
+    how = "cached" if cached else f"computed in {proj.seconds:.2f} s"
     st.caption(f"{proj.method.upper()} {proj.dim}-D of {n:,} blocks × {view.latents.shape[1]} latent dims "
-               f"({cached}; key {proj.key[:10]}).")
+               f"({how}; key {key[:10]}).")
 
 with right:
     st.markdown(f"**{reg.k} regimes** · " + ("chosen by " + reg.criterion if reg.criterion != "fixed" else "fixed K"))
@@ -204,7 +201,7 @@ b1, b2 = st.columns([4, 1])
 b1.caption(f"{len(sel)} block(s) selected on the projection (lasso / box; double-click the chart to clear)."
            if sel else "Lasso or box-select points on the projection to highlight their blocks here.")
 if sel and b2.button("Clear selection", key="mf_clear"):
-    session.put("mf_selected", [])
+    session.MF_SELECTED.set([])
     st.rerun()
 st.plotly_chart(price_figure(view.series, view.starts, view.block_len, x=view.x, highlight=sel, focus=focus,
                                    neighbours=nbrs, split=ds.split, series_name=view.series_name),
@@ -220,20 +217,20 @@ st.subheader("Inspect a block")
 
 
 def _on_block() -> None:
-    session.put("mf_focus", int(st.session_state["mf_block_input"]))
+    session.MF_FOCUS.set(int(session.MF_BLOCK_INPUT.get()))
 
 
 def _on_knn() -> None:
-    session.put("mf_knn", int(st.session_state["mf_knn_input"]))
+    session.MF_KNN.set(int(session.MF_KNN_INPUT.get()))
 
 
-st.session_state.setdefault("mf_block_input", focus)
-st.session_state.setdefault("mf_knn_input", k_nn)
+session.MF_BLOCK_INPUT.setdefault(focus)
+session.MF_KNN_INPUT.setdefault(k_nn)
 i1, i2 = st.columns([1, 3])
 with i1:
-    st.number_input("Block", 0, n - 1, key="mf_block_input", on_change=_on_block,
+    st.number_input("Block", 0, n - 1, key=session.MF_BLOCK_INPUT.key, on_change=_on_block,
                     help="Or click a point on the projection.")
-    st.slider("Neighbours (k)", 1, max(2, min(20, n - 1)), key="mf_knn_input", on_change=_on_knn)
+    st.slider("Neighbours (k)", 1, max(2, min(20, n - 1)), key=session.MF_KNN_INPUT.key, on_change=_on_knn)
     st.markdown(f"**Block {focus}** · regime {reg.labels[focus]}"
                 + (f" · truth {view.truth[focus]} ({view.truth_share[focus]:.0%} of its ticks)"
                    if view.truth is not None else ""))

@@ -1,8 +1,8 @@
 """Timeline page: the series in chronological vs pseudo-timeline order, similarity heatmaps, figures of merit.
 
-Layout and widgets only: regimes from ``chronoslib.regimes`` (the same settings as the Manifold page, shared via
-``session``), metrics from ``metrics.timeline_merit`` (which reuses ``router.path_cost``),
-figures from ``chronoslib.plots``.
+Layout and widgets only: regimes from ``chronoslib.regimes`` through the app's ``cache`` (the same settings as
+the Manifold page, shared via ``session``), metrics from ``metrics.timeline_merit`` (which reuses
+``timeline.path_cost``), figures from ``chronoslib.plots``.
 """
 
 from __future__ import annotations
@@ -10,24 +10,22 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from app_pages.lib import session
-from chronoslib import metrics, projection, regimes
+from app_pages.lib import cache, frame, session
+from chronoslib import metrics
 from chronoslib.plots.timeline import similarity_figure, timeline_figure, walk_figure
 
-session.guard()
 st.title("Timeline: chronological vs defragmented")
 st.caption("The same training blocks twice, coloured by regime. In real time, regimes come and go and their blocks "
            "are scattered. The pseudo-timeline chains each block to its most similar unvisited neighbour, so blocks "
            "of one regime end up side by side: the timeline is *defragmented*.")
 
-eng, ds, view = session.model_view("pseudo-timeline")
+eng, ds, view = frame.model_view("pseudo-timeline")
 try:
-    k = session.get("regime_k")
-    k_range = session.get("regime_k_range", (2, 8))
+    k = session.REGIME_K.get()
+    k_range = session.REGIME_K_RANGE.get() or (2, 8)
     with st.spinner("Clustering regimes…"):
-        reg = regimes.cached_cluster_regimes(view.latents, k, view.table["vol"].to_numpy(), tuple(k_range), 0,
-                                             session.get("regime_criterion", "silhouette") if k is None
-                                             else "silhouette", key=projection.latents_key(view.latents))
+        reg = cache.clustering(view.latents, k, view.table["vol"].to_numpy(), tuple(k_range), 0,
+                               session.REGIME_CRITERION.get() if k is None else "silhouette")
 except (ValueError, RuntimeError) as exc:
     st.error(str(exc))
     st.stop()
@@ -35,14 +33,14 @@ n = len(view.starts)
 
 c1, c2, c3 = st.columns([1.4, 1.2, 2])
 label_opts = (["ground truth"] if view.truth is not None else []) + ["regime cluster"]
-prev = session.get("tl_labels", label_opts[0])
+prev = session.TL_LABELS.get() or label_opts[0]
 label_kind = c1.radio("Colour blocks by", label_opts, horizontal=True,
                       index=label_opts.index(prev) if prev in label_opts else 0)
 layout_opts = {"stacked": "stacked", "side by side": "side"}
-prev_layout = session.get("tl_layout", "side by side")
+prev_layout = session.TL_LAYOUT.get()
 layout = c2.radio("Layout", list(layout_opts), horizontal=True, index=list(layout_opts).index(prev_layout))
-session.put("tl_labels", label_kind)
-session.put("tl_layout", layout)
+session.TL_LABELS.set(label_kind)
+session.TL_LAYOUT.set(layout)
 labels = view.truth if label_kind == "ground truth" else reg.labels
 lname = "truth" if label_kind == "ground truth" else "regime"
 c3.caption(f"{n:,} blocks of {view.block_len} ticks. Regime clusters: K={reg.k} ({reg.criterion}); change them on "

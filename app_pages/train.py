@@ -1,8 +1,8 @@
 """Train page: the settings that matter, a background training run with live loss chart, and model files.
 
-Training runs on a thread (``session.TrainJob``) so the page stays responsive and can be cancelled; a
+Training runs on a thread (``train_job.TrainJob``) so the page stays responsive and can be cancelled; a
 fragment polls it for the progress bar and the per-epoch chart, and the finished engine becomes this
-session's model only (``session.poll_training``). Below: the active model's fit summary (timeline entropy,
+session's model only (``train_job.poll_training``). Below: the active model's fit summary (timeline entropy,
 path costs, collapse verdict), saving it on the server, downloading it, and loading a checkpoint.
 """
 
@@ -15,15 +15,13 @@ from typing import Any
 import streamlit as st
 import torch
 
-from app_pages.lib import session
+from app_pages.lib import model_store, session, train_job
 from chronoslib import ChronosDefragEngine, DefragConfig
 from chronoslib.errors import CheckpointError
 from chronoslib.plots.training import loss_figure
 
-session.guard()
-
 LIVE_REFRESH_S = 1.0   # fragment poll interval while a run is in flight
-MIN_BLOCKS, RECOMMENDED_BLOCKS = 4, 50  # the engine refuses fewer than 4; the spec recommends at least 50
+MIN_BLOCKS, RECOMMENDED_BLOCKS = 4, 50  # the engine refuses fewer than 4; 50+ make a useful manifold
 
 
 def default_settings() -> dict[str, Any]:
@@ -73,8 +71,8 @@ def collapse_banner(history: list[dict[str, Any]], summary: dict[str, Any], live
 
 def settings_form(ds) -> dict[str, Any] | None:
     """The knobs; returns the submitted values on Train, else None."""
-    s = session.get("train_settings") or default_settings()
-    running = (job := session.training_job()) is not None and job.running
+    s = session.TRAIN_SETTINGS.get() or default_settings()
+    running = (job := train_job.training_job()) is not None and job.running
     devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     with st.form("train_form", border=True):
         c1, c2, c3, c4 = st.columns(4, gap="medium")
@@ -125,10 +123,10 @@ def settings_form(ds) -> dict[str, Any] | None:
 
 def start(ds, values: dict[str, Any]) -> None:
     """Validate the submitted settings against the dataset and start a run; errors go in the page."""
-    session.put("train_settings", values)
+    session.TRAIN_SETTINGS.set(values)
     try:
         ds.check_blocks(int(values["block_len"]), MIN_BLOCKS)  # immediate, instead of from the thread
-        session.start_training(build_config(values), ds)
+        train_job.start_training(build_config(values), ds)
     except (ValueError, RuntimeError) as exc:
         st.error(f"Cannot start training: {exc}")
         return
@@ -140,7 +138,7 @@ def start(ds, values: dict[str, Any]) -> None:
 
 def live_panel() -> None:
     """Progress bar, status and the loss chart of the run in flight; reruns the app when it ends."""
-    job = session.training_job()
+    job = train_job.training_job()
     if job is None:
         return
     if job.done:
@@ -189,7 +187,7 @@ def install_loaded(data: bytes, name: str) -> bool:
         st.error(f"Could not load **{name}**: {exc}")
         return False
     session.set_engine(eng, f"loaded from {name}", str(eng.meta.get("dataset", "?")))
-    session.put("train_flash", f"Loaded **{name}** ({len(eng.block_latents):,} blocks).")
+    session.TRAIN_FLASH.set(f"Loaded **{name}** ({len(eng.block_latents):,} blocks).")
     return True
 
 
@@ -197,12 +195,12 @@ def save_model(eng: ChronosDefragEngine, name: str, overwrite: bool) -> None:
     """Save under MODEL_DIR: refuse a name that is not a plain file name, and an existing file unless the
     user ticked overwrite. The checkpoint is written to a temporary file first and then linked into place,
     which fails if another session created the name meanwhile, so no saved file is replaced silently."""
-    plain = session.safe_filename(name)
+    plain = model_store.safe_filename(name)
     if plain not in (name.strip(), name.strip() + ".pt"):
         st.error(f"**{name}** is not a plain file name: use letters, digits, '-', '_' and '.', no folders "
                  f"(for example `{plain}`).")
         return
-    path = os.path.join(session.MODEL_DIR, plain)
+    path = os.path.join(model_store.MODEL_DIR, plain)
     if os.path.lexists(path) and not (overwrite and os.path.isfile(path) and not os.path.islink(path)):
         st.error(f"`{plain}` already exists on the server" + ("" if os.path.isfile(path) and
                  not os.path.islink(path) else " and is not a regular file") +
@@ -210,8 +208,8 @@ def save_model(eng: ChronosDefragEngine, name: str, overwrite: bool) -> None:
         return
     tmp = None
     try:
-        os.makedirs(session.MODEL_DIR, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".saving-", suffix=".pt", dir=session.MODEL_DIR)
+        os.makedirs(model_store.MODEL_DIR, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".saving-", suffix=".pt", dir=model_store.MODEL_DIR)
         os.close(fd)
         eng.save(tmp)
         if overwrite:
@@ -232,13 +230,13 @@ def model_files(eng: ChronosDefragEngine | None) -> None:
     c1, c2, c3 = st.columns(3, gap="large")
     with c1:
         st.markdown("**Save on the server**")
-        default = session.safe_filename(f"{session.model_info().get('dataset', 'model')}-"
+        default = model_store.safe_filename(f"{session.model_info().get('dataset', 'model')}-"
                                         f"{(eng.meta.get('fitted_at', '') if eng else '')[:16]}")
         name = st.text_input("File name", default, key="tr_save_name", disabled=eng is None,
-                             help=f"Saved under {session.MODEL_DIR}")
-        plain = session.safe_filename(name)
+                             help=f"Saved under {model_store.MODEL_DIR}")
+        plain = model_store.safe_filename(name)
         exists = plain in (name.strip(), name.strip() + ".pt") and os.path.lexists(
-            os.path.join(session.MODEL_DIR, plain))
+            os.path.join(model_store.MODEL_DIR, plain))
         overwrite = st.checkbox(f"Overwrite the existing `{plain}`", False, key="tr_overwrite",
                                 help="Another session may have saved it") if exists else False
         if st.button("Save model", icon=":material/save:", disabled=eng is None, key="tr_save"):
@@ -246,16 +244,16 @@ def model_files(eng: ChronosDefragEngine | None) -> None:
     with c2:
         st.markdown("**Download**")
         if eng is not None and eng.fitted:
-            st.download_button("Download checkpoint (.pt)", data=eng.to_bytes, file_name=session.safe_filename(name),
-                               mime="application/octet-stream", icon=":material/download:", on_click="ignore",
-                               key="tr_download")
+            st.download_button("Download checkpoint (.pt)", data=eng.to_bytes,
+                               file_name=model_store.safe_filename(name), mime="application/octet-stream",
+                               icon=":material/download:", on_click="ignore", key="tr_download")
             st.caption("Load it later here or with `ChronosDefragEngine.load(path)`.")
         else:
             st.caption("No model to download yet.")
     with c3:
         st.markdown("**Load a checkpoint**")
         up = st.file_uploader("Upload a .pt checkpoint", type=["pt", "pth", "ckpt"], key="tr_upload")
-        saved = session.saved_models()
+        saved = model_store.saved_models()
         choice = st.selectbox("…or one saved on the server", ["(none)"] + saved, key="tr_saved_choice",
                               disabled=not saved)
         if st.button("Load", icon=":material/upload_file:", key="tr_load", disabled=up is None and choice == "(none)"):
@@ -263,7 +261,7 @@ def model_files(eng: ChronosDefragEngine | None) -> None:
                 ok = install_loaded(up.getvalue(), up.name)
             else:
                 try:
-                    with open(os.path.join(session.MODEL_DIR, choice), "rb") as f:
+                    with open(os.path.join(model_store.MODEL_DIR, choice), "rb") as f:
                         data = f.read()
                 except OSError as exc:     # removed or replaced by another session since the list was made
                     st.error(f"Could not read **{choice}** on the server: {exc}")
@@ -275,7 +273,7 @@ def model_files(eng: ChronosDefragEngine | None) -> None:
 
 # ---------------------------------------------------------------------------------------------- page
 ds = session.dataset()
-job = session.poll_training()
+job = train_job.poll_training()
 st.title("Train")
 st.caption(f"Trains on the first {ds.split:,} ticks of *{ds.name}* ({ds.features.shape[1]} features); the last "
            f"{ds.features.shape[0] - ds.split:,} ticks stay held out for replay. The run happens in the "
@@ -284,7 +282,7 @@ st.caption(f"Trains on the first {ds.split:,} ticks of *{ds.name}* ({ds.features
 values = settings_form(ds)
 if values is not None:
     start(ds, values)
-    job = session.training_job()
+    job = train_job.training_job()
 
 if job is not None and job.running:
     if st.button("Cancel training", icon=":material/stop:", key="tr_cancel"):
@@ -293,10 +291,10 @@ if job is not None and job.running:
 elif job is not None and job.error:
     (st.warning if job.cancelled else st.error)(job.error)
 
-flash = session.get("train_flash")
+flash = session.TRAIN_FLASH.get()
 if flash:
     st.success(flash)
-    session.put("train_flash", None)
+    session.TRAIN_FLASH.set(None)
 
 st.subheader("Active model")
 eng = session.engine()

@@ -1,33 +1,31 @@
-"""2-D / 3-D projections of block latents (PCA and UMAP), cached by the latents' content, plus UMAP warm-up.
+"""2-D / 3-D projections of block latents (PCA and UMAP), their content key, and the UMAP warm-up.
 
-Owns: ``latents_key`` (sha1 of the array bytes: Streamlit's own hashing samples large arrays and misses edits),
-``pca`` (milliseconds, deterministic signs), ``umap_embed`` (umap-learn with ``init="pca"``, ``n_jobs=1`` and
-euclidean distance on unit vectors, which ranks neighbours exactly like cosine at half the cost), ``project``
-(either of them behind a small process-wide LRU cache keyed by content hash + parameters, so a rerun of a page
-never recomputes a projection), ``place_points`` (puts live windows on an existing projection at the
-similarity-weighted mean of their neighbours: deterministic and ~1 ms, unlike ``reducer.transform``) and
-``UmapWarmup`` (one background thread per process that pays numba's JIT compilation once, so the UI can show PCA
-until UMAP is ready instead of freezing for 15-30 s).
+Owns: ``latents_key`` (sha1 of the array bytes, for callers that cache projections: Streamlit's own hashing
+samples large arrays and misses edits), ``pca`` (milliseconds, deterministic signs), ``umap_embed`` (umap-learn
+with ``init="pca"``, ``n_jobs=1`` and euclidean distance on unit vectors, which ranks neighbours exactly like
+cosine at half the cost), ``project`` (either of them, timed, with read-only coordinates), ``place_points`` (puts
+live windows on an existing projection at the similarity-weighted mean of their neighbours: deterministic and
+~1 ms, unlike ``reducer.transform``) and ``UmapWarmup`` (a background thread that pays numba's JIT compilation
+once, so a UI can show PCA until UMAP is ready instead of freezing for 15-30 s).
 
-Knows nothing about Streamlit, engines or datasets: arrays in, arrays out.
+Keeps no cache and no process-wide state: caching projections and holding one warm-up per server is the app's
+job. Knows nothing about Streamlit, engines or datasets: arrays in, arrays out.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 import time
 import warnings
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import DataError
+from .numeric_checks import unit_latents
 
 METHODS = ("pca", "umap")
-_CACHE_SIZE = 16  # projections kept per process (a 10k x 3 float32 projection is 120 kB)
 
 
 def latents_key(z: np.ndarray) -> str:
@@ -42,15 +40,6 @@ def latents_key(z: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def _unit_rows(z: np.ndarray) -> np.ndarray:
-    z = np.asarray(z, dtype=np.float64)
-    if z.ndim != 2 or z.shape[0] == 0:
-        raise DataError(f"latents must be a non-empty (N, D) array, got shape {z.shape}")
-    if not np.isfinite(z).all():
-        raise DataError("latents contain NaN or inf; cannot project them")
-    return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
-
-
 def _check_dim(n_components: int) -> None:
     if n_components not in (2, 3):
         raise DataError(f"n_components must be 2 or 3, got {n_components}")
@@ -63,7 +52,7 @@ def pca(z: np.ndarray, n_components: int = 2) -> np.ndarray:
     never mirror the picture. Missing components (N or D too small) are zero columns.
     """
     _check_dim(n_components)
-    x = _unit_rows(z)
+    x = unit_latents(z, "latents")
     x = x - x.mean(axis=0, keepdims=True)
     u, s, _ = np.linalg.svd(x, full_matrices=False)   # u (N, r), s (r,)
     coords = u[:, :n_components] * s[:n_components]   # (N, <= n_components)
@@ -82,7 +71,7 @@ def umap_embed(z: np.ndarray, n_components: int = 2, n_neighbors: int = 15, min_
     ``n_epochs`` defaults to 200 (N <= 20k) or 100 (larger), which keeps 10k blocks at ~4 s once the JIT is warm.
     """
     _check_dim(n_components)
-    x = _unit_rows(z).astype(np.float32)
+    x = unit_latents(z, "latents").astype(np.float32)
     n = x.shape[0]
     if n < 5:
         raise DataError(f"UMAP needs at least 5 blocks, got {n}; use PCA")
@@ -100,54 +89,23 @@ def umap_embed(z: np.ndarray, n_components: int = 2, n_neighbors: int = 15, min_
 
 @dataclass(frozen=True)
 class Projection:
-    coords: np.ndarray   # (N, dim) float32, read-only (shared by every caller through the cache)
+    coords: np.ndarray   # (N, dim) float32, read-only (callers may share it through a cache)
     method: str          # "pca" | "umap"
     dim: int
-    key: str             # latents_key of the input
-    seconds: float       # compute time of the first (uncached) call
-    cached: bool         # True when this call was served from the cache
+    seconds: float       # compute time
 
 
-_cache: OrderedDict[tuple, tuple[np.ndarray, float]] = OrderedDict()
-_cache_lock = threading.Lock()
-
-
-def project(z: np.ndarray, method: str = "pca", dim: int = 2, key: str | None = None, seed: int = 42,
-            n_neighbors: int = 15, min_dist: float = 0.1) -> Projection:
-    """``pca`` or ``umap_embed`` of z, computed once per (content, method, dim, parameters) in this process.
-
-    ``key`` may be passed when the caller already has ``latents_key(z)`` (hashing 10k x 64 floats costs ~1 ms).
-    """
+def project(z: np.ndarray, method: str = "pca", dim: int = 2, seed: int = 42, n_neighbors: int = 15,
+            min_dist: float = 0.1) -> Projection:
+    """``pca`` or ``umap_embed`` of z (N, D), timed; the coordinates are read-only."""
     if method not in METHODS:
         raise DataError(f"projection method must be one of {METHODS}, got {method!r}")
     _check_dim(dim)
-    key = key or latents_key(z)
-    ck = (key, method, dim) + ((seed, n_neighbors, float(min_dist)) if method == "umap" else ())
-    with _cache_lock:
-        hit = _cache.get(ck)
-        if hit is not None:
-            _cache.move_to_end(ck)
-            return Projection(hit[0], method, dim, key, hit[1], True)
     t0 = time.perf_counter()
     coords = pca(z, dim) if method == "pca" else umap_embed(z, dim, n_neighbors, min_dist, seed)
     secs = time.perf_counter() - t0
     coords.setflags(write=False)
-    with _cache_lock:
-        _cache[ck] = (coords, secs)
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
-    return Projection(coords, method, dim, key, secs, False)
-
-
-def is_cached(key: str, method: str, dim: int, seed: int = 42, n_neighbors: int = 15, min_dist: float = 0.1) -> bool:
-    ck = (key, method, dim) + ((seed, n_neighbors, float(min_dist)) if method == "umap" else ())
-    with _cache_lock:
-        return ck in _cache
-
-
-def clear_cache() -> None:
-    with _cache_lock:
-        _cache.clear()
+    return Projection(coords, method, dim, secs)
 
 
 def place_points(coords: np.ndarray, neighbour_indices: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -223,19 +181,3 @@ class UmapWarmup:
             self.state = "failed"
         finally:
             self._done.set()
-
-
-_warmup: UmapWarmup | None = None
-_warmup_lock = threading.Lock()
-
-
-def umap_warmup(start: bool = True) -> UmapWarmup:
-    """The process-wide warm-up (created once; started unless ``start=False`` or CHRONOS_UMAP_WARMUP=0)."""
-    global _warmup
-    with _warmup_lock:
-        if _warmup is None:
-            _warmup = UmapWarmup()
-        w = _warmup
-    if start and os.environ.get("CHRONOS_UMAP_WARMUP", "1") != "0":
-        w.start()
-    return w

@@ -5,22 +5,22 @@ mixture chosen by a BIC sweep, or a fixed K; labels renumbered by ascending mean
 shuffle between refits), ``nearest_blocks`` (cosine kNN of one block), ``block_table`` (per-block time span,
 return and volatility from the dataset arrays), ``reference_series`` (a price-like series for charts when the
 data has no prices), ``block_view`` (a model's blocks joined with the dataset: series, time axis, per-block table
-and ground truth via ``metrics.block_majority``) and ``block_confidence`` (per-block live confidence from a
-replay's neighbour lists). Scores of a labelling (``agreement``, ``timeline_merit``) live in ``metrics``. Arrays
+and ground truth via ``metrics.block_majority``), ``block_regimes`` (learned and ground-truth regime per
+training block, for neighbour tables) and ``block_confidence`` (per-block live confidence from a replay's
+neighbour lists). Scores of a labelling (``agreement``, ``timeline_merit``) live in ``metrics``. Arrays
 in, arrays / frames out; knows nothing about Streamlit or engines.
 """
 
 from __future__ import annotations
 
-import threading
 import warnings
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from .blocks import blocks_end
 from .errors import ConfigError, DataError
 from .metrics import block_majority
 from .numeric_checks import unit_latents
@@ -235,34 +235,24 @@ def block_confidence(n_blocks: int, records: Iterable) -> np.ndarray:
         return np.where(den > 0, num / den, np.nan)
 
 
-_memo: OrderedDict[tuple, RegimeResult] = OrderedDict()
-_memo_lock = threading.Lock()
-
-
-def cached_cluster_regimes(latents: np.ndarray, k: int | None = None, block_vol: np.ndarray | None = None,
-                           k_range: tuple[int, int] = (2, 8), seed: int = 0, criterion: str = "silhouette",
-                           key: str | None = None) -> RegimeResult:
-    """``cluster_regimes`` memoised per process on an explicit sha1 of the latents and volatilities (16 entries).
-
-    The returned arrays are read-only: the result is shared by every caller.
-    """
-    from .projection import latents_key
-
-    vkey = "" if block_vol is None else latents_key(np.asarray(block_vol, dtype=np.float64))
-    ck = (key or latents_key(latents), vkey, None if k is None else int(k), tuple(k_range), int(seed), criterion)
-    with _memo_lock:
-        hit = _memo.get(ck)
-        if hit is not None:
-            _memo.move_to_end(ck)
-            return hit
-    res = cluster_regimes(latents, k, block_vol, k_range, seed, criterion)
-    for a in (res.labels, res.centers, res.regime_vol):
-        a.setflags(write=False)
-    with _memo_lock:
-        _memo[ck] = res
-        while len(_memo) > 16:
-            _memo.popitem(last=False)
-    return res
+def block_regimes(latents: np.ndarray, starts: np.ndarray, block_len: int, features: np.ndarray | None = None,
+                  prices: np.ndarray | None = None, labels: np.ndarray | None = None,
+                  k: int | None = None) -> dict[str, np.ndarray]:
+    """Regime label per training block (N,) for neighbour tables: ``cluster`` (``cluster_regimes``, ordered calm ->
+    turbulent by block volatility when the blocks fit the series ``features`` (T, F), as on the manifold page) and,
+    when they fit and ``labels`` (T,) are given, ``truth`` (each block's majority label)."""
+    starts = np.asarray(starts, dtype=np.int64)
+    aligned = features is not None and starts.size > 0 and blocks_end(starts, block_len) <= np.shape(features)[0]
+    vol = block_volatility(reference_series(prices, features)[0], starts, block_len) if aligned else None
+    out: dict[str, np.ndarray] = {"cluster": np.asarray(cluster_regimes(latents, k=k, block_vol=vol).labels)}
+    if aligned and labels is not None:
+        # Missing labels (NaN / negative) count for nothing; a label series that cannot be read as codes costs
+        # the truth column only, never the learned-regime one.
+        try:
+            out["truth"] = block_majority(labels, block_len, starts=starts)
+        except DataError:
+            pass
+    return out
 
 
 @dataclass
@@ -290,7 +280,7 @@ def block_view(latents: np.ndarray, starts: np.ndarray, block_len: int, order: n
         raise DataError(f"model state is inconsistent: {latents.shape[0]} latents, {starts.shape[0]} block starts, "
                         f"{np.asarray(order).shape[0]} pseudo-timeline entries")
     t = np.asarray(features).shape[0]
-    need = int(starts.max()) + block_len if starts.size else 0
+    need = blocks_end(starts, block_len)
     if need > t:
         raise DataError(f"the model's blocks cover ticks 0..{need - 1} but the current dataset has only {t} ticks: "
                         "the model was trained on other data. Train a model on this dataset or load the matching one")

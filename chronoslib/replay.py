@@ -23,9 +23,7 @@ import pandas as pd
 import torch
 
 from . import drift
-from .blocks import blocks_end
 from .errors import DataError, NotFittedError
-from .metrics import block_majority
 from .readers import MAX_FILE_BYTES, MAX_ROWS, read_table
 from .registry import Registry
 
@@ -163,33 +161,6 @@ def window_starts(n_ticks: int, block_len: int, stride: int) -> np.ndarray:
     if n_ticks < block_len:
         raise DataError(f"the span has {n_ticks} ticks, fewer than one window of block_len={block_len}")
     return np.arange(0, n_ticks - block_len + 1, stride, dtype=np.int64)
-
-
-def block_regimes(engine: Any, dataset: Any = None, k: int | None = None) -> dict[str, np.ndarray]:
-    """Regime label per training block for neighbour tables: ``cluster`` (learned) and, when the dataset's
-    ground truth lines up with the model's training blocks, ``truth``.
-
-    Clusters come from ``chronoslib.regimes.cluster_regimes`` (labels ordered calm -> turbulent by block
-    volatility when the dataset lines up with the training blocks, as on the manifold page).
-    """
-    from .regimes import block_volatility, cluster_regimes, reference_series
-
-    z = np.asarray(engine.block_latents)
-    starts = np.asarray(engine.block_starts, dtype=np.int64)
-    bl = int(engine.cfg.encoder.block_len)
-    aligned = dataset is not None and starts.size > 0 and blocks_end(starts, bl) <= dataset.features.shape[0]
-    vol = None
-    if aligned:
-        vol = block_volatility(reference_series(dataset.prices, dataset.features)[0], starts, bl)
-    out: dict[str, np.ndarray] = {"cluster": np.asarray(cluster_regimes(z, k=k, block_vol=vol).labels)}
-    if aligned and getattr(dataset, "labels", None) is not None:
-        # Missing labels (NaN / negative) count for nothing; a label series that cannot be read as codes costs
-        # the truth column only, never the learned-regime one.
-        try:
-            out["truth"] = block_majority(dataset.labels, bl, starts=starts)
-        except DataError:
-            pass
-    return out
 
 
 class ReplaySession:

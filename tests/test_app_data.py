@@ -60,7 +60,7 @@ def test_loading_the_other_sample_replaces_the_active_dataset_and_warns_about_th
     at.slider(key="dt_sample_holdout").set_value(30)
     at.button(key="dt_load_sample").click().run()
     assert not at.exception and not at.error
-    ds = at.session_state[session.K_DATASET]
+    ds = at.session_state[session.DATASET.key]
     ref = load_sample(other, holdout=0.3)
     assert ds.name == other and ds.split == ref.split and np.array_equal(ds.features, ref.features)
     assert f"Loaded the sample **{other}**" in _texts(at.success)
@@ -71,12 +71,12 @@ def test_loading_the_other_sample_replaces_the_active_dataset_and_warns_about_th
 
 def test_a_bad_upload_shows_the_data_layer_message_and_keeps_the_dataset():
     at = _app()
-    before = at.session_state[session.K_DATASET]
+    before = at.session_state[session.DATASET.key]
     _upload(at, "spaces.csv", b"time price volume\n1 2 3\n4 5 6\n")
     assert "Upload refused" in _texts(at.error) and "separated by spaces" in _texts(at.error)
     _upload(at, "empty.csv", b"")
     assert "empty" in _texts(at.error)
-    assert at.session_state[session.K_DATASET] is before
+    assert at.session_state[session.DATASET.key] is before
 
 
 def test_an_upload_with_engineered_features_becomes_the_active_dataset():
@@ -97,7 +97,7 @@ def test_an_upload_with_engineered_features_becomes_the_active_dataset():
     at.multiselect(key=trans_key).set_value(["log_return", "log_volume"])
     at.button(key="dt_apply").click().run()
     assert not at.exception and not at.error
-    ds = at.session_state[session.K_DATASET]
+    ds = at.session_state[session.DATASET.key]
     assert ds.name == "prices.csv" and ds.feature_names == ["log_return", "log_volume", "spread"]
     # Independent computation of the first engineered row (row 1: log returns need one tick of history).
     assert ds.features[0, 0] == np.float32(np.log(df.close[1] / df.close[0]))
@@ -120,7 +120,7 @@ def test_bad_cells_are_reported_and_forward_fill_is_an_explicit_choice():
     at.radio(key=nan_key).set_value("ffill")
     at.button(key="dt_apply").click().run()
     assert not at.error
-    ds = at.session_state[session.K_DATASET]
+    ds = at.session_state[session.DATASET.key]
     assert ds.name == "holes.parquet" and ds.filled_cells == 1
     assert any("fill" in n for n in ds.notes) and "fill" in _texts(at.info)
 

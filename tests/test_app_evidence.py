@@ -36,7 +36,7 @@ def test_evidence_page_runs_a_tiny_evaluation_and_caches_it():
     assert len(results) == 1
     res = next(iter(results.values()))
     assert res["seeds"] == [0, 1] and res["encoder_epochs"] == 1 and res["predictor_epochs"] == 1
-    assert res["dataset"] == at.session_state[session.K_DATASET].name
+    assert res["dataset"] == at.session_state[session.DATASET.key].name
     shown = "\n".join(e.value for e in (*at.success, *at.info, *at.warning))
     assert all(v in shown for v in res["verdicts"])
     assert len(at.metric) == 4 and at.metric[0].label == "Error cut · context"
@@ -51,9 +51,9 @@ def test_evidence_page_runs_a_tiny_evaluation_and_caches_it():
 
 def test_evidence_page_shows_an_error_for_data_too_short_to_evaluate():
     at = _evidence_page()
-    ds = at.session_state[session.K_DATASET]
+    ds = at.session_state[session.DATASET.key]
     # a copy (never mutate what the session may share) with a single held-out block of 64 ticks
-    at.session_state[session.K_DATASET] = dataclasses.replace(ds, split=len(ds.features) - 64)
+    at.session_state[session.DATASET.key] = dataclasses.replace(ds, split=len(ds.features) - 64)
     at.run()
     _tiny(at)
     at.button[0].click().run()
@@ -64,8 +64,8 @@ def test_evidence_page_shows_an_error_for_data_too_short_to_evaluate():
 
 def test_evidence_page_without_a_result_for_other_data_invites_a_run():
     at = _evidence_page()
-    ds = at.session_state[session.K_DATASET]
-    at.session_state[session.K_DATASET] = dataclasses.replace(ds, split=ds.split - 64)
+    ds = at.session_state[session.DATASET.key]
+    at.session_state[session.DATASET.key] = dataclasses.replace(ds, split=ds.split - 64)
     at.run()
     assert not at.exception
     assert any("No evaluation for this dataset and model yet" in i.value for i in at.info)

@@ -24,7 +24,7 @@ def _sidebar(at: AppTest) -> str:
 def test_app_opens_on_the_sample_data_and_the_shipped_model():
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert not at.exception
-    ds, eng = at.session_state[session.K_DATASET], at.session_state[session.K_ENGINE]
+    ds, eng = at.session_state[session.DATASET.key], at.session_state[session.ENGINE.key]
     assert ds.name == session.DEFAULT_SAMPLE and eng.fitted
     assert eng.cfg.encoder.input_dim == ds.features.shape[1]
     side = _sidebar(at)
@@ -40,8 +40,8 @@ def test_app_opens_on_the_sample_data_and_the_shipped_model():
     assert len(at.get("page_link")) == 8
 
 
-def test_every_page_run_gets_the_sidebar_even_without_app_py():
-    # AppTest's switch_page (like a legacy pages/ router) runs the page file alone: guard() draws the frame.
+def test_every_page_gets_the_sidebar_from_the_frame():
+    # AppTest's switch_page runs app.py, whose st.navigation then runs the page: the frame comes first.
     at = AppTest.from_file(APP, default_timeout=60).run()
     for page in ("app_pages/train.py", "app_pages/data.py"):
         at.switch_page(page).run()
@@ -55,14 +55,14 @@ def test_a_run_finishing_while_on_another_page_becomes_the_model_there():
     at.number_input(key="tr_encoder_epochs").set_value(2)
     at.number_input(key="tr_predictor_epochs").set_value(1)
     at.button(key="tr_train").click().run()
-    job = at.session_state[session.K_JOB]
+    job = at.session_state[session.TRAIN_JOB.key]
     at.switch_page("app_pages/data.py").run()  # the Data page never touches training itself
     if job.running:
         assert any(p.proto.text.startswith("Training:") for p in at.sidebar.get("progress"))
     assert job.join(120)
     at.run()
     assert not at.exception
-    assert at.session_state[session.K_ENGINE] is job.engine
+    assert at.session_state[session.ENGINE.key] is job.engine
     assert "trained in this session" in _sidebar(at)
 
 

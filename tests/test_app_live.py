@@ -30,9 +30,9 @@ def test_replay_page_steps_and_publishes_neighbours_for_the_manifold(at):
     assert rs.position == 0 and rs.n_windows == 249        # 2048 held-out ticks, 64-tick windows every 8
     _ok(at.button(key="rp_step").click().run())
     assert _replay(at).position == 1
-    nb = at.session_state["cd_replay_neighbours"]
-    assert len(nb) == 8 and all(0 <= b < 128 for b in nb)
-    assert 0 < at.session_state["cd_replay_confidence"] <= 1
+    last = at.session_state["cd_replay_records"][-1]      # what the manifold page places and colours
+    assert len(last["neighbour_indices"]) == 8 and all(0 <= b < 128 for b in last["neighbour_indices"])
+    assert 0 < last["regime_confidence"] <= 1
     _ok(at.button(key="rp_block").click().run())
     assert _replay(at).position == 1 + 64 // 8
     assert len(at.session_state["cd_replay_records"]) == 9
@@ -124,11 +124,11 @@ def test_missing_labels_keep_the_learned_regime_column_in_the_replay_neighbour_t
 
     from app_pages.lib import session
 
-    ds = at.session_state[session.K_DATASET]
+    ds = at.session_state[session.DATASET.key]
     lab = ds.labels.copy()
     lab[:64] = -1                                    # a wholly unlabelled first block (blank cells load as -1)
     lab[100:110] = -1                                # blanks inside the second block
-    at.session_state[session.K_DATASET] = dataclasses.replace(ds, labels=lab)
+    at.session_state[session.DATASET.key] = dataclasses.replace(ds, labels=lab)
     _ok(at.switch_page("app_pages/replay.py").run())
     _ok(at.button(key="rp_block").click().run())
     regimes = at.session_state["cd_replay_regimes"][1]

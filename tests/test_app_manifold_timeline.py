@@ -6,8 +6,10 @@ import json
 
 import numpy as np
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from app_pages.lib import cache
 from chronoslib import projection, regimes
 from chronoslib.metrics import agreement, timeline_merit
 
@@ -118,8 +120,8 @@ def test_umap_choice_shows_pca_until_the_warm_up_is_ready(monkeypatch):
             return 12.0
 
     stub = Stub()
-    monkeypatch.setattr(projection, "umap_warmup", lambda start=True: stub)
-    projection.clear_cache()
+    monkeypatch.setattr(cache, "umap_warmup", lambda start=True: stub)
+    st.cache_data.clear()     # no projection computed by an earlier test
     at = _open("app_pages/manifold.py", cd_mf_method="UMAP")
     assert any("UMAP is compiling" in i.value for i in at.info)
     assert any(c.value.startswith("PCA 2-D") for c in at.caption)
@@ -137,8 +139,8 @@ def test_live_confidence_colouring_appears_after_a_replay():
     at = _open("app_pages/manifold.py", cd_replay_records=records)
     assert "live confidence" not in at.selectbox[0].options      # records of no known model are not drawn
     from app_pages.lib import session as sess
-    ds = at.session_state[sess.K_DATASET]
-    at.session_state["cd_replay_tag"] = {"model": sess.model_fingerprint(at.session_state[sess.K_ENGINE]),
+    ds = at.session_state[sess.DATASET.key]
+    at.session_state["cd_replay_tag"] = {"model": sess.model_fingerprint(at.session_state[sess.ENGINE.key]),
                                          "data": sess.data_fingerprint(ds.features, ds.name, ds.split)}  # this model
     at.run()
     at.selectbox[0].set_value("live confidence").run()

@@ -8,7 +8,7 @@ os.environ.setdefault("CHRONOS_FAST_UI", "1")  # tiny form defaults (latent 8, a
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from app_pages.lib import session  # noqa: E402
+from app_pages.lib import model_store, session  # noqa: E402
 from chronoslib import ChronosDefragEngine  # noqa: E402
 from chronoslib.data import load_sample  # noqa: E402
 
@@ -32,14 +32,14 @@ def _sidebar_text(at: AppTest) -> str:
 
 
 def _finish(at: AppTest) -> None:
-    job = at.session_state[session.K_JOB]
+    job = at.session_state[session.TRAIN_JOB.key]
     assert job.join(120), "training did not finish in time"
     at.run()
 
 
 def test_train_page_opens_on_the_shipped_model_with_its_fit_summary():
     at = _train_page()
-    eng = at.session_state[session.K_ENGINE]
+    eng = at.session_state[session.ENGINE.key]
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Training blocks"] == f"{eng.fit_summary['n_blocks']:,}"
     assert metrics["Timeline entropy"] == f"{eng.fit_summary['timeline_entropy']:.3f}"
@@ -50,7 +50,7 @@ def test_train_page_opens_on_the_shipped_model_with_its_fit_summary():
 
 def test_a_short_run_trains_on_the_training_span_only_and_reaches_another_page():
     at = _train_page()
-    before = at.session_state[session.K_ENGINE]
+    before = at.session_state[session.ENGINE.key]
     at.number_input(key="tr_encoder_epochs").set_value(2)
     at.number_input(key="tr_predictor_epochs").set_value(1)
     at.number_input(key="tr_block_len").set_value(32)
@@ -58,15 +58,15 @@ def test_a_short_run_trains_on_the_training_span_only_and_reaches_another_page()
     assert not at.exception and not at.error
     _finish(at)
     assert not at.exception and not at.error
-    eng = at.session_state[session.K_ENGINE]
-    ds = at.session_state[session.K_DATASET]
+    eng = at.session_state[session.ENGINE.key]
+    ds = at.session_state[session.DATASET.key]
     assert eng is not before
     assert eng.train_end_tick == ds.split                       # ds.train only, never the held-out span
     assert eng.cfg.encoder.input_dim == ds.features.shape[1]
     assert eng.cfg.encoder.latent_dim == 8
     assert eng.cfg.encoder.block_len == 32 and len(eng.block_latents) == ds.split // 32
     assert [h["stage"] for h in eng.history] == ["encoder", "encoder", "predictor"]
-    assert at.session_state[session.K_MODEL_INFO]["origin"] == "trained in this session"
+    assert at.session_state[session.MODEL_INFO.key]["origin"] == "trained in this session"
     assert {m.label: m.value for m in at.metric}["Training blocks"] == f"{ds.split // 32:,}"
     # Another page sees the new model through the shared sidebar.
     at.switch_page("app_pages/manifold.py").run()
@@ -74,7 +74,7 @@ def test_a_short_run_trains_on_the_training_span_only_and_reaches_another_page()
     assert f"{ds.split // 32:,} blocks" in _sidebar_text(at)
     # A second session (another browser tab) still has its own shipped model.
     other = AppTest.from_file(APP, default_timeout=60).run()
-    assert other.session_state[session.K_MODEL_INFO]["origin"] == "shipped sample checkpoint"
+    assert other.session_state[session.MODEL_INFO.key]["origin"] == "shipped sample checkpoint"
 
 
 def test_inconsistent_settings_show_a_message_and_start_nothing():
@@ -83,24 +83,24 @@ def test_inconsistent_settings_show_a_message_and_start_nothing():
     at.button(key="tr_train").click().run()
     assert not at.exception
     assert "forecast_dim (16) cannot exceed encoder.latent_dim (8)" in _texts(at.error)
-    assert session.K_JOB not in at.session_state
+    assert session.TRAIN_JOB.key not in at.session_state
     at.number_input(key="tr_forecast_dim").set_value(4)
     at.number_input(key="tr_block_len").set_value(4000)     # 8192 training ticks -> 2 blocks
     at.button(key="tr_train").click().run()
     assert "Need at least 4 blocks" in _texts(at.error) and "2 block(s) of block_len=4000" in _texts(at.error)
-    assert session.K_JOB not in at.session_state
+    assert session.TRAIN_JOB.key not in at.session_state
 
 
 def test_cancel_stops_a_run_and_keeps_the_previous_model():
     at = _train_page()
-    before = at.session_state[session.K_ENGINE]
+    before = at.session_state[session.ENGINE.key]
     at.number_input(key="tr_encoder_epochs").set_value(2000)
     at.button(key="tr_train").click().run()
     at.button(key="tr_cancel").click().run()
     _finish(at)
-    job = at.session_state[session.K_JOB]
+    job = at.session_state[session.TRAIN_JOB.key]
     assert job.cancelled and len(job.snapshot()[3]) < 2000
-    assert at.session_state[session.K_ENGINE] is before
+    assert at.session_state[session.ENGINE.key] is before
     assert "cancelled" in _texts(at.warning)
 
 
@@ -108,8 +108,8 @@ def test_collapse_banner_appears_when_the_diagnostics_flag_the_model():
     eng = ChronosDefragEngine.load(SAMPLE_BYTES)  # a private copy: nothing shared is mutated
     eng.fit_summary.update(final_verdict="collapsed", final_mean_cos=0.97, final_eff_rank=1.1)
     at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state[session.K_ENGINE] = eng
-    at.session_state[session.K_MODEL_INFO] = {"origin": "test", "dataset": "x", "when": "?"}
+    at.session_state[session.ENGINE.key] = eng
+    at.session_state[session.MODEL_INFO.key] = {"origin": "test", "dataset": "x", "when": "?"}
     at.run()
     at.switch_page("app_pages/train.py").run()
     assert "Latent collapse" in _texts(at.error) and "mean pairwise cosine 0.97" in _texts(at.error)
@@ -117,25 +117,25 @@ def test_collapse_banner_appears_when_the_diagnostics_flag_the_model():
 
 def test_a_bad_uploaded_checkpoint_shows_the_error_and_a_good_one_loads():
     at = _train_page()
-    before = at.session_state[session.K_ENGINE]
+    before = at.session_state[session.ENGINE.key]
     at.file_uploader(key="tr_upload").set_value(("junk.pt", b"this is not a checkpoint", "application/octet-stream"))
     at.run()
     at.button(key="tr_load").click().run()
     assert not at.exception
     assert "Could not load **junk.pt**" in _texts(at.error) and "not a readable ChronosDefrag checkpoint" in \
         _texts(at.error)
-    assert at.session_state[session.K_ENGINE] is before
+    assert at.session_state[session.ENGINE.key] is before
     at.file_uploader(key="tr_upload").set_value(("sample_model.pt", SAMPLE_BYTES, "application/octet-stream"))
     at.run()
     at.button(key="tr_load").click().run()
     assert not at.exception and not at.error
-    assert at.session_state[session.K_ENGINE] is not before
-    assert at.session_state[session.K_MODEL_INFO]["origin"] == "loaded from sample_model.pt"
+    assert at.session_state[session.ENGINE.key] is not before
+    assert at.session_state[session.MODEL_INFO.key]["origin"] == "loaded from sample_model.pt"
     assert "Loaded **sample_model.pt**" in _texts(at.success)
 
 
 def test_save_model_writes_a_checkpoint_that_loads_back(tmp_path, monkeypatch):
-    monkeypatch.setattr(session, "MODEL_DIR", str(tmp_path))
+    monkeypatch.setattr(model_store, "MODEL_DIR", str(tmp_path))
     at = _train_page()
     at.text_input(key="tr_save_name").set_value("../../evil name")
     at.button(key="tr_save").click().run()
@@ -148,14 +148,14 @@ def test_save_model_writes_a_checkpoint_that_loads_back(tmp_path, monkeypatch):
     saved = list(tmp_path.iterdir())
     assert [p.name for p in saved] == ["mine.pt"]
     eng = ChronosDefragEngine.load(str(saved[0]))
-    ref = at.session_state[session.K_ENGINE]
+    ref = at.session_state[session.ENGINE.key]
     assert (eng.block_latents == ref.block_latents).all()
     at.run()
     assert at.selectbox(key="tr_saved_choice").options == ["(none)", "mine.pt"]
 
 
 def test_saving_never_silently_overwrites_another_sessions_model(tmp_path, monkeypatch):
-    monkeypatch.setattr(session, "MODEL_DIR", str(tmp_path))
+    monkeypatch.setattr(model_store, "MODEL_DIR", str(tmp_path))
     theirs = tmp_path / "shared.pt"
     theirs.write_bytes(b"another session's checkpoint")
     at = _train_page()
@@ -172,7 +172,7 @@ def test_saving_never_silently_overwrites_another_sessions_model(tmp_path, monke
 
 
 def test_the_picker_lists_only_regular_checkpoint_files(tmp_path, monkeypatch):
-    monkeypatch.setattr(session, "MODEL_DIR", str(tmp_path))
+    monkeypatch.setattr(model_store, "MODEL_DIR", str(tmp_path))
     (tmp_path / "x.pt").mkdir()
     (tmp_path / "dangling.pt").symlink_to(tmp_path / "missing.pt")
     (tmp_path / "loop.pt").symlink_to(tmp_path / "loop.pt")
@@ -189,7 +189,7 @@ def test_the_picker_lists_only_regular_checkpoint_files(tmp_path, monkeypatch):
     ("a b/c.pt", "c.pt"), ("..", "model.pt"), ("x.y", "x.y.pt"),
     ("Synthetic regimes (labelled)-2024", "Synthetic_regimes_labelled_-2024.pt")])
 def test_safe_filename_keeps_saves_inside_the_model_folder(name, expected):
-    assert session.safe_filename(name) == expected
+    assert model_store.safe_filename(name) == expected
 
 
 def test_sample_dataset_is_what_the_page_trains_on():

@@ -15,7 +15,7 @@ import time
 
 from tests.browser_support import app_server, open_page, page, wait_idle  # noqa: F401
 
-PLAYER = 'iframe[title="pages.lib.replay_player.replay_player"]'
+PLAYER = 'iframe[title="app_pages.lib.replay_player.replay_player"]'
 
 
 def _shown(pg) -> int:

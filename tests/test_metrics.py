@@ -162,16 +162,14 @@ def test_block_majority_ignores_missing_and_breaks_ties_low_and_matches_brute_fo
 
 
 def test_replay_block_regimes_keep_truth_when_labels_have_missing_values(small_engine):
-    from types import SimpleNamespace
-
-    from chronoslib.replay import block_regimes
+    from chronoslib.regimes import block_regimes
 
     eng, x = small_engine
     lab = np.repeat(np.arange(40) % 3, 16).astype(np.float64)
     lab[:16] = -1                    # a wholly unlabelled first block
     lab[20] = np.nan                 # a blank inside the second block
-    ds = SimpleNamespace(features=x, prices=100 + np.cumsum(x[:, 0]), labels=lab)
-    out = block_regimes(eng, ds, k=3)
+    out = block_regimes(eng.block_latents, eng.block_starts, eng.cfg.encoder.block_len, x, 100 + np.cumsum(x[:, 0]),
+                        lab, k=3)
     assert "cluster" in out and out["truth"][0] == -1
     assert out["truth"][1:].tolist() == (np.arange(1, 40) % 3).tolist()
 

@@ -45,17 +45,17 @@ def _train_new_model(at: AppTest) -> ChronosDefragEngine:
                        ("tr_latent_dim", 8), ("tr_hidden_dim", 16)):
         at.number_input(key=key).set_value(value)
     _ok(at.button(key="tr_train").click().run())
-    job = at.session_state[session.K_JOB]
+    job = at.session_state[session.TRAIN_JOB.key]
     assert job.join(180), "training did not finish in time"
     _ok(at.run())
-    eng = at.session_state[session.K_ENGINE]
-    assert eng is job.engine and at.session_state[session.K_MODEL_INFO]["origin"] == "trained in this session"
+    eng = at.session_state[session.ENGINE.key]
+    assert eng is job.engine and at.session_state[session.MODEL_INFO.key]["origin"] == "trained in this session"
     return eng
 
 
 def test_a_replay_made_with_a_previous_model_is_not_analysed_or_drawn_and_pages_name_both_models():
     at = _replayed()
-    old_id = at.session_state[session.K_MODEL_INFO]["id"]
+    old_id = at.session_state[session.MODEL_INFO.key]["id"]
     # The re-fit threshold chosen on the Live replay page for the shipped model: far above its default.
     _ok(at.slider(key="rp_thr").set_value(0.99).run())
 
@@ -66,7 +66,7 @@ def test_a_replay_made_with_a_previous_model_is_not_analysed_or_drawn_and_pages_
     assert "live confidence" in at.selectbox[0].options
 
     new = _train_new_model(at)
-    new_id = at.session_state[session.K_MODEL_INFO]["id"]
+    new_id = at.session_state[session.MODEL_INFO.key]["id"]
     assert new_id == model_fingerprint(new) and new_id != old_id
 
     _ok(at.switch_page("app_pages/diagnostics.py").run())
@@ -100,9 +100,9 @@ def test_a_replay_made_with_a_previous_model_is_not_analysed_or_drawn_and_pages_
 
 def test_a_replay_on_other_data_is_not_used_and_the_page_names_the_data():
     at = _replayed()
-    ds = at.session_state[session.K_DATASET]
+    ds = at.session_state[session.DATASET.key]
     other = dataclasses.replace(ds, name="edited copy", features=ds.features * np.float32(1.5))
-    at.session_state[session.K_DATASET] = other                      # same model, different data
+    at.session_state[session.DATASET.key] = other                      # same model, different data
     _ok(at.switch_page("app_pages/diagnostics.py").run())
     assert "Last replay" not in at.radio(key="dg_source").options
     text = _texts(at)
@@ -116,13 +116,13 @@ def test_an_evaluation_of_a_previous_model_is_not_shown_as_the_current_ones():
         at.number_input(key=key).set_value(value)
     _ok(at.button[0].click().run())
     res = next(iter(at.session_state["cd_evidence_results"].values()))
-    old_id = at.session_state[session.K_MODEL_INFO]["id"]
+    old_id = at.session_state[session.MODEL_INFO.key]["id"]
     assert res["made_with"]["model"] == old_id and len(at.get("plotly_chart")) == 4
 
-    ds = at.session_state[session.K_DATASET]
+    ds = at.session_state[session.DATASET.key]
     eng = ChronosDefragEngine(small_config(input_dim=ds.features.shape[1], block_len=64, epochs=1)).fit(ds.train)
-    at.session_state[session.K_ENGINE] = eng                         # the fingerprint follows the engine
-    at.session_state[session.K_MODEL_INFO] = {"origin": "trained in this session", "dataset": ds.name,
+    at.session_state[session.ENGINE.key] = eng                         # the fingerprint follows the engine
+    at.session_state[session.MODEL_INFO.key] = {"origin": "trained in this session", "dataset": ds.name,
                                               "when": eng.meta["fitted_at"]}
     _ok(at.run())
     assert not at.get("plotly_chart")                                # the old model's figures are not drawn
@@ -141,9 +141,9 @@ def test_picked_blocks_of_a_previous_model_are_dropped_on_the_manifold():
     at.session_state["cd_mf_selected"] = [1, 2, 3]
     _ok(at.run())
     assert at.session_state["cd_mf_selected"] == [1, 2, 3]          # this model's picks stay
-    ds = at.session_state[session.K_DATASET]
+    ds = at.session_state[session.DATASET.key]
     eng = ChronosDefragEngine(small_config(input_dim=ds.features.shape[1], block_len=64, epochs=1)).fit(ds.train)
-    at.session_state[session.K_ENGINE] = eng
+    at.session_state[session.ENGINE.key] = eng
     _ok(at.run())
     assert at.session_state["cd_mf_selected"] == []
 

@@ -79,14 +79,6 @@ def test_too_few_blocks_or_nan_latents_are_refused():
         regimes.cluster_regimes(z)
 
 
-def test_cached_clustering_is_shared_and_read_only():
-    z, _ = _groups(seed=5)
-    a = regimes.cached_cluster_regimes(z, k_range=(2, 4))
-    assert regimes.cached_cluster_regimes(z.copy(), k_range=(2, 4)) is a
-    assert not a.labels.flags.writeable
-    assert regimes.cached_cluster_regimes(z, k=2) is not a
-
-
 def test_nearest_blocks_match_brute_force_cosine_ranking():
     rng = np.random.default_rng(6)
     z = rng.standard_normal((40, 5))

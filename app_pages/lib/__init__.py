@@ -1,5 +1,5 @@
-"""Helpers shared by the app's pages (session state, the replay player component).
-
-They live in a subfolder because Streamlit lists every ``app_pages/*.py`` file as a page on the first run of a fresh
-server (its legacy pages-folder mode) and ignores files in subfolders.
+"""Helpers shared by the app's pages, none of them a page: ``session`` (every session-state key, typed),
+``cache`` (the app's caches), ``frame`` (the shared sidebar and the model gate), ``train_job`` (the background
+training run), ``model_store`` (checkpoint files on the server) and ``replay_player`` (the replay's browser-side
+player component). Only the files listed in app.py's ``st.navigation`` are pages.
 """

@@ -1,13 +1,14 @@
 """Overview page: what ChronosDefrag does, the active model at a glance, and where to go next.
 
-Layout only: numbers come from the engine and ``chronoslib.regimes``.
+Layout only: numbers come from the engine, ``chronoslib.regimes`` (through the app's cache) and the figures from
+``chronoslib.plots``.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from app_pages.lib import session
+from app_pages.lib import cache, session
 from chronoslib import regimes
 from chronoslib.plots.timeline import timeline_figure
 
@@ -17,14 +18,13 @@ GUIDE = [
     ("app_pages/manifold.py", "Manifold", "UMAP / PCA of the block latents, regime clusters, lasso to the prices"),
     ("app_pages/timeline.py", "Timeline", "chronological vs defragmented order side by side, similarity heatmaps"),
     ("app_pages/replay.py", "Live replay", "replay held-out windows through predict_live with confidence gauges"),
-    ("app_pages/latency.py", "Latency", "per-call latency histogram, per-stage breakdown, benchmark vs the spec"),
+    ("app_pages/latency.py", "Latency", "per-call latency histogram, per-stage breakdown, against the 0.1.0 figures"),
     ("app_pages/diagnostics.py", "Diagnostics", "collapse and drift at a glance, with verdicts and actions"),
     ("app_pages/evidence.py", "Evidence", "does defragmented training help? pseudo vs chronological vs random order"),
 ]
 
 
 def render() -> None:
-    session.guard()
     st.title("ChronosDefrag")
     st.markdown(
         "Slices a multivariate series into causal blocks, learns a contrastive **latent manifold** of them, and "
@@ -53,8 +53,8 @@ def render() -> None:
             if view.truth is not None:
                 labels, name = view.truth, "truth"
             else:
-                # The same memoised clustering (and default settings) as the Manifold / Timeline pages.
-                labels = regimes.cached_cluster_regimes(view.latents, block_vol=view.table["vol"].to_numpy()).labels
+                # The same cached clustering (and default settings) as the Manifold / Timeline pages.
+                labels = cache.clustering(view.latents, block_vol=view.table["vol"].to_numpy()).labels
                 name = "regime"
             st.plotly_chart(timeline_figure(view.series, view.starts, view.block_len, view.order, labels,
                                                   layout="side", label_name=name, series_name=view.series_name),
@@ -67,3 +67,6 @@ def render() -> None:
     st.subheader("Pages")
     for path, title, what in GUIDE:
         st.page_link(path, label=f"**{title}** — {what}")
+
+
+render()

@@ -1,0 +1,82 @@
+"""The app's caches: what every rerun of a page would otherwise recompute, kept per server process.
+
+Owns: ``clustering`` (``regimes.cluster_regimes``) and ``project`` (``projection.project``) behind
+``st.cache_data`` keyed on an explicit sha1 of the arrays (``projection.latents_key``: Streamlit's own hashing
+samples large arrays and misses edits; the arrays themselves are passed as underscore, i.e. unhashed, arguments),
+``umap_warmup`` (one ``projection.UmapWarmup`` per server through ``st.cache_resource``; the environment variable
+CHRONOS_UMAP_WARMUP=0, set by tests, keeps it from starting) and ``sample_checkpoint_bytes`` (the shipped model's
+file, read once). ``st.cache_data`` hands every caller its own copy, so nothing shared is ever mutated; the
+warm-up is shared on purpose (one JIT compilation per process) and only its thread changes it.
+The library keeps no cache of its own: this module is the only one.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+import streamlit as st
+
+from chronoslib import projection, regimes
+from chronoslib.projection import Projection, UmapWarmup, latents_key
+
+ENTRIES = 16        # results kept per cached function (a 10k x 3 float32 projection is 120 kB)
+_last = threading.local()   # _last.hit: whether the latest project() call was served from the cache
+
+
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
+def _clustering(key: str, vol_key: str, k: int | None, k_range: tuple[int, int], seed: int, criterion: str,
+                _latents: np.ndarray, _vol: np.ndarray | None) -> regimes.RegimeResult:
+    return regimes.cluster_regimes(_latents, k, _vol, k_range, seed, criterion)
+
+
+def clustering(latents: np.ndarray, k: int | None = None, block_vol: np.ndarray | None = None,
+               k_range: tuple[int, int] = (2, 8), seed: int = 0, criterion: str = "silhouette",
+               key: str | None = None) -> regimes.RegimeResult:
+    """``regimes.cluster_regimes`` of the latents (N, D), once per content and settings in this process.
+
+    ``key`` may be passed when the caller already has ``latents_key(latents)``.
+    """
+    vol_key = "" if block_vol is None else latents_key(np.asarray(block_vol, dtype=np.float64))
+    return _clustering(key or latents_key(latents), vol_key, None if k is None else int(k),
+                       (int(k_range[0]), int(k_range[1])), int(seed), criterion, latents, block_vol)
+
+
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
+def _project(key: str, method: str, dim: int, _latents: np.ndarray) -> Projection:
+    _last.hit = False
+    return projection.project(_latents, method, dim)
+
+
+def project(latents: np.ndarray, method: str, dim: int, key: str | None = None) -> tuple[Projection, bool]:
+    """(``projection.project`` of the latents (N, D), whether it came from the cache) for this process."""
+    _last.hit = True
+    proj = _project(key or latents_key(latents), method, int(dim), latents)
+    return proj, bool(_last.hit)
+
+
+@st.cache_resource(show_spinner=False)
+def _warmup() -> UmapWarmup:
+    return UmapWarmup()
+
+
+def umap_warmup(start: bool = True) -> UmapWarmup:
+    """The server's UMAP warm-up, started unless ``start=False`` or CHRONOS_UMAP_WARMUP=0 (tests: no 15-30 s
+    numba compilation in the test process)."""
+    w = _warmup()
+    if start and os.environ.get("CHRONOS_UMAP_WARMUP", "1") != "0":
+        w.start()
+    return w
+
+
+def umap_warming() -> bool:
+    """Whether the UMAP warm-up is compiling right now (it slows every other measurement on this server)."""
+    return _warmup().state == "running"
+
+
+@st.cache_resource(show_spinner=False)
+def sample_checkpoint_bytes(path: str) -> bytes:
+    """The shipped checkpoint's bytes (shared and read-only: every session builds its own engine from them)."""
+    with open(path, "rb") as f:
+        return f.read()
