@@ -114,7 +114,7 @@ EVIDENCE_RESULTS: Slot[dict[str, Any]] = Slot("cd_evidence_results", dict)   # p
 # ---------------------------------------------------------------------------------------------- dataset and model
 def init_defaults() -> None:
     """Load the shipped sample dataset and pre-trained model into a new session."""
-    if DATASET.get() is None:
+    if DATASET.key not in st.session_state:
         set_dataset(load_sample(DEFAULT_SAMPLE))
     if ENGINE.key not in st.session_state:
         set_engine(ChronosDefragEngine.load(cache.sample_checkpoint_bytes(SAMPLE_CHECKPOINT)), SHIPPED_ORIGIN,
