@@ -2,7 +2,8 @@
 
 Owns the collapse statistics and verdicts (mean pairwise cosine, effective rank, ``collapse_stats``, the
 mitigations per verdict, per-epoch ``collapse_curves``, ``pairwise_similarities`` for a histogram), timeline
-quality (``timeline_entropy``, ``mean_run_length``, ``adjacency_purity``, ``timeline_merit``), ``agreement``
+quality (``timeline_entropy``, ``mean_run_length``, ``adjacency_purity``, ``timeline_merit``, ``mst_lower_bound``,
+``ordering_scores``), ``agreement``
 (ARI / NMI of a labelling against ground truth), the evidence statistics (``t_interval``, ``summarise``,
 ``spearman``, ``latent_mse``) and ``block_majority``, the project's one majority-label rule (missing labels are
 -1, NaN or any negative value; a block with no label gets -1; ties go to the lowest code). Drift lives in
@@ -171,6 +172,76 @@ def timeline_merit(latents: np.ndarray, order: np.ndarray, labels: np.ndarray | 
         lab = np.asarray(labels)
         out.update({"run_chrono": mean_run_length(lab), "run_pseudo": mean_run_length(lab[order]),
                     "purity_chrono": adjacency_purity(lab), "purity_pseudo": adjacency_purity(lab, order)})
+    return out
+
+
+def mst_lower_bound(latents: np.ndarray, exact_max: int = 2000, k: int = 16) -> float:
+    """Weight of a minimum spanning tree under squared L2 distance: no order of the blocks (no Hamiltonian path)
+    costs less than the exact MST. Exact (dense matrix) up to ``exact_max`` blocks; above, the MST of the
+    symmetrised K-NN graph (``timeline.candidate_lists``), which equals the exact MST when that graph holds it and
+    is otherwise a little above it (an estimate, not a proof; a disconnected graph adds the forest only)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import minimum_spanning_tree
+
+    z = np.asarray(latents, dtype=np.float64)
+    n = z.shape[0]
+    if n < 2:
+        return 0.0
+    if n <= exact_max:
+        sq = (z * z).sum(1)
+        d = np.maximum(sq[:, None] + sq[None, :] - 2 * z @ z.T, 0.0) + 1e-12  # csgraph reads 0 as "no edge"
+        np.fill_diagonal(d, 0.0)
+        return float(minimum_spanning_tree(d).sum() - 1e-12 * (n - 1))
+    import torch
+
+    from .timeline import candidate_lists
+
+    nbr = candidate_lists(torch.from_numpy(z.astype(np.float32)), k=k)  # (N, K), -1 pads
+    rows = np.repeat(np.arange(n), nbr.shape[1])
+    cols = nbr.ravel()
+    ok = cols >= 0
+    rows, cols = rows[ok], cols[ok]
+    w = ((z[rows] - z[cols]) ** 2).sum(1) + 1e-12
+    g = coo_matrix((w, (rows, cols)), shape=(n, n)).tocsr()
+    g = g.maximum(g.T)
+    return float(minimum_spanning_tree(g).sum()) + _bridges(z, g)
+
+
+def _bridges(z: np.ndarray, g: Any, sample: int = 2000, seed: int = 0) -> float:
+    """Weight that joins the K-NN graph's components (well separated regimes leave one per regime): the MST of
+    the components under their closest pair, searched among up to ``sample`` blocks of each."""
+    from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
+
+    c, comp = connected_components(g, directed=False)
+    if c == 1:
+        return 0.0
+    rng = np.random.default_rng(seed)
+    members = [np.flatnonzero(comp == i) for i in range(c)]
+    members = [m if len(m) <= sample else rng.choice(m, sample, replace=False) for m in members]
+    w = np.zeros((c, c))
+    for i in range(c):
+        for j in range(i + 1, c):
+            a, b = z[members[i]], z[members[j]]
+            d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T
+            w[i, j] = w[j, i] = max(float(d.min()), 0.0) + 1e-12
+    return float(minimum_spanning_tree(w).sum())
+
+
+def ordering_scores(latents: np.ndarray, order: np.ndarray, labels: np.ndarray | None = None,
+                    lower_bound: float | None = None) -> dict[str, float]:
+    """One ordering's quality: path cost, the MST lower bound (``mst_lower_bound`` unless given), the optimality
+    gap cost / bound - 1 (an upper bound on how far from the best order it can be), and with labels (N,) the
+    adjacency purity, the number of label switches between neighbours and the mean same-label run."""
+    from .timeline import path_cost
+
+    order = np.asarray(order, dtype=np.int64)
+    cost = path_cost(latents, order)
+    bound = mst_lower_bound(latents) if lower_bound is None else float(lower_bound)
+    out = {"cost": cost, "lower_bound": bound, "gap": cost / bound - 1 if bound > 0 else float("nan")}
+    if labels is not None:
+        lab = np.asarray(labels)[order]
+        out.update({"purity": adjacency_purity(lab), "switches": float(np.count_nonzero(lab[1:] != lab[:-1])),
+                    "mean_run": mean_run_length(lab)})
     return out
 
 

@@ -31,8 +31,13 @@ class RegimeSeries:
 
 
 def make_regime_series(n_ticks: int = 4096, n_features: int = 6, n_regimes: int = 3, mean_duration: int = 256,
-                       seed: int = 0) -> RegimeSeries:
-    """Generate a regime-switching series; deterministic for a given ``seed``."""
+                       seed: int = 0, mix_per_regime: bool = False) -> RegimeSeries:
+    """Generate a regime-switching series; deterministic for a given ``seed``.
+
+    mix_per_regime: each regime also gets its own cross-feature mixing (regimes then differ in scale, in
+    autocorrelation and in cross-feature correlation); off, every regime shares one mixing A (the default series
+    is unchanged by the option's existence: its extra draws come after all the default ones).
+    """
     if not 1 <= n_regimes <= len(DEFAULT_REGIMES):
         raise ValueError(f"n_regimes must be in [1, {len(DEFAULT_REGIMES)}], got {n_regimes}")
     if n_ticks < 1 or n_features < 1 or mean_duration < 1:
@@ -50,7 +55,13 @@ def make_regime_series(n_ticks: int = 4096, n_features: int = 6, n_regimes: int 
             k = int((k + rng.integers(1, n_regimes)) % n_regimes)
     mix = np.eye(n_features) + 0.3 * rng.standard_normal((n_features, n_features)) / np.sqrt(n_features)
     mix /= np.linalg.norm(mix, axis=1, keepdims=True)
-    eps = rng.standard_normal((n_ticks, n_features)) @ mix.T
+    raw = rng.standard_normal((n_ticks, n_features))
+    eps = raw @ mix.T
+    if mix_per_regime:
+        for k in range(n_regimes):  # regime k: its own strongly correlated mixing, rows unit norm
+            mk = np.eye(n_features) + 0.9 * rng.standard_normal((n_features, n_features)) / np.sqrt(n_features)
+            mk /= np.linalg.norm(mk, axis=1, keepdims=True)
+            eps[labels == k] = raw[labels == k] @ mk.T
     mu = np.array([p[0] for p in params])[labels]
     sig = np.array([p[1] for p in params])[labels]
     phi = np.array([p[2] for p in params])[labels]
@@ -69,9 +80,10 @@ def block_labels(labels: np.ndarray, block_len: int) -> tuple[np.ndarray, np.nda
 
 
 def regime_latents(n: int, dim: int = 32, n_regimes: int = 4, mean_duration: int = 40, spread: float = 0.35,
-                   seed: int = 0) -> np.ndarray:
+                   seed: int = 0, return_labels: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Unit latents (N, D) shaped like a trained encoder's: persistent regimes, each a direction on the sphere,
-    with a slowly wandering AR(1) offset inside the regime and a little per-block noise. float32."""
+    with a slowly wandering AR(1) offset inside the regime and a little per-block noise. float32.
+    return_labels: also the regime of each block (N,) int64."""
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((n_regimes, dim))
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
@@ -87,4 +99,4 @@ def regime_latents(n: int, dim: int = 32, n_regimes: int = 4, mean_duration: int
     walk -= np.repeat(walk[::64], 64, axis=0)[:n]               # restart the walk every 64 blocks: bounded drift
     x = centres[lab] + spread * walk / math.sqrt(dim) * 4 + 0.05 * rng.standard_normal((n, dim))
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    return x.astype(np.float32)
+    return (x.astype(np.float32), lab.astype(np.int64)) if return_labels else x.astype(np.float32)

@@ -30,6 +30,7 @@ import torch
 
 from .cells import CellIndex, row_chunk
 from .errors import DataError
+from .local_search import improve
 from .numeric_checks import latent_matrix
 
 
@@ -121,7 +122,14 @@ def greedy_chain_exact(z: np.ndarray | torch.Tensor, start: int = 0, k: int = 16
     order[0] = cur
     if n == 1:
         return order
-    idx, val = knn_lists(zt, k)
+    return _exact_walk(zt, cur, *knn_lists(zt, k))
+
+
+def _exact_walk(zt: torch.Tensor, cur: int, idx: np.ndarray, val: np.ndarray) -> np.ndarray:
+    """The exact chain's walk from ``cur`` over precomputed lists ``knn_lists`` (idx, val) (N, K)."""
+    n = zt.shape[0]
+    order = np.empty(n, dtype=np.int64)
+    order[0] = cur
     kk = idx.shape[1]
     complete = kk == n - 1                 # the list holds every other block: never needs a scan
     visited = np.zeros(n, dtype=bool)
@@ -217,7 +225,12 @@ def greedy_chain_approx(z: np.ndarray | torch.Tensor, start: int = 0, k: int = 1
         return greedy_chain_exact(zt, start=cur, k=k)
     zt = torch.nn.functional.normalize(zt, dim=1)
     ix = CellIndex.fixed(zt, n_clusters or max(8, int(round(4 * math.sqrt(n)))), seed)
-    nbr = _approx_knn(ix, k, probe)
+    return _approx_walk(zt, cur, ix, _approx_knn(ix, k, probe), scan_probe)
+
+
+def _approx_walk(zt: torch.Tensor, cur: int, ix: CellIndex, nbr: np.ndarray, scan_probe: int) -> np.ndarray:
+    """The approximate chain's walk from ``cur`` over the cell index and its lists nbr (N, K)."""
+    n = zt.shape[0]
     label, remaining = ix.cell, ix.sizes.copy()                       # (N,) cell of each block, (C,) unvisited
     order = np.empty(n, dtype=np.int64)
     order[0] = cur
@@ -236,19 +249,135 @@ def greedy_chain_approx(z: np.ndarray | torch.Tensor, start: int = 0, k: int = 1
     return order
 
 
+# ---------------------------------------------------------------------------------------------- refined, regime
+def _greedy_and_lists(zt: torch.Tensor, cur: int, approx: bool, k: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """The greedy chain (exact or approximate, exactly as ``greedy_chain_exact`` / ``greedy_chain_approx`` with
+    their defaults) and the K-NN lists it walked (N, K), reused as the local search's candidates."""
+    n = zt.shape[0]
+    if not approx or n <= 2048:
+        idx, val = knn_lists(zt, k)
+        return _exact_walk(zt, cur, idx, val), idx
+    zt = torch.nn.functional.normalize(zt, dim=1)
+    ix = CellIndex.fixed(zt, max(8, int(round(4 * math.sqrt(n)))), 0)
+    nbr = _approx_knn(ix, k, 32)
+    return _approx_walk(zt, cur, ix, nbr, 8), nbr
+
+
+def candidate_lists(zt: torch.Tensor, k: int = 16, exact_max: int = 20_000) -> np.ndarray:
+    """K-NN candidate lists (N, K) for the local search: exact up to ``exact_max`` blocks, else through a cell
+    index (``cells.CellIndex``, own cell + 8 nearest, -1 pads)."""
+    n = zt.shape[0]
+    if n <= exact_max:
+        return knn_lists(zt, k)[0]
+    zn = torch.nn.functional.normalize(zt, dim=1)
+    return _approx_knn(CellIndex.fixed(zn, max(8, int(round(2 * math.sqrt(n)))), 0), k, 8)
+
+
+def _search_k(n: int) -> int:
+    """Candidates per block: 16 (measured ~1 % closer to LKH-3 than 8 at 256 - 1k blocks), 8 above 200k."""
+    return 16 if n <= 200_000 else 8
+
+
+def _search_settings(n: int, time_limit: float | None) -> dict:
+    """Or-opt runs of 1 - 6 blocks (1 - 3 above 200k, where each run length costs a pass over N * K) and the
+    local search's time limit (default 5 s + 1e-4 s per block: ~6 s at 10k, ~105 s at 1M)."""
+    return {"segments": (1, 2, 3, 4, 5, 6) if n <= 200_000 else (1, 2, 3),
+            "time_limit": 5.0 + 1e-4 * n if time_limit is None else time_limit}
+
+
+def refined_chain(z: np.ndarray | torch.Tensor, start: int = 0, approx_threshold: int = 50_000,
+                  time_limit: float | None = None) -> np.ndarray:
+    """Greedy chain (as ``build_pseudo_timeline(method="greedy")``) then 2-opt / Or-opt moves on its own K-NN
+    lists (``local_search.improve``). Never costs more than the greedy chain.
+
+    time_limit: seconds of local search (``_search_settings``).
+    """
+    zt = latent_matrix(z)
+    n = zt.shape[0]
+    cur = _check_start(start, n)
+    order, lists = _greedy_and_lists(zt, cur, n > approx_threshold)
+    if n < 4:
+        return order
+    better = improve(zt.numpy(), order, lists[:, :_search_k(n)], **_search_settings(n, time_limit))
+    return better if path_cost(zt.numpy(), better) <= path_cost(zt.numpy(), order) else order
+
+
+def regime_clusters(zt: torch.Tensor, sample: int = 2000, seed: int = 0) -> np.ndarray:
+    """Cluster of every block (N,): ``regimes.cluster_regimes`` (KMeans, K by the silhouette sweep the app uses)
+    on an evenly spaced sample of at most ``sample`` blocks, then every block joins its nearest centre."""
+    from .cells import nearest_cells
+    from .regimes import cluster_regimes
+
+    n = zt.shape[0]
+    if n < 4:
+        return np.zeros(n, dtype=np.int64)
+    pick = np.linspace(0, n - 1, min(n, sample)).round().astype(np.int64)
+    res = cluster_regimes(zt[torch.from_numpy(pick)].numpy(), seed=seed)
+    if n <= sample:
+        return res.labels
+    return nearest_cells(zt, torch.from_numpy(res.centers.astype(np.float32)))
+
+
+def regime_chain(z: np.ndarray | torch.Tensor, start: int = 0, clusters: np.ndarray | None = None,
+                 approx_threshold: int = 50_000, time_limit: float | None = None) -> np.ndarray:
+    """Chain inside each cluster (``regime_clusters`` unless given), stitched by nearest endpoints, then local
+    search that never adds a cluster switch: starting in block 0's cluster, each cluster is walked greedily from
+    the block nearest to where the previous one ended, so the order has exactly (number of clusters - 1) switches.
+    """
+    zt = latent_matrix(z)
+    n = zt.shape[0]
+    cur = _check_start(start, n)
+    lab = regime_clusters(zt) if clusters is None else np.asarray(clusters, dtype=np.int64)
+    if lab.shape != (n,):
+        raise DataError(f"clusters must have one label per block ({n},), got {lab.shape}")
+    left = np.ones(n, dtype=bool)
+    parts = []
+    while True:
+        ids = np.flatnonzero(lab == lab[cur])
+        sub = zt[torch.from_numpy(ids)]
+        local = int(np.searchsorted(ids, cur))
+        walk = (greedy_chain_approx(sub, start=local) if len(ids) > approx_threshold
+                else greedy_chain_exact(sub, start=local))
+        parts.append(ids[walk])
+        left[ids] = False
+        if not left.any():
+            break
+        rest = np.flatnonzero(left)
+        cur = int(rest[int(torch.argmax(zt[torch.from_numpy(rest)] @ zt[int(parts[-1][-1])]))])  # stitch
+    order = np.concatenate(parts)
+    if n < 4:
+        return order
+    return improve(zt.numpy(), order, candidate_lists(zt, _search_k(n)), labels=lab,
+                   **_search_settings(n, time_limit))
+
+
 # ---------------------------------------------------------------------------------------------- entry, quality
+METHODS = ("greedy", "refined", "regime", "auto", "exact", "approx")
+
+
 def build_pseudo_timeline(z: np.ndarray | torch.Tensor, method: str = "auto",
                           approx_threshold: int = 50_000) -> np.ndarray:
     """Permutation of block indices (starting at block 0) that chains similar latents together.
 
-    method: "exact" (``greedy_chain_exact``), "approx" (``greedy_chain_approx``, for large N) or "auto" (exact up
-    to ``approx_threshold`` blocks).
+    method: "greedy" (the nearest-neighbour chain: exact up to ``approx_threshold`` blocks, approximate above),
+    "refined" (``refined_chain``: greedy + 2-opt / Or-opt), "regime" (``regime_chain``: chained inside regime
+    clusters, K - 1 switches), "auto" (the default ordering), "exact" / "approx" (the greedy chain forced exact
+    or approximate).
     """
-    if method not in ("auto", "exact", "approx"):
-        raise DataError(f"method must be auto | exact | approx, got {method!r}")
-    if method == "approx" or (method == "auto" and int(np.shape(z)[0]) > approx_threshold):
+    if method not in METHODS:
+        raise DataError(f"method must be one of {' | '.join(METHODS)}, got {method!r}")
+    if method == "auto":
+        method = DEFAULT_METHOD
+    if method == "refined":
+        return refined_chain(z, approx_threshold=approx_threshold)
+    if method == "regime":
+        return regime_chain(z, approx_threshold=approx_threshold)
+    if method == "approx" or (method == "greedy" and int(np.shape(z)[0]) > approx_threshold):
         return greedy_chain_approx(z)
     return greedy_chain_exact(z)
+
+
+DEFAULT_METHOD = "greedy"  # what "auto" means; chosen by the bench's ordering section (docs/defragmentation.md)
 
 
 def path_cost(z: np.ndarray, order: np.ndarray | None = None) -> float:

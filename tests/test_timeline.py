@@ -157,5 +157,68 @@ def test_path_cost_is_the_sum_of_squared_jumps():
 
 
 def test_an_unknown_method_is_a_named_error():
-    with pytest.raises(DataError, match=r"method must be auto \| exact \| approx"):
+    with pytest.raises(DataError, match=r"method must be one of greedy \| refined \| regime \| auto"):
         build_pseudo_timeline(unit(5, 3, 0), method="fast")
+
+
+# ---------------------------------------------------------------------------------------------- named methods
+def separated(n_per, k, d=16, seed=0, noise=0.02):
+    """k tight, well separated clusters of n_per blocks, interleaved in time (block i in cluster i % k)."""
+    rng = np.random.default_rng(seed)
+    centres = unit(k, d, seed + 100)
+    lab = np.arange(n_per * k) % k
+    z = centres[lab] + noise * rng.standard_normal((n_per * k, d))
+    return (z / np.linalg.norm(z, axis=1, keepdims=True)).astype(np.float32), lab
+
+
+@pytest.mark.parametrize("method", ["greedy", "refined", "regime", "auto", "exact", "approx"])
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 257])
+def test_every_method_returns_a_permutation_starting_at_block_zero(method, n):
+    z = regime_latents(n, dim=8, seed=n) if n > 3 else unit(n, 8, n)
+    p = build_pseudo_timeline(z, method=method)
+    assert p[0] == 0 and sorted(p.tolist()) == list(range(n))
+
+
+def test_greedy_is_the_nearest_neighbour_chain_exact_below_the_threshold_and_approximate_above():
+    z = regime_latents(3000, dim=16, seed=4)
+    assert np.array_equal(build_pseudo_timeline(z, method="greedy"), greedy_chain_allpairs(z))
+    assert np.array_equal(build_pseudo_timeline(z, method="greedy", approx_threshold=2500), greedy_chain_approx(z))
+    assert np.array_equal(build_pseudo_timeline(z), build_pseudo_timeline(z, method="greedy"))  # the default
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_refined_never_costs_more_than_greedy(seed):
+    for z in (regime_latents(600, seed=seed), unit(300, 8, seed)):
+        g = build_pseudo_timeline(z, method="greedy")
+        r = build_pseudo_timeline(z, method="refined")
+        assert path_cost(z, r) <= path_cost(z, g)
+    z = regime_latents(600, seed=seed)
+    assert path_cost(z, build_pseudo_timeline(z, method="refined")) < 0.97 * path_cost(z, g)
+
+
+def test_refined_goes_through_the_approximate_chain_above_the_threshold():
+    from chronoslib.timeline import refined_chain
+
+    z = regime_latents(3000, dim=16, seed=5)
+    r = refined_chain(z, approx_threshold=2500)
+    assert r[0] == 0 and sorted(r.tolist()) == list(range(3000))
+    assert path_cost(z, r) <= path_cost(z, greedy_chain_approx(z))
+
+
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_regime_reaches_k_minus_one_switches_on_perfectly_separated_latents(k):
+    z, lab = separated(60, k, seed=k)
+    p = build_pseudo_timeline(z, method="regime")
+    assert p[0] == 0 and sorted(p.tolist()) == list(range(len(z)))
+    assert np.count_nonzero(np.diff(lab[p])) == k - 1
+    assert np.count_nonzero(np.diff(lab[build_pseudo_timeline(z, method="greedy")])) >= k - 1
+
+
+def test_regime_with_given_clusters_keeps_them_contiguous_and_never_adds_a_switch():
+    from chronoslib.timeline import regime_chain
+
+    z, lab = regime_latents(800, seed=3, return_labels=True)
+    p = regime_chain(z, clusters=lab)
+    assert p[0] == 0 and np.count_nonzero(np.diff(lab[p])) == len(np.unique(lab)) - 1
+    with pytest.raises(DataError, match="one label per block"):
+        regime_chain(z, clusters=lab[:-1])
