@@ -86,6 +86,7 @@ class Registry:
         self._weighted = False  # some log weight may be non-zero (append_live with forgetting < 1, or loaded)
         self._decay_cache: tuple[float, torch.Tensor] | None = None
         self._span: float | None = None
+        self._scan: torch.Tensor | None = None  # (D, count) view of the filled rows that exact routing scores
         # Approximate search for large registries (see cells.CellIndex); None until first needed.
         self.index: CellIndex | None = None
         self.configure_index(index_threshold, index_nprobe, index_cells)
@@ -129,7 +130,7 @@ class Registry:
             self.states[slots] = torch.as_tensor(states, dtype=torch.float32).reshape(m, self.state_dim)
         self.head = int((self.head + m) % self.capacity)
         self.count = min(self.capacity, self.count + m)
-        self._decay_cache, self._span = None, None
+        self._decay_cache, self._span, self._scan = None, None, None
         if self.index is not None:
             if m * 4 > self.count:   # a bulk write: retrain the cells (lazily, at the next query) on the new data
                 self.index = None
@@ -258,7 +259,9 @@ class Registry:
     def _top_exact(self, q: torch.Tensor, t_query: float, k: int, leave_out: torch.Tensor | None
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
         """(scores, slots, cosines) of the top k of every entry, each (M, k), and the time scoring ended."""
-        cos = q @ self.latents[: self.count].T                    # (M, count)
+        if self._scan is None:                                    # a view, rebuilt after each write
+            self._scan = self.latents[: self.count].T
+        cos = q @ self._scan                                      # (M, count)
         scored_at = time.perf_counter()
         scores = cos * self.decay_factors(t_query)                # (M, count)
         if leave_out is not None:
