@@ -2,8 +2,8 @@
 
 fit: data (T, F) -> normalise (fitted on this span) -> blocks (N, L, F) -> encoder -> latents (N, D)
      -> pseudo-timeline pi -> registry -> predictor trained on windows in pi order -> registry states.
-predict_live: window (L, F) -> latent q -> registry top-k with SPD -> blended predictor state -> one step
-     -> LivePrediction (alpha, confidence, neighbours, per-stage latency).
+predict_live: window (L, F) -> latent q -> ``Registry.route`` (SPD top-k, blended predictor state) -> one step
+     -> LivePrediction (alpha, confidence, neighbours, per-stage latency); predict_batch / update_registry route alike.
 The engine owns no maths of its own; each stage lives in its module and can be used alone.
 """
 
