@@ -152,7 +152,6 @@ def numeric_array(data: Any, what: str) -> np.ndarray:
         arr = np.asarray(data)
     except (TypeError, ValueError) as e:
         raise DataError(f"{what} must be a rectangular numeric array, got {type(data).__name__} ({e})") from None
-    if arr.dtype == object or arr.dtype == bool or not np.issubdtype(arr.dtype, np.number) \
-            or np.issubdtype(arr.dtype, np.complexfloating):
+    if arr.dtype.kind not in "iuf":  # signed / unsigned int, float: not bool, complex, object, str, datetime
         raise DataError(f"{what} must be real numeric values (int or float), got dtype {arr.dtype}")
     return arr
