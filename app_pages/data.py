@@ -28,14 +28,14 @@ from chronoslib.data import (
     SAMPLE_DIR,
     SAMPLE_RECIPES,
     SAMPLES,
-    TRANSFORMS,
     Dataset,
     build_dataset,
     load_sample,
-    read_table,
     with_chart_price,
 )
+from chronoslib.features import TRANSFORMS
 from chronoslib.plots.data import series_figure
+from chronoslib.readers import read_table
 
 NONE, AUTO = "(none)", "(detect)"
 UPLOAD_TYPES = ["csv", "tsv", "txt", "gz", "parquet", "pq"]

@@ -28,28 +28,10 @@ import pandas as pd
 
 from .columns import detect_label_column, detect_price_columns, detect_timestamp_column, feature_columns
 from .config import DataConfig
-from .errors import (
-    BadValuesError,
-    ColumnError,
-    DataError,
-    DelimiterError,
-    EmptyFileError,
-    FileTooLargeError,
-    NestedColumnError,
-    NoFeaturesError,
-    NotEnoughBlocksError,
-    TimestampError,
-    UnreadableFileError,
-)
-from .features import DEFAULT_VOL_WINDOW, NEEDS, TRANSFORMS, check_transforms, engineer, needed_roles, warmup_ticks
+from .errors import BadValuesError, ColumnError, DataError, EmptyFileError, NoFeaturesError, NotEnoughBlocksError
+from .features import DEFAULT_VOL_WINDOW, NEEDS, check_transforms, engineer, needed_roles, warmup_ticks
 from .parsing import apply_nan_policy, label_codes, numeric_values, parse_timestamps, time_order
-from .readers import MAX_FILE_BYTES, MAX_ROWS, read_table
-
-__all__ = [
-    "Dataset", "SAMPLES", "SAMPLE_DIR", "TRANSFORMS", "MAX_FILE_BYTES", "MAX_ROWS", "read_table", "build_dataset",
-    "load_sample", "load_for_training", "EmptyFileError", "FileTooLargeError", "UnreadableFileError", "DelimiterError",
-    "NestedColumnError", "ColumnError", "NoFeaturesError", "BadValuesError", "TimestampError",
-]
+from .readers import read_table
 
 SAMPLE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sample_data")
 # display name -> file in SAMPLE_DIR; the first entry is the app's default.
@@ -132,7 +114,7 @@ def build_dataset(df: pd.DataFrame, name: str, timestamp_col: str | None = None,
     - ``feature_cols``: raw columns passed through unchanged. None means every numeric column except the
       timestamp and label (``columns.feature_columns``) when ``transforms`` is empty, and none when transforms
       are given.
-    - ``transforms``: names from ``TRANSFORMS``, computed from ``price_col`` / ``high_col`` / ``low_col`` /
+    - ``transforms``: names from ``features.TRANSFORMS``, computed from ``price_col`` / ``high_col`` / ``low_col`` /
       ``volume_col`` (detected by name when None); engineered features come first, then ``feature_cols``.
       Their warm-up ticks are dropped from the start.
     - ``nan_policy``: "refuse" (NaN / inf / non-numeric cells raise ``BadValuesError`` naming column and rows) or

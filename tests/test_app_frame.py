@@ -9,7 +9,7 @@ os.environ.setdefault("CHRONOS_FAST_UI", "1")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from app_pages.lib import session  # noqa: E402
-from chronoslib import data  # noqa: E402
+from chronoslib import readers  # noqa: E402
 
 tomllib = pytest.importorskip("tomllib", reason="tomllib needs Python 3.11+")
 
@@ -76,4 +76,4 @@ def test_streamlit_config_keeps_statistics_off_and_the_upload_limit_in_step_with
     with open(os.path.join(ROOT, ".streamlit", "config.toml"), "rb") as f:
         cfg = tomllib.load(f)
     assert cfg["browser"]["gatherUsageStats"] is False
-    assert cfg["server"]["maxUploadSize"] * 1024 ** 2 == data.MAX_FILE_BYTES
+    assert cfg["server"]["maxUploadSize"] * 1024 ** 2 == readers.MAX_FILE_BYTES

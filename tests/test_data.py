@@ -14,9 +14,8 @@ import torch
 from chronoslib import ChronosDefragEngine, DataError, NotEnoughBlocksError
 from chronoslib.cli import main as cli_main
 from chronoslib.columns import detect_timestamp_column
-from chronoslib.data import (
-    SAMPLES,
-    TRANSFORMS,
+from chronoslib.data import SAMPLES, build_dataset, load_for_training, load_sample
+from chronoslib.errors import (
     BadValuesError,
     ColumnError,
     DelimiterError,
@@ -26,12 +25,9 @@ from chronoslib.data import (
     NoFeaturesError,
     TimestampError,
     UnreadableFileError,
-    build_dataset,
-    load_for_training,
-    load_sample,
-    read_table,
 )
-from chronoslib.features import live_window, source_columns, warmup_ticks
+from chronoslib.features import TRANSFORMS, live_window, source_columns, warmup_ticks
+from chronoslib.readers import read_table
 from tests.conftest import small_config
 
 
