@@ -16,3 +16,13 @@ def A(v) -> list:
 def valid(fig: go.Figure) -> go.Figure:
     """Rebuild with plotly's validation on: the fast builders skip it, so a bad property must fail here."""
     return go.Figure(fig.to_dict())
+
+
+def block_series(n: int = 12, block_len: int = 8, seed: int = 0):
+    """A positive random-walk series of n blocks, their starts, three interleaved labels and the label-sorted order."""
+    rng = np.random.default_rng(seed)
+    series = 100 * np.exp(np.cumsum(0.01 * rng.standard_normal(n * block_len + 5)))
+    starts = np.arange(n) * block_len
+    labels = np.array([0, 1, 0, 2, 1, 0, 2, 2, 1, 0, 1, 2])[:n]
+    order = np.argsort(labels, kind="stable")
+    return series, starts, labels, order

@@ -13,6 +13,7 @@ from chronoslib import metrics
 from chronoslib.errors import ConfigError, DataError
 from chronoslib.metrics import block_majority, latent_mse, spearman, t_interval
 from chronoslib.timeline import path_cost
+from tests.latent_support import grouped_latents
 
 
 def _unit_rows(x):
@@ -60,17 +61,10 @@ def test_collapse_curves_keep_encoder_epochs_only():
 
 
 # ---------------------------------------------------------------------- timeline quality and agreement
-def _groups(sizes=(20, 25, 15), d=8, spread=0.08, seed=0):
-    """Unit vectors in len(sizes) tight groups around orthogonal directions, interleaved in time."""
-    rng = np.random.default_rng(seed)
-    truth = np.concatenate([np.full(s, g) for g, s in enumerate(sizes)])
-    truth = truth[rng.permutation(len(truth))]
-    x = np.eye(d)[truth] + spread * rng.standard_normal((len(truth), d))
-    return x / np.linalg.norm(x, axis=1, keepdims=True), truth
 
 
 def test_timeline_merit_reuses_the_library_metrics():
-    z, truth = _groups(seed=8)
+    z, truth = grouped_latents(seed=8)
     order = np.argsort(truth, kind="stable")           # an order that groups the labels perfectly
     m = metrics.timeline_merit(z, order, truth)
     assert m["path_cost_chrono"] == pytest.approx(path_cost(z))

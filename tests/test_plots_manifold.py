@@ -6,15 +6,7 @@ import plotly.graph_objects as go
 
 from chronoslib import regimes
 from chronoslib.plots import manifold, style
-
-
-def _setup(n=12, block_len=8, seed=0):
-    rng = np.random.default_rng(seed)
-    series = 100 * np.exp(np.cumsum(0.01 * rng.standard_normal(n * block_len + 5)))
-    starts = np.arange(n) * block_len
-    labels = np.array([0, 1, 0, 2, 1, 0, 2, 2, 1, 0, 1, 2])[:n]
-    order = np.argsort(labels, kind="stable")
-    return series, starts, labels, order
+from tests.plot_support import block_series
 
 
 def test_categorical_projection_has_one_trace_per_label_with_its_colour_and_block_ids():
@@ -72,7 +64,7 @@ def test_blocks_from_selection_reads_customdata_in_every_shape():
 
 
 def test_price_figure_highlights_exactly_the_selected_blocks():
-    series, starts, _, _ = _setup()
+    series, starts, _, _ = block_series()
     fig = manifold.price_figure(series, starts, 8, highlight=[3, 1], focus=5, neighbours=[6], split=90)
     base, hl = fig.data
     assert np.allclose(base.y, series)
@@ -89,14 +81,14 @@ def test_sweep_contingency_and_neighbour_figures():
     labels, truth = np.array([0, 0, 1, 1, 1]), np.array([1, 1, 1, 0, 0])
     ct = manifold.contingency_figure(labels, truth)
     assert np.array_equal(np.asarray(ct.data[0].z), [[0, 2], [2, 1]])
-    series, starts, _, _ = _setup()
+    series, starts, _, _ = block_series()
     nb = manifold.neighbour_windows_figure(series, starts, 8, 4, [1, 2], [0.9, 0.5])
     assert [t.name for t in nb.data] == ["block 1 (cos 0.900)", "block 2 (cos 0.500)", "block 4 (chosen)"]
     assert np.allclose(nb.data[2].y, (series[32:40] / series[32] - 1) * 100)
 
 
 def test_hover_text_names_block_span_stats_and_labels():
-    series, starts, labels, _ = _setup()
+    series, starts, labels, _ = block_series()
     tab = regimes.block_table(starts, 8, series, pd.date_range("2024-01-01", periods=len(series), freq="min")
                               .to_numpy(), truth=labels)
     text = manifold.block_hover_text(tab, {"regime": labels})

@@ -6,19 +6,11 @@ import plotly.graph_objects as go
 import pytest
 
 from chronoslib.plots import style, timeline
-
-
-def _setup(n=12, block_len=8, seed=0):
-    rng = np.random.default_rng(seed)
-    series = 100 * np.exp(np.cumsum(0.01 * rng.standard_normal(n * block_len + 5)))
-    starts = np.arange(n) * block_len
-    labels = np.array([0, 1, 0, 2, 1, 0, 2, 2, 1, 0, 1, 2])[:n]
-    order = np.argsort(labels, kind="stable")
-    return series, starts, labels, order
+from tests.plot_support import block_series
 
 
 def test_stitched_series_reproduces_the_series_in_time_order_and_keeps_block_shapes():
-    series, starts, _, order = _setup()
+    series, starts, _, order = block_series()
     chrono = timeline.stitched_series(series, starts, 8, np.arange(12))
     assert np.allclose(chrono, series[:96])
     pseudo = timeline.stitched_series(series, starts, 8, order)
@@ -30,7 +22,7 @@ def test_stitched_series_reproduces_the_series_in_time_order_and_keeps_block_sha
 
 @pytest.mark.parametrize("layout, n_rows", [("stacked", 4), ("side", 2)])
 def test_timeline_figure_colours_block_slots_by_label_in_each_order(layout, n_rows):
-    series, starts, labels, order = _setup()
+    series, starts, labels, order = block_series()
     fig = timeline.timeline_figure(series, starts, 8, order, labels, layout=layout)
     bars = [t for t in fig.data if isinstance(t, go.Bar)]
     assert [b.name for b in bars] == ["chrono barcode", "pseudo barcode"]
@@ -81,7 +73,7 @@ def test_similarity_matrices_equal_brute_force_and_pool_by_tiles():
 
 
 def test_walk_figure_frames_mark_each_step_at_its_real_time_and_position():
-    series, starts, labels, order = _setup()
+    series, starts, labels, order = block_series()
     fig = timeline.walk_figure(series, starts, 8, order, labels, max_frames=5)
     assert len(fig.frames) == 5
     for fr in fig.frames:

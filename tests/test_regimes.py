@@ -7,20 +7,12 @@ import pytest
 from chronoslib import metrics, regimes
 from chronoslib.errors import ConfigError, DataError
 from chronoslib.synthetic import block_labels, make_regime_series
-
-
-def _groups(sizes=(20, 25, 15), d=8, spread=0.08, seed=0):
-    """Unit vectors in len(sizes) tight groups around orthogonal directions, interleaved in time."""
-    rng = np.random.default_rng(seed)
-    truth = np.concatenate([np.full(s, g) for g, s in enumerate(sizes)])
-    truth = truth[rng.permutation(len(truth))]
-    x = np.eye(d)[truth] + spread * rng.standard_normal((len(truth), d))
-    return x / np.linalg.norm(x, axis=1, keepdims=True), truth
+from tests.latent_support import grouped_latents
 
 
 @pytest.mark.parametrize("criterion", ["silhouette", "bic"])
 def test_automatic_k_finds_the_three_groups_and_reports_the_sweep(criterion):
-    z, truth = _groups()
+    z, truth = grouped_latents()
     res = regimes.cluster_regimes(z, k_range=(2, 6), criterion=criterion)
     assert res.k == 3 and res.criterion == criterion
     assert sorted(res.scores) == [2, 3, 4, 5, 6]
@@ -31,7 +23,7 @@ def test_automatic_k_finds_the_three_groups_and_reports_the_sweep(criterion):
 
 
 def test_labels_are_ordered_by_volatility_whatever_the_input_order_or_seed():
-    z, truth = _groups(seed=3)
+    z, truth = grouped_latents(seed=3)
     group_vol = np.array([0.5, 0.1, 0.9])            # group 1 calmest, then 0, then 2
     vol = group_vol[truth] + 0.01 * np.random.default_rng(0).random(len(truth))
     expected = np.array([1, 0, 2])[truth]            # regime id = rank of the group's volatility
@@ -43,14 +35,14 @@ def test_labels_are_ordered_by_volatility_whatever_the_input_order_or_seed():
 
 
 def test_without_volatility_labels_follow_first_appearance():
-    z, truth = _groups(seed=4)
+    z, truth = grouped_latents(seed=4)
     res = regimes.cluster_regimes(z, k=3)
     firsts = [np.flatnonzero(res.labels == c)[0] for c in range(3)]
     assert firsts == sorted(firsts) and res.labels[0] == 0
 
 
 def test_fixed_k_skips_the_sweep_and_scores_its_silhouette():
-    z, _ = _groups()
+    z, _ = grouped_latents()
     res = regimes.cluster_regimes(z, k=2)
     assert res.k == 2 and res.criterion == "fixed" and list(res.scores) == [2]
     assert res.silhouette == pytest.approx(res.scores[2])
@@ -65,7 +57,7 @@ def test_fixed_k_skips_the_sweep_and_scores_its_silhouette():
     ({"block_vol": np.ones(59)}, DataError, r"block_vol must have shape \(60,\)"),
 ])
 def test_bad_clustering_arguments_get_named_errors(kwargs, err, match):
-    z, _ = _groups()
+    z, _ = grouped_latents()
     with pytest.raises(err, match=match):
         regimes.cluster_regimes(z, **kwargs)
 
