@@ -296,7 +296,10 @@ def bench_gpu() -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- driver
-def run_all(quick: bool = False, max_n: int | None = None) -> dict[str, Any]:
+def run_all(quick: bool = False, max_n: int | None = None, only: str = "") -> dict[str, Any]:
+    """Every section (``only="orderings"``: just the ordering section, for its long full-size run)."""
+    from .bench_orderings import bench_orderings
+
     torch.set_num_threads(1)
 
     def cap(sizes: list[int]) -> list[int]:
@@ -311,6 +314,10 @@ def run_all(quick: bool = False, max_n: int | None = None) -> dict[str, Any]:
     def log(section: str) -> None:  # progress on stderr; stdout stays one JSON document
         print(f"[bench] {section} done at {time.perf_counter() - t_all:.1f} s", file=sys.stderr, flush=True)
 
+    if only == "orderings":
+        res["orderings"] = bench_orderings(quick, max_n)
+        res["meta"]["bench_s"] = time.perf_counter() - t_all
+        return res
     res["fit_spec"], eng, live = bench_fit_spec(1 if quick else 3)
     log("fit_spec")
     res["training"] = {"spec_48": bench_training(48, 24),
@@ -321,6 +328,8 @@ def run_all(quick: bool = False, max_n: int | None = None) -> dict[str, Any]:
         allpairs_max=10_000, approx_quality=cap([20_000] if quick else [20_000, 50_000]),
         approx_only=cap([] if quick else [100_000, 1_000_000]), runs=3 if quick else 5)
     log("pseudo_timeline")
+    res["orderings"] = bench_orderings(quick, max_n)
+    log("orderings")
     res["predict_live"] = bench_live(eng, live, 500 if quick else 3000)
     res["predict_batch"] = bench_batch(eng, live, 4096 if quick else 16_384, 1 if quick else 3)
     res["registry_large"] = bench_registry(eng, live, 100_000 if quick else 1_000_000, 100 if quick else 300)
@@ -336,6 +345,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="run the benchmarks and print JSON")
     p.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
     p.add_argument("--max-n", type=int, default=None, help="skip pseudo-timeline sizes above this many blocks")
+    p.add_argument("--only", choices=["orderings"], default="", help="run only this section")
     p.add_argument("--out", default="", help="also write the JSON to this file")
     p.add_argument("--from", dest="from_file", default="", help="render a saved JSON instead of measuring")
     p.add_argument("--markdown", action="store_true", help="print the README performance table, not JSON")
@@ -347,7 +357,7 @@ def run(args: argparse.Namespace) -> int:
         with open(args.from_file) as f:
             res = json.load(f)
     else:
-        res = run_all(quick=args.quick, max_n=args.max_n)
+        res = run_all(quick=args.quick, max_n=args.max_n, only=args.only)
     text = json.dumps(res, indent=1, default=float)
     if args.out:
         with open(args.out, "w") as f:

@@ -112,8 +112,13 @@ def _recall_table(rl: dict[str, Any]) -> list[str]:
 
 
 def to_markdown(res: dict[str, Any]) -> str:
-    """The README performance section, generated from a bench JSON document."""
+    """The README performance section, generated from a bench JSON document (with the ordering section's tables
+    when it ran; only those for ``bench --only orderings``)."""
+    from .bench_orderings import to_markdown as orderings_markdown
+
     m = res["meta"]
+    if "fit_spec" not in res:
+        return orderings_markdown(res["orderings"])
     f, lv, bt, rl = res["fit_spec"], res["predict_live"], res["predict_batch"], res["registry_large"]
     tl = res["pseudo_timeline"]
     lines = [
@@ -168,4 +173,6 @@ def to_markdown(res: dict[str, Any]) -> str:
         wall = f" ({_fmt(t['wall'], t['unit'])} wall)" if t.get("wall") is not None else ""
         lines.append(f"| {t['name']} | {goal} | {_fmt(t['value'], t['unit'])}{wall} | "
                      f"{'-' if t['met'] is None else 'yes' if t['met'] else '**no**'} |")
+    if "orderings" in res:
+        lines += ["", "Pseudo-timeline orderings (docs/defragmentation.md):", "", orderings_markdown(res["orderings"])]
     return "\n".join(lines)

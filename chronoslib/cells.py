@@ -2,6 +2,7 @@
 
 * ``spherical_kmeans``: cosine k-means fitted on a random sample; centroids (C, D) and every row's cell.
 * ``nearest_cells``: the nearest centroid of each row, in row chunks through one reused (rows, C) buffer.
+* ``regime_clusters``: regime clusters with an automatic K (silhouette), for the regime-aware ordering.
 * ``CellIndex``: an inverted file over slots (row positions): per cell, the slots whose latent is nearest to its
   centroid, plus a contiguous copy of their latents so scoring a cell is one matvec. It can follow a changing
   set of rows (a slot leaves its cell and joins another when it is overwritten). Used by the registry's
@@ -61,6 +62,34 @@ def spherical_kmeans(z: torch.Tensor, n_clusters: int, iters: int = 6, sample: i
             cent = sums / norms
         labels = nearest_cells(z, cent)
     return cent, labels
+
+
+def regime_clusters(z: torch.Tensor, sample: int = 2000, k_range: tuple[int, int] = (2, 8), restarts: int = 3,
+                    seed: int = 0) -> np.ndarray:
+    """Regime cluster of every unit row of z (N, D), (N,) int64: spherical k-means on an evenly spaced sample of
+    at most ``sample`` rows for each K in ``k_range`` (best of ``restarts`` by mean cosine to the centre), K chosen
+    by the cosine silhouette as ``regimes.cluster_regimes`` does; then every row joins its nearest centre.
+
+    Spherical k-means rather than ``regimes.cluster_regimes`` itself: the orderings cannot import regimes (which
+    imports metrics, which imports the orderings' path cost), and this scales to 1M rows without sklearn KMeans.
+    """
+    from sklearn.metrics import silhouette_score
+
+    n = z.shape[0]
+    pick = torch.from_numpy(np.linspace(0, n - 1, min(n, sample)).round().astype(np.int64))
+    zs = z[pick]
+    best: tuple[float, torch.Tensor] | None = None
+    for k in range(k_range[0], min(k_range[1], zs.shape[0] - 1) + 1):
+        fits = [spherical_kmeans(zs, k, iters=20, sample=zs.shape[0], seed=seed + r) for r in range(restarts)]
+        cent, lab = max(fits, key=lambda f: float((zs * f[0][torch.from_numpy(f[1])]).sum()))
+        if len(np.unique(lab)) < 2:
+            continue
+        score = float(silhouette_score(zs.numpy(), lab, metric="cosine"))
+        if best is None or score > best[0]:
+            best = (score, cent)
+    if best is None:
+        return np.zeros(n, dtype=np.int64)
+    return nearest_cells(z, best[1])
 
 
 class CellIndex:

@@ -40,7 +40,7 @@ class RoutingConfig:
     registry_capacity: int = 65536
     top_k: int = 8
     decay: float = 0.9          # SPD delta in (0, 1]
-    chain_method: str = "auto"  # auto | exact | approx
+    chain_method: str = "auto"  # auto (the default ordering) | greedy | refined | regime | exact | approx
     approx_threshold: int = 50_000  # auto switches to the approximate chain above this many blocks
     index_threshold: int = 200_000  # registries with at least this many entries are queried through an IVF index
     index_nprobe: int = 64          # IVF cells scored exactly per query (more: higher recall, slower)
@@ -131,7 +131,7 @@ class DefragConfig:
         _positive_int("routing.top_k", r.top_k)
         if not (isinstance(r.decay, (int, float)) and 0 < r.decay <= 1):
             raise ConfigError(f"routing.decay (SPD delta) must be in (0, 1], got {r.decay!r}")
-        _choice("routing.chain_method", r.chain_method, ("auto", "exact", "approx"))
+        _choice("routing.chain_method", r.chain_method, ("auto", "greedy", "refined", "regime", "exact", "approx"))
         _positive_int("routing.approx_threshold", r.approx_threshold)
         _positive_int("routing.index_threshold", r.index_threshold)
         _positive_int("routing.index_nprobe", r.index_nprobe)

@@ -15,6 +15,7 @@ import os
 from .config import DefragConfig
 from .errors import DataError
 from .experiments import QUICK, run_evaluation
+from .timeline import METHODS
 from .verdicts import verdicts
 
 
@@ -29,7 +30,7 @@ def load_eval_dataset(source: str, holdout: float = 0.2, features: list[str] | N
     and is kept out of the raw features, which default to the other numeric columns (or to the engineered
     ``transforms`` only, when some are given).
     """
-    from . import columns, data
+    from . import columns, data, readers
 
     if source in data.SAMPLES:
         return data.load_sample(source, holdout=holdout)
@@ -37,7 +38,7 @@ def load_eval_dataset(source: str, holdout: float = 0.2, features: list[str] | N
         raise DataError(f"{source}: no such file, and not a sample dataset name (samples: {list(data.SAMPLES)})")
     if not 0 < holdout < 1:
         raise DataError(f"holdout must be a fraction in (0, 1) for the evaluation, got {holdout}")
-    df = data.read_table(source, max_bytes=None, max_rows="memory")
+    df = readers.read_table(source, max_bytes=None, max_rows="memory")
     cols = [str(c) for c in df.columns]
     if price_col and price_col not in cols:
         raise DataError(f"{source}: price column {price_col!r} not found; available columns: {cols}")
@@ -75,6 +76,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--block-len", type=int, default=None)
     p.add_argument("--epochs", type=int, default=None, help="encoder epochs")
     p.add_argument("--predictor-epochs", type=int, default=None)
+    p.add_argument("--ordering", choices=METHODS, default=None,
+                   help="pseudo-timeline method of the pseudo arm (default: the config's routing.chain_method)")
     p.add_argument("--config", default="", help="JSON file with a DefragConfig dict to start from")
     p.add_argument("--out", default="", help="also write the JSON result to this file")
     p.set_defaults(func=run)
@@ -94,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
         enc_ep = QUICK["encoder_epochs"] if enc_ep is None else enc_ep
         pred_ep = QUICK["predictor_epochs"] if pred_ep is None else pred_ep
     res = run_evaluation(ds.features, ds.split, cfg, labels=ds.labels, prices=ds.prices, seeds=seeds,
-                         seed0=args.seed0, encoder_epochs=enc_ep, predictor_epochs=pred_ep, dataset=ds.name)
+                         seed0=args.seed0, encoder_epochs=enc_ep, predictor_epochs=pred_ep, dataset=ds.name,
+                         ordering=args.ordering)
     res["verdicts"] = verdicts(res)
     text = json.dumps(res, indent=1, allow_nan=False)
     if args.out:

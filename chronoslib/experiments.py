@@ -300,14 +300,17 @@ def _summary(per_seed: list[dict], has_prices: bool, has_regimes: bool) -> dict[
 def run_evaluation(features: np.ndarray, split: int, cfg: DefragConfig, *, labels: np.ndarray | None = None,
                    prices: np.ndarray | None = None, seeds: int = 5, seed0: int = 0,
                    encoder_epochs: int | None = None, predictor_epochs: int | None = None,
-                   dataset: str = "data", progress: Progress | None = None) -> dict[str, Any]:
+                   dataset: str = "data", progress: Progress | None = None,
+                   ordering: str | None = None) -> dict[str, Any]:
     """Run the evidence protocol (see the module docstring) and return a JSON-safe dict.
 
     features (T, F) raw features; ``split`` the first held-out tick; ``cfg`` the model configuration to test
-    (its seed is replaced by seed0, seed0 + 1, ...); labels (T,) optional ground truth; prices (T,) optional.
+    (its seed is replaced by seed0, seed0 + 1, ...); labels (T,) optional ground truth; prices (T,) optional;
+    ordering: the pseudo arm's method (``timeline.build_pseudo_timeline``; default the config's chain_method).
     """
     t0 = time.perf_counter()
-    cfg = cfg.with_overrides(encoder_epochs=None if encoder_epochs is None else int(encoder_epochs))
+    cfg = cfg.with_overrides(encoder_epochs=None if encoder_epochs is None else int(encoder_epochs),
+                             chain_method=ordering)
     pe = cfg.optim.predictor_epochs if predictor_epochs is None else int(predictor_epochs)
     if pe < 1:
         raise ConfigError(f"predictor_epochs must be >= 1 for the evaluation, got {pe}")
@@ -322,7 +325,8 @@ def run_evaluation(features: np.ndarray, split: int, cfg: DefragConfig, *, label
         "dataset": dataset, "n_ticks": int(x.shape[0]), "n_features": int(x.shape[1]), "split": int(split),
         "block_len": cfg.encoder.block_len, "window": cfg.predictor.window, "forecast_dim": cfg.predictor.forecast_dim,
         "n_train_blocks": n_train, "n_heldout_blocks": n_held, "n_targets": n_held - 1,
-        "seeds": [seed0 + i for i in range(seeds)], "encoder_epochs": cfg.optim.encoder_epochs,
+        "seeds": [seed0 + i for i in range(seeds)], "ordering": cfg.routing.chain_method,
+        "encoder_epochs": cfg.optim.encoder_epochs,
         "predictor_epochs": pe, "has_prices": prices is not None, "has_regimes": has_regimes,
         "n_regimes": per_seed[0].get("n_regimes"), "arms": list(ARMS), "protocols": list(PROTOCOLS),
         "protocol": PROTOCOL_TEXT, "per_seed": per_seed,

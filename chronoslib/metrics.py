@@ -3,7 +3,7 @@
 Owns the collapse statistics and verdicts (mean pairwise cosine, effective rank, ``collapse_stats``, the
 mitigations per verdict, per-epoch ``collapse_curves``, ``pairwise_similarities`` for a histogram), timeline
 quality (``timeline_entropy``, ``mean_run_length``, ``adjacency_purity``, ``timeline_merit``, ``mst_lower_bound``,
-``ordering_scores``), ``agreement``
+``ordering_scores``, ``ordering_table``), ``agreement``
 (ARI / NMI of a labelling against ground truth), the evidence statistics (``t_interval``, ``summarise``,
 ``spearman``, ``latent_mse``) and ``block_majority``, the project's one majority-label rule (missing labels are
 -1, NaN or any negative value; a block with no label gets -1; ties go to the lowest code). Drift lives in
@@ -201,7 +201,10 @@ def mst_lower_bound(latents: np.ndarray, exact_max: int = 2000, k: int = 16) -> 
     cols = nbr.ravel()
     ok = cols >= 0
     rows, cols = rows[ok], cols[ok]
-    w = ((z[rows] - z[cols]) ** 2).sum(1) + 1e-12
+    w = np.empty(len(rows))
+    for a in range(0, len(rows), 1 << 18):   # chunks: 16M pairs x 32 dims in one go would take 12 GB
+        d = z[rows[a:a + (1 << 18)]] - z[cols[a:a + (1 << 18)]]
+        w[a:a + (1 << 18)] = np.einsum("ij,ij->i", d, d) + 1e-12
     g = coo_matrix((w, (rows, cols)), shape=(n, n)).tocsr()
     g = g.maximum(g.T)
     return float(minimum_spanning_tree(g).sum()) + _bridges(z, g)
@@ -225,6 +228,14 @@ def _bridges(z: np.ndarray, g: Any, sample: int = 2000, seed: int = 0) -> float:
             d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T
             w[i, j] = w[j, i] = max(float(d.min()), 0.0) + 1e-12
     return float(minimum_spanning_tree(w).sum())
+
+
+def ordering_table(latents: np.ndarray, orders: dict[str, np.ndarray],
+                   labels: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """``ordering_scores`` of each named order (N,) against one shared MST lower bound: one row per order with
+    its name under "order" (cost, lower_bound, gap and, with labels, purity / switches / mean_run)."""
+    bound = mst_lower_bound(latents)
+    return [{"order": name, **ordering_scores(latents, o, labels, bound)} for name, o in orders.items()]
 
 
 def ordering_scores(latents: np.ndarray, order: np.ndarray, labels: np.ndarray | None = None,

@@ -67,6 +67,48 @@ def test_quick_bench_prints_json_with_every_section(quick_json):
     assert any("10k blocks (exact)" in n for n in names) and any("predict_batch" in n for n in names)
 
 
+def test_quick_bench_measures_every_ordering_against_lkh_and_the_lower_bound(quick_json):
+    o = quick_json["orderings"]
+    assert set(o["scale"]) == {"1000", "10000"}
+    for row in o["labelled"]:
+        assert row["n"] == 256 and 0 <= row["ari"] <= 1 and row["mst_bound"] > 0
+        lkh = row["lkh"]["cost"] if isinstance(row["lkh"], dict) else None
+        for m in ("greedy", "refined", "regime"):
+            assert row[m]["valid"] is True and row[m]["cost_over_mst"] >= 1.0
+            if lkh is not None:
+                assert row[m]["cost_over_lkh"] == pytest.approx(row[m]["cost"] / lkh)
+        assert row["refined"]["cost"] <= row["greedy"]["cost"]
+    for row in o["scale"].values():
+        assert all(row[m]["valid"] for m in ("greedy", "refined", "regime"))
+        assert row["refined"]["cost_over_greedy"] <= 1.0
+
+
+def test_the_ordering_section_says_skipped_when_elkai_is_not_installed(monkeypatch):
+    from chronoslib import bench_orderings
+    from chronoslib.synthetic import regime_latents
+
+    monkeypatch.setitem(sys.modules, "elkai", None)          # import elkai -> ImportError
+    assert bench_orderings.lkh_open_path(regime_latents(20, seed=0)) is None
+    z, lab = regime_latents(120, seed=0, return_labels=True)
+    rows = bench_orderings.bench_labelled([{"seed": 0, "n": 120, "z": z, "truth": lab, "k_found": 4, "ari": 1.0}])
+    assert rows[0]["lkh"] == "skipped: elkai not installed"
+    assert rows[0]["refined"]["cost_over_lkh"] is None and rows[0]["regime"]["switches"] == len(set(lab)) - 1
+    md = bench_orderings.to_markdown({"data": "d", "lkh": "l", "labelled": rows, "scale": {}})
+    assert "skipped: elkai not installed" in md and "| 120 |" in md
+
+
+def test_lkh_open_path_starts_at_block_zero_and_is_no_worse_than_greedy():
+    pytest.importorskip("elkai")
+    from chronoslib import bench_orderings
+    from chronoslib.synthetic import regime_latents
+    from chronoslib.timeline import build_pseudo_timeline, path_cost
+
+    z = regime_latents(150, seed=3)
+    p = bench_orderings.lkh_open_path(z)
+    assert p[0] == 0 and sorted(p.tolist()) == list(range(150))
+    assert path_cost(z, p) <= path_cost(z, build_pseudo_timeline(z, method="greedy"))
+
+
 def test_markdown_table_is_generated_from_the_json(quick_json, tmp_path):
     md = bench.to_markdown(quick_json)
     assert "| Metric | ChronosDefrag 0.1.0 reference | ChronosDefrag |" in md and "~4.2 s" in md and "~850 QPS" in md

@@ -75,3 +75,11 @@ def test_shipped_evidence_matches_the_shipped_model_and_data():
     assert res["block_len"] == eng.cfg.encoder.block_len and res["window"] == eng.cfg.predictor.window
     assert res["encoder_epochs"] == eng.cfg.optim.encoder_epochs and len(res["seeds"]) >= 3
     assert res["verdicts"] and all(isinstance(v, str) for v in res["verdicts"])
+
+
+def test_the_shipped_pseudo_timeline_is_the_default_ordering_of_its_latents(shipped):
+    from chronoslib.timeline import build_pseudo_timeline
+
+    eng, _ = shipped
+    assert eng.cfg.routing.chain_method == "auto"
+    np.testing.assert_array_equal(eng.pseudo_timeline, build_pseudo_timeline(eng.block_latents))

@@ -60,7 +60,7 @@ def test_the_public_entry_uses_the_fast_exact_chain():
     z = unit(900, 12, 7)
     ref = greedy_chain_allpairs(z)
     assert np.array_equal(build_pseudo_timeline(torch.from_numpy(z), method="exact"), ref)
-    assert np.array_equal(build_pseudo_timeline(z, method="auto", approx_threshold=10_000), ref)
+    assert np.array_equal(build_pseudo_timeline(z, method="greedy", approx_threshold=10_000), ref)
 
 
 def test_knn_lists_equal_a_brute_force_top_k():
@@ -102,7 +102,7 @@ def test_approx_on_small_n_is_the_exact_chain_and_auto_switches_by_size():
     z = unit(400, 8, 5)
     assert np.array_equal(greedy_chain_approx(z), greedy_chain_allpairs(z))
     big = regime_latents(3000, dim=8, seed=1)
-    assert np.array_equal(build_pseudo_timeline(big, method="auto", approx_threshold=2500), greedy_chain_approx(big))
+    assert np.array_equal(build_pseudo_timeline(big, method="greedy", approx_threshold=2500), greedy_chain_approx(big))
 
 
 @pytest.mark.parametrize("fn", [greedy_chain_allpairs, greedy_chain_exact, greedy_chain_approx])
@@ -183,7 +183,8 @@ def test_greedy_is_the_nearest_neighbour_chain_exact_below_the_threshold_and_app
     z = regime_latents(3000, dim=16, seed=4)
     assert np.array_equal(build_pseudo_timeline(z, method="greedy"), greedy_chain_allpairs(z))
     assert np.array_equal(build_pseudo_timeline(z, method="greedy", approx_threshold=2500), greedy_chain_approx(z))
-    assert np.array_equal(build_pseudo_timeline(z), build_pseudo_timeline(z, method="greedy"))  # the default
+    assert np.array_equal(build_pseudo_timeline(z), build_pseudo_timeline(z, method="refined"))  # the default
+    assert np.array_equal(build_pseudo_timeline(z, method="auto"), build_pseudo_timeline(z, method="refined"))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

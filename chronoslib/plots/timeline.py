@@ -1,5 +1,6 @@
 """Figures of the Timeline page: the series in chronological vs pseudo-timeline order, cosine-similarity
-heatmaps in both orders, and the animated walk along the pseudo-timeline.
+heatmaps in both orders, the animated walk along the pseudo-timeline, and the orderings compared (optimality gap,
+regime switches: ``ordering_figure``).
 
 Every block keeps its regime's colour from ``plots.style`` (the same as on the Manifold and Live replay pages).
 Long series are thinned with ``style.stride`` without moving block edges. Knows nothing about Streamlit, engines or
@@ -291,4 +292,26 @@ def _walk_layout(fig: go.Figure, walk: _Walk, steps: np.ndarray, series_name: st
     fig.update_yaxes(title_text=series_name, row=1, col=1)
     fig.update_yaxes(title_text="pseudo-timeline position", row=2, col=1)
     fig.update_xaxes(title_text="real time (block start)", row=2, col=1)
+    return fig
+
+
+def ordering_figure(rows: list[dict], height: int = 300) -> go.Figure:
+    """Two bar panels per order (rows of ``metrics.ordering_table``): the optimality gap (path cost over the MST
+    lower bound, in %) and, when labels were given, the number of label switches between neighbours."""
+    names = [r["order"] for r in rows]
+    has_sw = all("switches" in r for r in rows)
+    fig = make_subplots(rows=1, cols=2 if has_sw else 1, horizontal_spacing=0.12,
+                        subplot_titles=("Optimality gap (cost / lower bound − 1)",)
+                        + (("Regime switches between neighbours",) if has_sw else ()))
+    gap = [100 * r["gap"] for r in rows]
+    fig.add_trace(go.Bar(x=names, y=gap, text=[f"{g:.0f} %" for g in gap], textposition="outside",
+                         marker_color="#1f77b4", name="gap", hovertemplate="%{x}: gap %{y:.1f} %<extra></extra>"),
+                  row=1, col=1)
+    if has_sw:
+        sw = [r["switches"] for r in rows]
+        fig.add_trace(go.Bar(x=names, y=sw, text=[f"{s:.0f}" for s in sw], textposition="outside",
+                             marker_color="#ff7f0e", name="switches",
+                             hovertemplate="%{x}: %{y:.0f} switches<extra></extra>"), row=1, col=2)
+    fig.update_yaxes(rangemode="tozero")
+    fig.update_layout(height=height, showlegend=False, margin={"l": 10, "r": 10, "t": 40, "b": 10})
     return fig
