@@ -1,8 +1,8 @@
 """Evidence page: does training over the pseudo-timeline beat chronological or random order on this data?
 
-Runs ``chronoslib.experiments.run_evaluation`` on the session's dataset with the session model's configuration,
-caches the result per dataset + model in session state, and shows the figures of ``chronoslib.plots.evidence``
-and the verdicts of ``chronoslib.verdicts``.
+Runs ``chronoslib.experiments.run_evaluation`` on the session's dataset with the session model's configuration
+and the chosen ordering of the pseudo arm, caches the result per dataset + model + ordering in session state,
+and shows the figures of ``chronoslib.plots.evidence`` and the verdicts of ``chronoslib.verdicts``.
 """
 
 import json
@@ -15,6 +15,7 @@ from app_pages.lib import session
 from chronoslib import DefragConfig
 from chronoslib.experiments import PROTOCOL_TEXT, run_evaluation
 from chronoslib.plots.evidence import error_figure, reduction_figure, regime_figure, seed_table, spearman_figure
+from chronoslib.timeline import METHODS
 from chronoslib.verdicts import group_tone, headline, verdict_groups, verdicts
 
 SHIPPED_EVIDENCE = os.path.join(session.ROOT, "sample_data", "sample_evidence.json")
@@ -55,7 +56,14 @@ with st.form("evidence_form"):
     pred_ep = c3.number_input("Predictor epochs", min_value=1, max_value=200, value=10, step=1, key="ev_pred_epochs",
                               help=f"the model's own setting is {cfg.optim.predictor_epochs}")
     seed0 = c4.number_input("First seed", min_value=0, max_value=10_000, value=0, step=1, key="ev_seed0")
+    ordering = st.selectbox("Pseudo-timeline ordering of the pseudo arm", ["as configured", *METHODS[:3]],
+                            key="ev_ordering",
+                            help=f"as configured: the model's own ({cfg.routing.chain_method}); greedy: the "
+                                 "nearest-neighbour chain; refined: greedy + local search; regime: chained inside "
+                                 "regime clusters. Does a better defragmentation change the predictor's result?")
     run = st.form_submit_button("Run evaluation", type="primary")
+chosen = None if ordering == "as configured" else ordering
+key += f":{chosen or 'configured'}"   # and one ordering
 st.caption(f"Data: **{ds.name}** · {ds.features.shape[0]:,} ticks, training span {ds.split:,} ticks · "
            f"model configuration: {cfg_origin} · block length {cfg.encoder.block_len}, latent "
            f"{cfg.encoder.latent_dim}, window {cfg.predictor.window}. The defaults are small and fast: fewer encoder "
@@ -71,7 +79,7 @@ if run:
     try:
         res = run_evaluation(ds.features, ds.split, cfg, labels=ds.labels, prices=ds.prices, seeds=int(seeds),
                              seed0=int(seed0), encoder_epochs=int(enc_ep), predictor_epochs=int(pred_ep),
-                             dataset=ds.name, progress=progress)
+                             dataset=ds.name, progress=progress, ordering=chosen)
         res["verdicts"] = verdicts(res)
         res["made_with"] = session.result_tag()
         results = {**results, key: res}
@@ -82,8 +90,8 @@ if run:
         st.error(f"The evaluation could not run: {exc}")
 
 res = results.get(key)
-if res is None and info.get("origin") == session.SHIPPED_ORIGIN and ds.name == session.DEFAULT_SAMPLE \
-        and os.path.exists(SHIPPED_EVIDENCE):
+if res is None and chosen is None and info.get("origin") == session.SHIPPED_ORIGIN \
+        and ds.name == session.DEFAULT_SAMPLE and os.path.exists(SHIPPED_EVIDENCE):
     # The shipped model on the shipped data (same split): show the result computed when they were made.
     with open(SHIPPED_EVIDENCE) as f:
         shipped = json.load(f)
@@ -102,7 +110,8 @@ if res is None:
     st.stop()
 
 st.subheader("Verdicts")
-st.caption(f"{len(res['seeds'])} seeds ({res['seeds'][0]}…{res['seeds'][-1]}), encoder {res['encoder_epochs']} "
+st.caption(f"Pseudo arm ordered by **{res.get('ordering', 'auto')}** · "
+           f"{len(res['seeds'])} seeds ({res['seeds'][0]}…{res['seeds'][-1]}), encoder {res['encoder_epochs']} "
            f"epochs, predictor {res['predictor_epochs']} epochs · {res['n_train_blocks']} training blocks, "
            f"{res['n_targets']} held-out targets · computed in {res['seconds']:.1f} s")
 heads = headline(res)

@@ -1,18 +1,23 @@
 """Timeline page: the series in chronological vs pseudo-timeline order, similarity heatmaps, figures of merit.
 
 Layout and widgets only: regimes from ``chronoslib.regimes`` through the app's ``cache`` (the same settings as
-the Manifold page, shared via ``session``), metrics from ``metrics.timeline_merit`` (which reuses
-``timeline.path_cost``), figures from ``chronoslib.plots``.
+the Manifold page, shared via ``session``), orderings from ``timeline.build_pseudo_timeline`` through ``cache``,
+metrics from ``metrics.timeline_merit`` and ``metrics.ordering_table`` (which reuse ``timeline.path_cost``),
+figures from ``chronoslib.plots``.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from app_pages.lib import cache, frame, session
 from chronoslib import metrics
-from chronoslib.plots.timeline import similarity_figure, timeline_figure, walk_figure
+from chronoslib.plots.timeline import ordering_figure, similarity_figure, timeline_figure, walk_figure
+from chronoslib.timeline import METHODS
+
+ORDERINGS = METHODS[:3]  # greedy, refined, regime
 
 st.title("Timeline: chronological vs defragmented")
 st.caption("The same training blocks twice, coloured by regime. In real time, regimes come and go and their blocks "
@@ -31,7 +36,7 @@ except (ValueError, RuntimeError) as exc:
     st.stop()
 n = len(view.starts)
 
-c1, c2, c3 = st.columns([1.4, 1.2, 2])
+c1, c2, c0, c3 = st.columns([1.4, 1.2, 1.2, 2])
 label_opts = (["ground truth"] if view.truth is not None else []) + ["regime cluster"]
 prev = session.TL_LABELS.get() or label_opts[0]
 label_kind = c1.radio("Colour blocks by", label_opts, horizontal=True,
@@ -41,6 +46,17 @@ prev_layout = session.TL_LAYOUT.get()
 layout = c2.radio("Layout", list(layout_opts), horizontal=True, index=list(layout_opts).index(prev_layout))
 session.TL_LABELS.set(label_kind)
 session.TL_LAYOUT.set(layout)
+ordering_opts = ["as trained", *ORDERINGS]
+prev_ordering = session.TL_ORDERING.get()
+ordering = c0.selectbox("Ordering", ordering_opts,
+                        index=ordering_opts.index(prev_ordering) if prev_ordering in ordering_opts else 0,
+                        help="as trained: the model's own pseudo-timeline. greedy: nearest-neighbour chain from "
+                             "block 0; refined: greedy + 2-opt / Or-opt local search (shorter path); regime: chained "
+                             "inside regime clusters, fewest regime switches.")
+session.TL_ORDERING.set(ordering)
+with st.spinner("Ordering blocks…"):
+    orders = {m: cache.ordering(view.latents, m) for m in ORDERINGS}
+order = view.order if ordering == "as trained" else orders[ordering]
 labels = view.truth if label_kind == "ground truth" else reg.labels
 lname = "truth" if label_kind == "ground truth" else "regime"
 c3.caption(f"{n:,} blocks of {view.block_len} ticks. Regime clusters: K={reg.k} ({reg.criterion}); change them on "
@@ -48,7 +64,7 @@ c3.caption(f"{n:,} blocks of {view.block_len} ticks. Regime clusters: K={reg.k} 
                                    else ""))
 
 # ------------------------------------------------------------------------------------------------ figures of merit
-m = metrics.timeline_merit(view.latents, view.order, labels)
+m = metrics.timeline_merit(view.latents, order, labels)
 cols = st.columns(4)
 cols[0].metric("Path cost (pseudo)", f"{m['path_cost_pseudo']:.1f}",
                f"{(m['path_cost_ratio'] - 1) * 100:+.0f} % (time order {m['path_cost_chrono']:.1f})",
@@ -63,23 +79,34 @@ cols[3].metric("Adjacency purity (pseudo)", f"{m['purity_pseudo']:.1%}",
                f"{(m['purity_pseudo'] - m['purity_chrono']) * 100:+.1f} pts (time order {m['purity_chrono']:.1%})",
                help=f"Share of consecutive block pairs that carry the same {lname} label.")
 
-st.plotly_chart(timeline_figure(view.series, view.starts, view.block_len, view.order, labels,
+st.subheader("Orderings compared")
+rows = metrics.ordering_table(view.latents, {"time order": np.arange(n), "as trained": view.order, **orders}, labels)
+st.plotly_chart(ordering_figure(rows), width="stretch", key="tl_orderings")
+st.dataframe(pd.DataFrame([{"order": r["order"], "path cost": r["cost"], "lower bound": r["lower_bound"],
+                            "optimality gap": f"{r['gap']:.1%}", f"{lname} switches": int(r["switches"]),
+                            "mean run (blocks)": r["mean_run"], "purity": f"{r['purity']:.1%}"} for r in rows]),
+             hide_index=True, width="stretch", key="tl_ordering_table")
+st.caption("Optimality gap = path cost / lower bound − 1, the lower bound being the minimum spanning tree of the "
+           "latents (no order can cost less), so the true distance to the best order is at most the gap. "
+           f"Switches and runs count consecutive blocks with different / the same {lname} label.")
+
+st.plotly_chart(timeline_figure(view.series, view.starts, view.block_len, order, labels,
                                       layout=layout_opts[layout], label_name=lname, series_name=view.series_name),
                 width="stretch", key="tl_timeline")
 st.caption("x is the block slot in each order (linked zoom). The pseudo-timeline series is rebuilt from each block's "
            "own returns in the new order, so every block keeps its shape; the strips below show the label sequence.")
 
 st.subheader("Latent similarity in both orders")
-st.plotly_chart(similarity_figure(view.latents, view.order), width="stretch", key="tl_similarity")
+st.plotly_chart(similarity_figure(view.latents, order), width="stretch", key="tl_similarity")
 st.caption("Cosine similarity between block latents. In time order, similar blocks are scattered; in pseudo-timeline "
            "order they form blocks along the diagonal." + (f" Pooled to tiles for {n:,} blocks." if n > 300 else ""))
 
 st.subheader("Walk along the pseudo-timeline")
 st.caption("Press ▶ Play or drag the slider: each step of the pseudo-timeline is marked on the real-time series "
            "(top) and on the permutation map (bottom), showing how the walk jumps through time.")
-st.plotly_chart(walk_figure(view.series, view.starts, view.block_len, view.order, labels, x=view.x,
+st.plotly_chart(walk_figure(view.series, view.starts, view.block_len, order, labels, x=view.x,
                                   label_name=lname, series_name=view.series_name),
                 width="stretch", key="tl_walk")
-jumps = np.abs(np.diff(view.starts[view.order])) // view.block_len
+jumps = np.abs(np.diff(view.starts[order])) // view.block_len
 st.caption(f"Median jump between consecutive pseudo-timeline steps: {int(np.median(jumps))} blocks in real time; "
            f"{np.mean(jumps == 1):.0%} of steps go to the chronologically next block.")

@@ -49,6 +49,18 @@ def test_evidence_page_runs_a_tiny_evaluation_and_caches_it():
     assert at.session_state["cd_evidence_results"] is results or len(at.session_state["cd_evidence_results"]) == 1
 
 
+def test_evidence_page_runs_its_three_arms_with_the_chosen_ordering_and_keeps_each_result():
+    at = _evidence_page()
+    _tiny(at)
+    at.selectbox(key="ev_ordering").set_value("regime")
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    results = at.session_state["cd_evidence_results"]
+    assert [k.rsplit(":", 1)[1] for k in results] == ["regime"]
+    assert next(iter(results.values()))["ordering"] == "regime"
+    assert any("ordered by **regime**" in c.value for c in at.caption)
+
+
 def test_evidence_page_shows_an_error_for_data_too_short_to_evaluate():
     at = _evidence_page()
     ds = at.session_state[session.DATASET.key]

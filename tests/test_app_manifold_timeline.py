@@ -167,6 +167,32 @@ def test_timeline_page_shows_the_figures_of_merit_of_both_orders():
     assert not at.exception and at.session_state["cd_tl_layout"] == "stacked"
 
 
+def test_timeline_page_offers_the_ordering_method_and_compares_every_order_against_the_lower_bound():
+    from chronoslib.metrics import ordering_table
+    from chronoslib.timeline import build_pseudo_timeline
+
+    at = _open("app_pages/timeline.py")
+    view = _view(at)
+    rows = {r["order"]: r for r in ordering_table(view.latents, {
+        m: build_pseudo_timeline(view.latents, method=m) for m in ("greedy", "refined", "regime")}, view.truth)}
+    table = next(d.value for d in at.dataframe if "optimality gap" in d.value.columns)
+    assert list(table["order"]) == ["time order", "as trained", "greedy", "refined", "regime"]
+    got = table.set_index("order")
+    for m, r in rows.items():
+        assert got.loc[m, "path cost"] == pytest.approx(r["cost"])
+        assert got.loc[m, "optimality gap"] == f"{r['gap']:.1%}"
+        assert got.loc[m, "truth switches"] == r["switches"]
+        assert got.loc[m, "mean run (blocks)"] == pytest.approx(r["mean_run"])
+    assert rows["refined"]["cost"] <= rows["greedy"]["cost"] and rows["greedy"]["gap"] > 0
+    fig = _chart(at, "tl_orderings")
+    assert [t["type"] for t in fig["data"]] == ["bar", "bar"]
+    box = next(b for b in at.selectbox if b.label == "Ordering")
+    box.set_value("regime").run()
+    assert not at.exception and at.session_state["cd_tl_ordering"] == "regime"
+    m = timeline_merit(view.latents, build_pseudo_timeline(view.latents, method="regime"), view.truth)
+    assert {x.label: x for x in at.metric}["Path cost (pseudo)"].value == f"{m['path_cost_pseudo']:.1f}"
+
+
 def test_pages_explain_a_model_that_does_not_fit_the_data_instead_of_crashing():
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()

@@ -1,6 +1,7 @@
 """The app's caches: what every rerun of a page would otherwise recompute, kept per server process.
 
-Owns: ``clustering`` (``regimes.cluster_regimes``) and ``project`` (``projection.project``) behind
+Owns: ``clustering`` (``regimes.cluster_regimes``), ``ordering`` (``timeline.build_pseudo_timeline``) and
+``project`` (``projection.project``) behind
 ``st.cache_data`` keyed on an explicit sha1 of the arrays (``projection.latents_key``: Streamlit's own hashing
 samples large arrays and misses edits; the arrays themselves are passed as underscore, i.e. unhashed, arguments),
 ``umap_warmup`` (one ``projection.UmapWarmup`` per server through ``st.cache_resource``; the environment variable
@@ -18,7 +19,7 @@ import threading
 import numpy as np
 import streamlit as st
 
-from chronoslib import projection, regimes
+from chronoslib import projection, regimes, timeline
 from chronoslib.projection import Projection, UmapWarmup, latents_key
 
 ENTRIES = 16        # results kept per cached function (a 10k x 3 float32 projection is 120 kB)
@@ -41,6 +42,16 @@ def clustering(latents: np.ndarray, k: int | None = None, block_vol: np.ndarray 
     vol_key = "" if block_vol is None else latents_key(np.asarray(block_vol, dtype=np.float64))
     return _clustering(key or latents_key(latents), vol_key, None if k is None else int(k),
                        (int(k_range[0]), int(k_range[1])), int(seed), criterion, latents, block_vol)
+
+
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
+def _ordering(key: str, method: str, _latents: np.ndarray) -> np.ndarray:
+    return timeline.build_pseudo_timeline(_latents, method=method)
+
+
+def ordering(latents: np.ndarray, method: str, key: str | None = None) -> np.ndarray:
+    """``timeline.build_pseudo_timeline(latents, method)`` (N,), once per content and method in this process."""
+    return _ordering(key or latents_key(latents), method, latents)
 
 
 @st.cache_data(max_entries=ENTRIES, show_spinner=False)

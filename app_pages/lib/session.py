@@ -90,6 +90,7 @@ MF_KNN_INPUT: Slot[int] = Slot("mf_knn_input", lambda: 8)         # widget
 # Timeline page
 TL_LABELS: Slot[str | None] = Slot("cd_tl_labels", _none)
 TL_LAYOUT: Slot[str] = Slot("cd_tl_layout", lambda: "side by side")
+TL_ORDERING: Slot[str] = Slot("cd_tl_ordering", lambda: "as trained")   # "as trained" | timeline method name
 # Live replay page (REPLAY, REPLAY_TAG and REPLAY_RECORDS are read by Manifold, Latency and Diagnostics too)
 REPLAY: Slot[Any] = Slot("cd_replay", _none)                      # replay.ReplaySession | None
 REPLAY_TAG: Slot[dict[str, str] | None] = Slot("cd_replay_tag", _none)   # result_tag of the replay
