@@ -36,3 +36,14 @@ def test_a_fixed_index_holds_every_row_once_in_its_nearest_cell():
         assert torch.equal(ix.latents_of(c), z[torch.from_numpy(s)])
     assert np.array_equal(ix.cell, nearest_cells(z, ix.centroids))
     assert all(ix.members[c].shape[0] == ix.sizes[c] for c in range(ix.n_cells))   # no spare room
+
+
+def test_regime_clusters_find_the_number_of_separated_regimes_and_label_every_row():
+    from chronoslib.cells import regime_clusters
+    from chronoslib.metrics import agreement
+
+    z, lab = regime_latents(5000, seed=2, return_labels=True)        # more rows than the 2,000-row sample
+    got = regime_clusters(torch.from_numpy(z))
+    assert got.shape == (5000,) and len(np.unique(got)) == len(np.unique(lab))
+    assert agreement(got, lab)["ari"] > 0.95
+    assert regime_clusters(torch.from_numpy(z[:1])).tolist() == [0]

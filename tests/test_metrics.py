@@ -239,3 +239,23 @@ def test_a_label_column_with_blanks_and_negative_codes_loads_them_as_missing():
         assert got == want                             # -1 and blanks are missing, not a regime "-1.0" or " "
         assert "-1.0" not in names and " " not in names and "" not in names
         assert block_majority(ds.labels, 5).tolist() == [block_majority(ds.labels[:5], 5)[0]] * 8
+
+
+def test_the_mst_lower_bound_is_below_every_order_and_its_knn_estimate_is_close_to_the_exact_tree():
+    from chronoslib.metrics import mst_lower_bound, ordering_scores, ordering_table
+    from chronoslib.synthetic import regime_latents
+    from chronoslib.timeline import build_pseudo_timeline, path_cost
+
+    z, lab = regime_latents(2500, seed=0, return_labels=True)
+    exact = mst_lower_bound(z, exact_max=3000)
+    knn = mst_lower_bound(z)                                          # > 2,000 blocks: the K-NN graph
+    assert exact <= knn <= 1.02 * exact
+    for m in ("greedy", "refined", "regime"):
+        assert path_cost(z, build_pseudo_timeline(z, method=m)) >= exact
+    line = np.array([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0]])              # MST = the line: 1 + 4
+    assert mst_lower_bound(line) == pytest.approx(5.0)
+    q = ordering_scores(line, np.array([0, 2, 1]), np.array([0, 1, 1]))
+    assert q["cost"] == pytest.approx(9 + 4) and q["gap"] == pytest.approx(13 / 5 - 1)
+    assert q["switches"] == 1 and q["mean_run"] == 1.5 and q["purity"] == 0.5
+    rows = ordering_table(line, {"a": np.array([0, 1, 2]), "b": np.array([0, 2, 1])})
+    assert [r["order"] for r in rows] == ["a", "b"] and rows[0]["gap"] == pytest.approx(0.0)

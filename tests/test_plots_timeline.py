@@ -86,3 +86,13 @@ def test_walk_figure_frames_mark_each_step_at_its_real_time_and_position():
     ts = pd.date_range("2024-01-01", periods=len(series), freq="min").to_numpy()
     fig_t = timeline.walk_figure(series, starts, 8, order, None, x=ts, max_frames=3)
     assert fig_t.frames[1].data[2].x[0].startswith(str(ts[starts[order[int(fig_t.frames[1].name)]]])[:16])
+
+
+def test_ordering_figure_draws_the_gap_and_the_switches_of_each_order():
+    rows = [{"order": "greedy", "gap": 0.3, "switches": 9.0}, {"order": "refined", "gap": 0.2, "switches": 7.0}]
+    fig = timeline.ordering_figure(rows)
+    assert [t.type for t in fig.data] == ["bar", "bar"]
+    assert list(fig.data[0].x) == ["greedy", "refined"] and list(fig.data[0].y) == pytest.approx([30.0, 20.0])
+    assert list(fig.data[1].y) == [9.0, 7.0]
+    no_labels = timeline.ordering_figure([{"order": "greedy", "gap": 0.3}])
+    assert len(no_labels.data) == 1
