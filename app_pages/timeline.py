@@ -80,7 +80,8 @@ cols[3].metric("Adjacency purity (pseudo)", f"{m['purity_pseudo']:.1%}",
                help=f"Share of consecutive block pairs that carry the same {lname} label.")
 
 st.subheader("Orderings compared")
-rows = metrics.ordering_table(view.latents, {"time order": np.arange(n), "as trained": view.order, **orders}, labels)
+rows = metrics.ordering_table(view.latents, {"time order": np.arange(n), "as trained": view.order, **orders}, labels,
+                              lower_bound=cache.lower_bound(view.latents))
 st.plotly_chart(ordering_figure(rows), width="stretch", key="tl_orderings")
 st.dataframe(pd.DataFrame([{"order": r["order"], "path cost": r["cost"], "lower bound": r["lower_bound"],
                             "optimality gap": f"{r['gap']:.1%}", f"{lname} switches": int(r["switches"]),

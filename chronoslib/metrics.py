@@ -230,11 +230,12 @@ def _bridges(z: np.ndarray, g: Any, sample: int = 2000, seed: int = 0) -> float:
     return float(minimum_spanning_tree(w).sum())
 
 
-def ordering_table(latents: np.ndarray, orders: dict[str, np.ndarray],
-                   labels: np.ndarray | None = None) -> list[dict[str, Any]]:
-    """``ordering_scores`` of each named order (N,) against one shared MST lower bound: one row per order with
-    its name under "order" (cost, lower_bound, gap and, with labels, purity / switches / mean_run)."""
-    bound = mst_lower_bound(latents)
+def ordering_table(latents: np.ndarray, orders: dict[str, np.ndarray], labels: np.ndarray | None = None,
+                   lower_bound: float | None = None) -> list[dict[str, Any]]:
+    """``ordering_scores`` of each named order (N,) against one shared MST lower bound (``mst_lower_bound``
+    unless given): one row per order, its name under "order" (cost, lower_bound, gap and, with labels, purity /
+    switches / mean_run)."""
+    bound = mst_lower_bound(latents) if lower_bound is None else float(lower_bound)
     return [{"order": name, **ordering_scores(latents, o, labels, bound)} for name, o in orders.items()]
 
 

@@ -1,7 +1,7 @@
 """The app's caches: what every rerun of a page would otherwise recompute, kept per server process.
 
-Owns: ``clustering`` (``regimes.cluster_regimes``), ``ordering`` (``timeline.build_pseudo_timeline``) and
-``project`` (``projection.project``) behind
+Owns: ``clustering`` (``regimes.cluster_regimes``), ``ordering`` (``timeline.build_pseudo_timeline``),
+``lower_bound`` (``metrics.mst_lower_bound``) and ``project`` (``projection.project``) behind
 ``st.cache_data`` keyed on an explicit sha1 of the arrays (``projection.latents_key``: Streamlit's own hashing
 samples large arrays and misses edits; the arrays themselves are passed as underscore, i.e. unhashed, arguments),
 ``umap_warmup`` (one ``projection.UmapWarmup`` per server through ``st.cache_resource``; the environment variable
@@ -19,7 +19,7 @@ import threading
 import numpy as np
 import streamlit as st
 
-from chronoslib import projection, regimes, timeline
+from chronoslib import metrics, projection, regimes, timeline
 from chronoslib.projection import Projection, UmapWarmup, latents_key
 
 ENTRIES = 16        # results kept per cached function (a 10k x 3 float32 projection is 120 kB)
@@ -52,6 +52,16 @@ def _ordering(key: str, method: str, _latents: np.ndarray) -> np.ndarray:
 def ordering(latents: np.ndarray, method: str, key: str | None = None) -> np.ndarray:
     """``timeline.build_pseudo_timeline(latents, method)`` (N,), once per content and method in this process."""
     return _ordering(key or latents_key(latents), method, latents)
+
+
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
+def _lower_bound(key: str, _latents: np.ndarray) -> float:
+    return metrics.mst_lower_bound(_latents)
+
+
+def lower_bound(latents: np.ndarray, key: str | None = None) -> float:
+    """``metrics.mst_lower_bound(latents)``, the path-cost lower bound, once per content in this process."""
+    return _lower_bound(key or latents_key(latents), latents)
 
 
 @st.cache_data(max_entries=ENTRIES, show_spinner=False)
