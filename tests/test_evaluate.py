@@ -56,3 +56,17 @@ def test_cli_evaluate_prints_strict_json_with_verdicts(tmp_path, capsys):
     assert json.loads((tmp_path / "r.json").read_text())["summary"] == res["summary"]
     assert main(["evaluate", str(tmp_path / "missing.csv")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_cli_evaluate_trains_the_pseudo_arm_on_the_chosen_ordering(tmp_path, capsys):
+    p, cfgp = tmp_path / "d.csv", tmp_path / "cfg.json"
+    _write_csv(p)
+    cfgp.write_text(json.dumps(small_config(input_dim=3, epochs=1).to_dict()))
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        rc = main(["evaluate", str(p), "--seeds", "2", "--predictor-epochs", "1", "--holdout", "0.25",
+                   "--config", str(cfgp), "--ordering", "regime"])
+    assert rc == 0 and json.loads(buf.getvalue())["ordering"] == "regime"
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", str(p), "--ordering", "fastest"])
+    assert exc.value.code == 2 and "invalid choice" in capsys.readouterr().err
