@@ -31,10 +31,8 @@ if eng is not None and eng.cfg.encoder.input_dim == n_feat:
     cfg = eng.cfg.copy()
     cfg_origin = f"the current model's configuration ({info.get('origin', '?')})"
 else:
-    cfg = DefragConfig()
-    cfg.encoder.input_dim = n_feat
-    if eng is not None:
-        cfg.encoder.block_len = eng.cfg.encoder.block_len
+    cfg = DefragConfig().with_overrides(input_dim=n_feat,
+                                        block_len=eng.cfg.encoder.block_len if eng is not None else None)
     cfg_origin = "the default configuration (the current model was trained on a different feature set)"
 
 with st.expander("Method", expanded=False):

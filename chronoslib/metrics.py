@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError, DataError
+from .numeric_checks import unit_latents
 
 # A batch whose latents average this cosine or more, or whose effective rank is this low, is collapsed.
 COLLAPSE_MEAN_COS = 0.9
@@ -31,11 +32,10 @@ COLLAPSING_EFF_RANK = 3.0
 
 def mean_pairwise_cosine(z: np.ndarray) -> float:
     """Mean cosine over distinct pairs of rows of z (N, D) (rows are normalised here)."""
-    z = np.asarray(z, dtype=np.float64)
-    n = z.shape[0]
+    n = len(z)
     if n < 2:
         return 1.0
-    z = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+    z = unit_latents(z)
     s = z.sum(axis=0)
     # sum_{i != j} z_i . z_j = |sum z|^2 - sum |z_i|^2, in O(N D) instead of an N x N matrix.
     return float((s @ s - n) / (n * (n - 1)))
@@ -95,11 +95,10 @@ def pairwise_similarities(z: np.ndarray, max_pairs: int = 50_000, seed: int = 0)
     All N (N - 1) / 2 pairs when that is at most ``max_pairs``, else ``max_pairs`` pairs drawn uniformly
     (i != j) with an explicit seed, so the histogram costs O(max_pairs * D) for any N.
     """
-    z = np.asarray(z, dtype=np.float64)
-    n = z.shape[0]
+    n = len(z)
     if n < 2:
         return np.empty(0)
-    z = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+    z = unit_latents(z)
     if n * (n - 1) // 2 <= max_pairs:
         i, j = np.triu_indices(n, k=1)
     else:

@@ -21,6 +21,15 @@ from .errors import DataError, LookAheadError
 UNIT_NORM_TOL = 1e-3  # latents are L2-normalised in float32; 1e-3 admits rounding, refuses scaled / zero rows
 
 
+def _check_latent_shape(shape: tuple[int, ...], finite_rows: Any, what: str) -> None:
+    """The one latent check: a non-empty (N, D) matrix whose rows are all finite, else DataError naming the row."""
+    if len(shape) != 2 or shape[0] == 0 or shape[1] == 0:
+        raise DataError(f"{what} must be a non-empty (N, D) array, got shape {tuple(shape)}")
+    finite_rows = np.asarray(finite_rows)
+    if not finite_rows.all():
+        raise DataError(f"{what} contain NaN or inf (first in row {int(np.argmin(finite_rows))})")
+
+
 def latent_matrix(z: Any, what: str = "latents") -> torch.Tensor:
     """A latent matrix (N, D) as a contiguous float32 CPU tensor: non-empty, 2-D and finite, else DataError.
 
@@ -28,17 +37,17 @@ def latent_matrix(z: Any, what: str = "latents") -> torch.Tensor:
     """
     t = (z.detach() if torch.is_tensor(z) else torch.from_numpy(np.asarray(z, dtype=np.float32)))
     t = t.to("cpu", torch.float32)
-    if t.ndim != 2 or t.shape[0] == 0 or t.shape[1] == 0:
-        raise DataError(f"{what} must be a non-empty (N, D) array, got shape {tuple(t.shape)}")
-    if not bool(torch.isfinite(t).all()):
-        row = int((~torch.isfinite(t).all(1)).nonzero()[0, 0])
-        raise DataError(f"{what} contain NaN or inf (first in row {row})")
+    _check_latent_shape(tuple(t.shape), torch.isfinite(t).all(1).numpy() if t.ndim == 2 else True, what)
     return t.contiguous()
 
 
 def unit_latents(z: Any, what: str = "latents") -> np.ndarray:
-    """``latent_matrix`` as float64 NumPy rows scaled to unit length (a zero row stays zero): (N, D)."""
-    x = latent_matrix(z, what).numpy().astype(np.float64)
+    """Latents as float64 NumPy rows scaled to unit length (a zero row stays zero): (N, D).
+
+    Same checks as ``latent_matrix``; kept in float64 throughout, so float64 input loses no precision.
+    """
+    x = np.asarray(z.detach().cpu().numpy() if torch.is_tensor(z) else z, dtype=np.float64)
+    _check_latent_shape(x.shape, np.isfinite(x).all(1) if x.ndim == 2 else True, what)
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 

@@ -98,3 +98,21 @@ def test_update_registry_good_rows_keep_confidence_finite(engine):
     eng.update_registry(z, eng.train_end_tick + np.arange(3) * 16.0)
     p = eng.predict_live(x[:16], eng.train_end_tick + 64)
     assert np.isfinite(p.regime_confidence) and np.isfinite(float(p.alpha_prediction))
+
+
+def test_the_latent_check_names_the_first_bad_row_and_keeps_float64_precision():
+    from chronoslib.numeric_checks import latent_matrix, unit_latents
+
+    bad = np.ones((5, 3))
+    bad[3, 2] = np.nan
+    for check in (latent_matrix, unit_latents):
+        with pytest.raises(DataError, match=r"contain NaN or inf \(first in row 3\)"):
+            check(bad)
+        with pytest.raises(DataError, match=r"non-empty \(N, D\) array, got shape \(0, 3\)"):
+            check(np.zeros((0, 3)))
+        with pytest.raises(DataError, match=r"got shape \(6,\)"):
+            check(np.ones(6))
+    z = np.random.default_rng(0).standard_normal((4, 3))
+    np.testing.assert_allclose(unit_latents(z), z / np.linalg.norm(z, axis=1, keepdims=True), rtol=0, atol=1e-15)
+    t = latent_matrix(z)
+    assert t.dtype == torch.float32 and t.is_contiguous() and tuple(t.shape) == (4, 3)

@@ -18,6 +18,7 @@ from plotly.subplots import make_subplots
 
 from ..errors import ConfigError
 from ..metrics import mean_run_length
+from ..numeric_checks import unit_latents
 from .style import HIGHLIGHT, as_list, fmt_time, regime_color, scatter_class, stride, strided_ticks
 
 
@@ -154,8 +155,7 @@ def similarity_matrices(latents: np.ndarray, order: np.ndarray,
     Returns (chrono, pseudo, pool) where pool is the tile size in blocks (1 = unpooled). Pooling works on
     (chunk, N) slices so a 10k-block model never allocates a 10k x 10k matrix.
     """
-    z = np.asarray(latents, dtype=np.float64)
-    z = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+    z = unit_latents(latents)
     n = z.shape[0]
     b = max(1, math.ceil(n / max_cells))
 
