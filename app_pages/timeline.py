@@ -21,8 +21,9 @@ ORDERINGS = METHODS[:3]  # greedy, refined, regime
 
 st.title("Timeline: chronological vs defragmented")
 st.caption("The same training blocks twice, coloured by regime. In real time, regimes come and go and their blocks "
-           "are scattered. The pseudo-timeline chains each block to its most similar unvisited neighbour, so blocks "
-           "of one regime end up side by side: the timeline is *defragmented*.")
+           "are scattered. The pseudo-timeline orders the blocks so that similar ones sit next to each other (a "
+           "nearest-neighbour chain from block 0, refined by local search), so blocks of one regime end up side by "
+           "side: the timeline is *defragmented*.")
 
 eng, ds, view = frame.model_view("pseudo-timeline")
 try:
@@ -79,6 +80,12 @@ cols[3].metric("Adjacency purity (pseudo)", f"{m['purity_pseudo']:.1%}",
                f"{(m['purity_pseudo'] - m['purity_chrono']) * 100:+.1f} pts (time order {m['purity_chrono']:.1%})",
                help=f"Share of consecutive block pairs that carry the same {lname} label.")
 
+st.plotly_chart(timeline_figure(view.series, view.starts, view.block_len, order, labels,
+                                      layout=layout_opts[layout], label_name=lname, series_name=view.series_name),
+                width="stretch", key="tl_timeline")
+st.caption("x is the block slot in each order (linked zoom). The pseudo-timeline series is rebuilt from each block's "
+           "own returns in the new order, so every block keeps its shape; the strips below show the label sequence.")
+
 st.subheader("Orderings compared")
 rows = metrics.ordering_table(view.latents, {"time order": np.arange(n), "as trained": view.order, **orders}, labels,
                               lower_bound=cache.lower_bound(view.latents))
@@ -90,12 +97,6 @@ st.dataframe(pd.DataFrame([{"order": r["order"], "path cost": r["cost"], "lower 
 st.caption("Optimality gap = path cost / lower bound − 1, the lower bound being the minimum spanning tree of the "
            "latents (no order can cost less), so the true distance to the best order is at most the gap. "
            f"Switches and runs count consecutive blocks with different / the same {lname} label.")
-
-st.plotly_chart(timeline_figure(view.series, view.starts, view.block_len, order, labels,
-                                      layout=layout_opts[layout], label_name=lname, series_name=view.series_name),
-                width="stretch", key="tl_timeline")
-st.caption("x is the block slot in each order (linked zoom). The pseudo-timeline series is rebuilt from each block's "
-           "own returns in the new order, so every block keeps its shape; the strips below show the label sequence.")
 
 st.subheader("Latent similarity in both orders")
 st.plotly_chart(similarity_figure(view.latents, order), width="stretch", key="tl_similarity")

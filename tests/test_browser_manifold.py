@@ -61,7 +61,10 @@ def test_timeline_page_shows_both_orders_heatmaps_and_the_walk(page):  # noqa: F
     _goto(page, "Timeline", "Timeline: chronological vs defragmented")
     page.wait_for_selector(f"{CHART} .main-svg")
     page.get_by_text("Pseudo-timeline (defragmented)").first.wait_for()
-    assert page.locator(CHART).count() == 3
+    # The side-by-side orders, the orderings compared against the lower bound, the heatmaps and the walk.
+    page.get_by_text("Orderings compared").wait_for()
+    assert page.locator(CHART).count() == 4
     assert page.get_by_text("Timeline entropy").count() >= 1
+    assert page.get_by_text(re.compile(r"Optimality gap = path cost / lower bound")).count() == 1
     assert page.locator(f"{CHART} .updatemenu-button").count() == 2                  # ▶ Play and ⏸ Pause
     assert not page.locator('[data-testid="stException"]').count()
