@@ -15,7 +15,7 @@ from app_pages.lib import session
 from chronoslib import DefragConfig
 from chronoslib.experiments import PROTOCOL_TEXT, run_evaluation
 from chronoslib.plots.evidence import error_figure, reduction_figure, regime_figure, seed_table, spearman_figure
-from chronoslib.timeline import METHODS
+from chronoslib.timeline import METHODS, resolve_method
 from chronoslib.verdicts import group_tone, headline, verdict_groups, verdicts
 
 SHIPPED_EVIDENCE = os.path.join(session.ROOT, "sample_data", "sample_evidence.json")
@@ -108,7 +108,7 @@ if res is None:
     st.stop()
 
 st.subheader("Verdicts")
-st.caption(f"Pseudo arm ordered by **{res.get('ordering', 'auto')}** · "
+st.caption(f"Pseudo arm ordered by **{resolve_method(res.get('ordering', 'auto'))}** · "
            f"{len(res['seeds'])} seeds ({res['seeds'][0]}…{res['seeds'][-1]}), encoder {res['encoder_epochs']} "
            f"epochs, predictor {res['predictor_epochs']} epochs · {res['n_train_blocks']} training blocks, "
            f"{res['n_targets']} held-out targets · computed in {res['seconds']:.1f} s")

@@ -93,7 +93,9 @@ st.plotly_chart(ordering_figure(rows), width="stretch", key="tl_orderings")
 st.dataframe(pd.DataFrame([{"order": r["order"], "path cost": r["cost"], "lower bound": r["lower_bound"],
                             "optimality gap": f"{r['gap']:.1%}", f"{lname} switches": int(r["switches"]),
                             "mean run (blocks)": r["mean_run"], "purity": f"{r['purity']:.1%}"} for r in rows]),
-             hide_index=True, width="stretch", key="tl_ordering_table")
+             hide_index=True, width="stretch", key="tl_ordering_table",
+             column_config={c: st.column_config.NumberColumn(format=f) for c, f in
+                            (("path cost", "%.2f"), ("lower bound", "%.2f"), ("mean run (blocks)", "%.1f"))})
 st.caption("Optimality gap = path cost / lower bound − 1, the lower bound being the minimum spanning tree of the "
            "latents (no order can cost less), so the true distance to the best order is at most the gap. "
            f"Switches and runs count consecutive blocks with different / the same {lname} label.")

@@ -45,6 +45,7 @@ from .errors import ConfigError, DataError, NotEnoughBlocksError
 from .metrics import agreement, block_majority, latent_mse, spearman, summarise
 from .predictor import TemporalPredictor, gather_windows
 from .registry import Registry
+from .timeline import resolve_method
 from .training import preceding_states, train_predictor
 
 ARMS = ("pseudo", "chrono", "random")
@@ -325,7 +326,7 @@ def run_evaluation(features: np.ndarray, split: int, cfg: DefragConfig, *, label
         "dataset": dataset, "n_ticks": int(x.shape[0]), "n_features": int(x.shape[1]), "split": int(split),
         "block_len": cfg.encoder.block_len, "window": cfg.predictor.window, "forecast_dim": cfg.predictor.forecast_dim,
         "n_train_blocks": n_train, "n_heldout_blocks": n_held, "n_targets": n_held - 1,
-        "seeds": [seed0 + i for i in range(seeds)], "ordering": cfg.routing.chain_method,
+        "seeds": [seed0 + i for i in range(seeds)], "ordering": resolve_method(cfg.routing.chain_method),
         "encoder_epochs": cfg.optim.encoder_epochs,
         "predictor_epochs": pe, "has_prices": prices is not None, "has_regimes": has_regimes,
         "n_regimes": per_seed[0].get("n_regimes"), "arms": list(ARMS), "protocols": list(PROTOCOLS),

@@ -356,8 +356,7 @@ def build_pseudo_timeline(z: np.ndarray | torch.Tensor, method: str = "auto",
     """
     if method not in METHODS:
         raise DataError(f"method must be one of {' | '.join(METHODS)}, got {method!r}")
-    if method == "auto":
-        method = DEFAULT_METHOD
+    method = resolve_method(method)
     if method == "refined":
         return refined_chain(z, approx_threshold=approx_threshold)
     if method == "regime":
@@ -370,6 +369,11 @@ def build_pseudo_timeline(z: np.ndarray | torch.Tensor, method: str = "auto",
 # What "auto" (the default) means. Chosen by the bench's ordering section (docs/defragmentation.md): within
 # ~4 % of LKH-3 on encoded regime sets (greedy: 16-22 % above), purity at or above greedy's, 100k blocks in ~12 s.
 DEFAULT_METHOD = "refined"
+
+
+def resolve_method(method: str) -> str:
+    """The ordering a method name runs: "auto" is ``DEFAULT_METHOD``; every other name is itself."""
+    return DEFAULT_METHOD if method == "auto" else method
 
 
 def path_cost(z: np.ndarray, order: np.ndarray | None = None) -> float:

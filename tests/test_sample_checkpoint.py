@@ -75,6 +75,9 @@ def test_shipped_evidence_matches_the_shipped_model_and_data():
     assert res["block_len"] == eng.cfg.encoder.block_len and res["window"] == eng.cfg.predictor.window
     assert res["encoder_epochs"] == eng.cfg.optim.encoder_epochs and len(res["seeds"]) >= 3
     assert res["verdicts"] and all(isinstance(v, str) for v in res["verdicts"])
+    from chronoslib.timeline import resolve_method
+
+    assert res["ordering"] == resolve_method(eng.cfg.routing.chain_method)  # the ordering it ran, by name
 
 
 def test_the_shipped_pseudo_timeline_is_the_default_ordering_of_its_latents(shipped):

@@ -223,3 +223,12 @@ def test_regime_with_given_clusters_keeps_them_contiguous_and_never_adds_a_switc
     assert p[0] == 0 and np.count_nonzero(np.diff(lab[p])) == len(np.unique(lab)) - 1
     with pytest.raises(DataError, match="one label per block"):
         regime_chain(z, clusters=lab[:-1])
+
+
+def test_auto_resolves_to_the_default_method_and_runs_it():
+    from chronoslib.timeline import DEFAULT_METHOD, resolve_method
+
+    assert resolve_method("auto") == DEFAULT_METHOD and resolve_method("greedy") == "greedy"
+    z = regime_latents(300, dim=8, seed=5)
+    auto, default = build_pseudo_timeline(z, method="auto"), build_pseudo_timeline(z, method=DEFAULT_METHOD)
+    np.testing.assert_array_equal(auto, default)
