@@ -9,8 +9,9 @@ of moves evaluated for every position at once with NumPy:
 Each round computes the gain of every candidate move (only candidates whose new neighbour edge is shorter than an
 edge it removes: the usual neighbour-list pruning), keeps the best moves whose touched positions do not overlap
 (so their gains add exactly) and applies them together. Rounds stop when nothing improves, after ``max_rounds``
-or after ``time_limit`` seconds. Position 0 never moves (the causal anchor). With ``labels`` a move is refused
-when it would add a label switch between neighbours, so an order with K - 1 switches keeps them.
+or, only when a caller asks for it, after ``time_limit`` seconds (a clock makes the result depend on the load).
+Position 0 never moves (the causal anchor). With ``labels`` a move is refused when it would add a label switch
+between neighbours, so an order with K - 1 switches keeps them.
 
 Memory O(N * K); one round costs O(N * K * D) vectorised work plus a Python pass over the improving candidates.
 Knows nothing about encoders, clustering or how the starting order or the lists were made.

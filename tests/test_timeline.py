@@ -232,3 +232,15 @@ def test_auto_resolves_to_the_default_method_and_runs_it():
     z = regime_latents(300, dim=8, seed=5)
     auto, default = build_pseudo_timeline(z, method="auto"), build_pseudo_timeline(z, method=DEFAULT_METHOD)
     np.testing.assert_array_equal(auto, default)
+
+
+def test_the_refined_order_is_bounded_by_rounds_not_by_the_clock():
+    # A wall-clock bound would make the permutation depend on how busy the machine is; the default has none.
+    from chronoslib import timeline
+
+    assert timeline._search_settings(10_000, None)["time_limit"] is None
+    assert timeline.search_rounds(1_000) == 200 and timeline.search_rounds(100_000) == 18
+    assert timeline.search_rounds(1_000_000) == 12 and timeline.search_rounds(10**9) == 12
+    z = regime_latents(400, dim=8, seed=2)
+    slow = timeline.refined_chain(z, time_limit=1e9)   # an explicit cap far away changes nothing
+    np.testing.assert_array_equal(timeline.refined_chain(z), slow)
