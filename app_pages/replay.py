@@ -230,8 +230,12 @@ def _live_view(rs: replay.ReplaySession) -> None:
             rs.rewind(target)
         elif target > rs.position:
             _ = rs.step(target - rs.position)
-        fresh, chunk = True, chunk + 1
         publish(rs)
+        # Redraw the whole page, not just this fragment: a Pause click's own page run can be overtaken by the
+        # player's last fragment request, which left the button saying "Pause" while the replay was paused.
+        session.REPLAY_CHUNK.set(chunk + 1)
+        session.REPLAY_FRESH.set(True)
+        st.rerun()
     elif playing and not fresh and val.get("request") == chunk:
         try:
             _ = rs.step(max(1, int(np.ceil(float(s["speed"]) * CHUNK_S))))
