@@ -27,14 +27,17 @@ TRANSFORMS: dict[str, str] = {
     "log_return": "log(price_t / price_t-1): tick-to-tick log return of the price column",
     "abs_return": "|log(price_t / price_t-1)|: size of the move whatever its sign",
     "hl_range": "log(high_t / low_t): the bar's high-low range (needs high and low columns)",
-    "log_volume": "log(1 + volume_t): traded volume on a log scale (needs a volume column)",
+    "log_volume": "log(1 + volume_t): traded volume on a log scale (needs a volume column; trends with the market)",
+    "rel_volume": "log((1 + volume_t / m_t) / 2), m_t = mean of the last vol_window volumes (tick t included): "
+                  "volume relative to its own recent level, 0 at the usual level (needs a volume column)",
     "rolling_vol": "standard deviation of the last vol_window log returns (causal rolling volatility)",
 }
 # transform -> the source roles it reads
 NEEDS: dict[str, tuple[str, ...]] = {
     "log_return": ("price",), "abs_return": ("price",), "hl_range": ("high", "low"),
-    "log_volume": ("volume",), "rolling_vol": ("price",),
+    "log_volume": ("volume",), "rel_volume": ("volume",), "rolling_vol": ("price",),
 }
+ROLLING = ("rolling_vol", "rel_volume")   # transforms that read the last vol_window ticks
 ROLES = ("price", "high", "low", "volume")
 DEFAULT_VOL_WINDOW = 20
 
@@ -47,9 +50,10 @@ def check_transforms(transforms: Sequence[str], vol_window: int = DEFAULT_VOL_WI
         raise DataError(f"unknown feature transform(s) {unknown}; choose from {list(TRANSFORMS)}")
     if len(set(names)) != len(names):
         raise DataError(f"feature transforms must not repeat, got {names}")
-    if "rolling_vol" in names and (not isinstance(vol_window, int) or isinstance(vol_window, bool)
+    if any(t in ROLLING for t in names) and (not isinstance(vol_window, int) or isinstance(vol_window, bool)
                                    or vol_window < 2):
-        raise DataError(f"vol_window (rolling volatility window) must be an integer >= 2, got {vol_window!r}")
+        raise DataError(f"vol_window (rolling window of rolling_vol / rel_volume) must be an integer >= 2, got "
+                        f"{vol_window!r}")
     return names
 
 
@@ -62,14 +66,16 @@ def needed_roles(transforms: Sequence[str]) -> list[str]:
 def warmup_ticks(transforms: Sequence[str], vol_window: int = DEFAULT_VOL_WINDOW) -> int:
     """Leading ticks that cannot produce a feature row (they only serve as history).
 
+    rolling_vol needs ``vol_window`` returns (so ``vol_window`` earlier ticks), rel_volume ``vol_window - 1``
+    earlier volumes; the recipe's warm-up is the longest of its transforms'.
+
     >>> warmup_ticks(["hl_range"]), warmup_ticks(["log_return"]), warmup_ticks(["log_return", "rolling_vol"], 20)
     (0, 1, 20)
+    >>> warmup_ticks(["rel_volume"], 20), warmup_ticks(["rel_volume", "log_return"], 2)
+    (19, 1)
     """
-    if "rolling_vol" in transforms:
-        return int(vol_window)
-    if "log_return" in transforms or "abs_return" in transforms:
-        return 1
-    return 0
+    need = {"log_return": 1, "abs_return": 1, "rolling_vol": int(vol_window), "rel_volume": int(vol_window) - 1}
+    return max([need.get(t, 0) for t in transforms], default=0)
 
 
 def _check_positive(role: str, name: str, x: np.ndarray, allow_zero: bool = False) -> None:
@@ -128,12 +134,39 @@ def engineer(sources: Mapping[str, np.ndarray], transforms: Sequence[str], vol_w
             col = np.log(hi / lo)
         elif name == "log_volume":
             col = np.log1p(src["volume"])
+        elif name == "rel_volume":
+            col = relative_volume(src["volume"], vol_window)
         else:  # rolling_vol: std of returns at ticks i-w+1 .. i (ddof=1, like pandas' rolling std)
             col = np.full(t, np.nan)
             win = np.lib.stride_tricks.sliding_window_view(ret[1:], vol_window)  # (T - w, w)
             col[vol_window:] = win.std(axis=1, ddof=1)
         cols.append(col[w:])
     return np.stack(cols, axis=1)                # (T - w, K)
+
+
+def relative_volume(volume: np.ndarray, window: int) -> np.ndarray:
+    """(T,) ``log((1 + v_t / m_t) / 2)``, ``m_t`` the mean of ``v_{t-window+1} .. v_t``; NaN for the first
+    ``window - 1`` ticks (no full window yet).
+
+    Why this form: the ratio to the tick's own recent mean removes the market-wide trend in volume (raw or log
+    volume rises over the years and would make the encoder learn eras); ``log(1 + r) - log 2`` is 0 at the
+    usual level, about ``log r`` for bursts and stays finite for a zero-volume tick (``-log 2``); a window
+    of zeros (``m_t = 0``, a halted market) counts as the usual level (0). Unit-free: shares, contracts or
+    coins give the same feature. Each row's mean is taken over its own window, so a live window reproduces
+    training exactly.
+
+    >>> relative_volume(np.array([10.0, 10.0, 40.0, 0.0]), 2).round(4).tolist()
+    [nan, 0.0, 0.2624, -0.6931]
+    """
+    v = np.asarray(volume, dtype=np.float64)
+    out = np.full(v.shape, np.nan)
+    if len(v) < window:
+        return out
+    m = np.lib.stride_tricks.sliding_window_view(v, window).mean(axis=1)   # (T - window + 1,) m[i] ends at i+w-1
+    tail = v[window - 1:]
+    ratio = np.divide(tail, m, out=np.ones_like(m), where=m > 0)
+    out[window - 1:] = np.log1p(ratio) - np.log(2.0)
+    return out
 
 
 def source_columns(data_cfg: Any) -> list[str]:
