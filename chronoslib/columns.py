@@ -15,6 +15,7 @@ policies, feature engineering or models.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -24,12 +25,23 @@ import pandas as pd
 from .errors import DataError
 
 __all__ = ["numeric_like", "numeric_columns", "detect_timestamp_column", "detect_label_column",
-           "detect_price_columns", "feature_columns", "frame_values"]
+           "detect_price_columns", "market_columns", "feature_columns", "frame_values"]
 
 _LABEL_NAMES = ("regime", "regimes", "label", "labels", "true_regime", "regime_label", "ground_truth", "state")
 _TS_NAMES = ("timestamp", "time", "date", "datetime", "ts", "date_time", "time_stamp", "dt")
-_PRICE_NAMES = {"price": ("close", "adj_close", "adjclose", "price", "last", "mid", "close_price"),
-                "high": ("high", "hi"), "low": ("low", "lo"), "volume": ("volume", "vol", "qty", "size")}
+# Market-data roles by name, tried in this order (a column takes the first role it matches). Names are compared
+# lower-case with every run of other characters as "_" ("Adj. Close" -> adj_close, "<TICKVOL>" -> tickvol,
+# "AAPL.Close" -> aapl_close), so a ticker prefix and a "_price" suffix are allowed.
+_MARKET_PATTERNS: dict[str, re.Pattern[str]] = {
+    "adj_close": re.compile(r"(^|_)((adj|adjusted)_?(close|closing)(_price)?|close_adj(usted)?|adjusted)$"),
+    "volume": re.compile(r"(^|_)(volume|vol|tickvol|tick_volume|real_volume|qty|quantity)$|^volume_[a-z0-9]+$|"
+                         r"^size$"),
+    "open": re.compile(r"(^|_)(open|opening)(_price)?$"),
+    "high": re.compile(r"(^|_)(high|hi)(_price)?$"),
+    "low": re.compile(r"(^|_)(low|lo)(_price)?$"),
+    "close": re.compile(r"(^|_)(close|closing|last|px_last|settle|settlement|price|mid)(_price)?$"),
+}
+_LETTERS = {"o": "open", "h": "high", "l": "low", "c": "close", "v": "volume"}  # only with h, l and c present
 
 
 # ---------------------------------------------------------------------------------------------------- detection
@@ -100,16 +112,49 @@ def detect_label_column(df: pd.DataFrame) -> str | None:
     return None
 
 
-def detect_price_columns(df: pd.DataFrame) -> dict[str, str]:
-    """Source columns for feature engineering found by name: {'price': 'close', 'high': 'High', ...}."""
-    by_low = {str(c).strip().lower().replace(" ", "_"): str(c) for c in df.columns}
-    out: dict[str, str] = {}
-    for role, names in _PRICE_NAMES.items():
-        for n in names:
-            if n in by_low and numeric_like(df[by_low[n]]):
-                out[role] = by_low[n]
-                break
+def _market_roles(df: pd.DataFrame) -> dict[str, list[str]]:
+    """{role: numeric columns named like it, in table order} for adj_close / volume / open / high / low / close."""
+    norm = {str(c): re.sub(r"[^0-9a-z]+", "_", str(c).strip().lower()).strip("_") for c in df.columns}
+    letters = {n for n in norm.values() if n in _LETTERS}
+    out: dict[str, list[str]] = {r: [] for r in _MARKET_PATTERNS}
+    for col, n in norm.items():
+        role = next((r for r, pat in _MARKET_PATTERNS.items() if pat.search(n)), None)
+        if role is None and n in _LETTERS and {"h", "l", "c"} <= letters:   # o/h/l/c/v bars (exchange APIs)
+            role = _LETTERS[n]
+        if role is not None and numeric_like(df[col]):
+            out[role].append(col)
     return out
+
+
+def detect_price_columns(df: pd.DataFrame) -> dict[str, str]:
+    """Source columns for feature engineering found by name: {'price', 'open', 'high', 'low', 'volume'}, each
+    present only when found.
+
+    Any case and punctuation: Open / High / Low / Close / Adj Close / Volume, adj_close, "Adj. Close",
+    close_price, last, px_last, price, vol, "<TICKVOL>", a ticker prefix (AAPL.Close), o/h/l/c/v. The price is
+    the adjusted close when there is one (returns then include dividends and splits), else the close /
+    price / last column.
+
+    >>> detect_price_columns(pd.DataFrame({"Date": ["2024-01-02"], "Open": [1.0], "HIGH": [2.0], "low": [0.5],
+    ...                                    "Close": [1.5], "Adj Close": [1.4], "vol": [10]}))
+    {'price': 'Adj Close', 'open': 'Open', 'high': 'HIGH', 'low': 'low', 'volume': 'vol'}
+    """
+    found = _market_roles(df)
+    out: dict[str, str] = {}
+    price = found["adj_close"] or found["close"]
+    if price:
+        out["price"] = price[0]
+    for role in ("open", "high", "low", "volume"):
+        if found[role]:
+            out[role] = found[role][0]
+    return out
+
+
+def market_columns(df: pd.DataFrame) -> list[str]:
+    """Every numeric column named like a price level (open / high / low / close / adjusted close / price) or a
+    traded volume, in table order: the columns a default recipe never passes through as features."""
+    found = {c for cols in _market_roles(df).values() for c in cols}
+    return [str(c) for c in df.columns if str(c) in found]
 
 
 # ---------------------------------------------------------------------------------------------------- selection

@@ -12,6 +12,7 @@ from chronoslib.columns import (
     detect_timestamp_column,
     feature_columns,
     frame_values,
+    market_columns,
     numeric_columns,
 )
 from chronoslib.config import DataConfig
@@ -35,7 +36,8 @@ def test_time_label_price_and_numeric_columns_are_detected():
     assert detect_timestamp_column(text) == "when"
     assert detect_timestamp_column(pd.DataFrame({"x": np.arange(5.0), "y": list("abcde")})) is None
     assert detect_label_column(df) == "regime"
-    assert detect_price_columns(df) == {"price": "Close", "high": "High", "low": "Low", "volume": "Volume"}
+    assert detect_price_columns(df) == {"price": "Close", "open": "Open", "high": "High", "low": "Low",
+                                        "volume": "Volume"}
     mixed = pd.DataFrame({"a": [1.0, 2.0], "b": ["x", "y"], "c": [True, False], "d": ["1", "2"]})
     assert numeric_columns(mixed) == ["a", "d"]
 
@@ -72,3 +74,34 @@ def test_frame_values_name_an_absent_or_non_numeric_column():
         frame_values(df, ["a", "c"], "window")
     with pytest.raises(DataError, match="window: feature column 'b' must be numeric"):
         frame_values(df, ["b"], "window")
+
+
+@pytest.mark.parametrize("names, want", [
+    (["Date", "Open", "High", "Low", "Close", "Adj Close", "Volume"],
+     {"price": "Adj Close", "open": "Open", "high": "High", "low": "Low", "volume": "Volume"}),
+    (["date", "open", "high", "low", "close", "adj_close", "vol"],
+     {"price": "adj_close", "open": "open", "high": "high", "low": "low", "volume": "vol"}),
+    (["DATE", "OPEN_PRICE", "HIGH_PRICE", "LOW_PRICE", "CLOSE_PRICE", "VOLUME"],
+     {"price": "CLOSE_PRICE", "open": "OPEN_PRICE", "high": "HIGH_PRICE", "low": "LOW_PRICE", "volume": "VOLUME"}),
+    (["<DATE>", "<OPEN>", "<HIGH>", "<LOW>", "<CLOSE>", "<TICKVOL>"],            # MetaTrader export
+     {"price": "<CLOSE>", "open": "<OPEN>", "high": "<HIGH>", "low": "<LOW>", "volume": "<TICKVOL>"}),
+    (["index", "AAPL.Open", "AAPL.High", "AAPL.Low", "AAPL.Close", "AAPL.Volume", "AAPL.Adjusted"],  # quantmod
+     {"price": "AAPL.Adjusted", "open": "AAPL.Open", "high": "AAPL.High", "low": "AAPL.Low", "volume": "AAPL.Volume"}),
+    (["t", "o", "h", "l", "c", "v"], {"price": "c", "open": "o", "high": "h", "low": "l", "volume": "v"}),
+    (["time", "Adj. Close", "Close"], {"price": "Adj. Close"}),
+    (["when", "Last Price", "Volume USD"], {"price": "Last Price", "volume": "Volume USD"}),
+    (["when", "open_interest", "below", "flow", "hv"], {}),          # words that only contain a role's name
+    (["t", "h", "v", "x"], {}),                                      # single letters only as a full bar set
+])
+def test_market_columns_are_detected_in_any_case_and_common_variants(names, want):
+    df = pd.DataFrame({n: np.arange(1.0, 4.0) for n in names})
+    assert detect_price_columns(df) == want
+    closes = {"Close", "close", "AAPL.Close"}             # the unadjusted close next to an adjusted one
+    assert set(market_columns(df)) == set(want.values()) | (closes & set(names))
+
+
+def test_market_columns_lists_every_price_level_and_skips_text():
+    df = pd.DataFrame({"Date": ["2024-01-02"] * 3, "Close": [1.0, 2, 3], "Adj Close": [0.9, 1.9, 2.9],
+                       "Open": ["a", "b", "c"], "vix": [20.0, 21, 19]})
+    assert market_columns(df) == ["Close", "Adj Close"]   # text "Open" is no price; vix is no market column
+    assert detect_price_columns(df) == {"price": "Adj Close"}

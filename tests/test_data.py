@@ -261,6 +261,7 @@ def test_transforms_match_an_independent_pandas_computation():
     oracle = pd.DataFrame({"log_return": lr, "abs_return": lr.abs(),
                            "hl_range": np.log(df["High"] / df["Low"]),
                            "log_volume": np.log1p(df["Volume"].astype(float)),
+                           "rel_volume": np.log1p(df["Volume"] / df["Volume"].rolling(10).mean()) - np.log(2),
                            "rolling_vol": lr.rolling(10).std()}).iloc[10:].to_numpy()
     np.testing.assert_allclose(ds.features, oracle, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(ds.prices, df["Close"].iloc[10:].to_numpy(), rtol=1e-6)
