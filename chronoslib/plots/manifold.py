@@ -16,7 +16,21 @@ import pandas as pd
 import plotly.colors as pc
 import plotly.graph_objects as go
 
-from .style import HIGHLIGHT, MISSING_COLOR, as_list, fmt_time, is_int, regime_color, scatter_class
+from .style import (
+    HIGHLIGHT,
+    MAX_LINE_POINTS,
+    MISSING_COLOR,
+    add_band,
+    as_list,
+    fmt_time,
+    is_int,
+    is_time,
+    regime_color,
+    scatter_class,
+    stride,
+    strided_ticks,
+    time_axis,
+)
 
 
 def block_hover_text(table: pd.DataFrame, extra: dict[str, Sequence] | None = None) -> list[str]:
@@ -55,6 +69,13 @@ def blocks_from_selection(selection: dict | None) -> list[int]:
     return sorted(found)
 
 
+# Above this many blocks the projection gets a density layer underneath, points shrink to DENSE_MARKER px and
+# carry no hover strings (hover names the block from customdata): 15,625 blocks stay readable and ~0.5 MB.
+DENSE_POINTS = 5000
+DENSE_MARKER = 3
+DENSITY_BINS = 80
+
+
 def projection_figure(coords: np.ndarray, color: np.ndarray, *, categorical: bool, color_title: str,
                       hover: Sequence[str] | None = None, selected: Sequence[int] = (), focus: int | None = None,
                       neighbours: Sequence[int] = (), live_xy: np.ndarray | None = None,
@@ -63,10 +84,13 @@ def projection_figure(coords: np.ndarray, color: np.ndarray, *, categorical: boo
 
     categorical: one trace per value (legend entries "<color_title> v", palette colours); otherwise one trace with
     a Viridis colour bar (NaN values go to a grey "no value" trace). Selected blocks get an open ring, the focused
-    block a star and its neighbours diamonds; live points (M, dim) are drawn as crosses.
+    block a star and its neighbours diamonds; live points (M, dim) are drawn as crosses. Above ``DENSE_POINTS``
+    blocks (2-D) a grey density layer lies underneath and the points are small, WebGL, without hover strings.
     """
     pts = _Points(np.asarray(coords, dtype=np.float64), hover)
     fig = go.Figure()
+    if pts.dense and pts.dim == 2:
+        _add_density(fig, pts.coords)
     if categorical:
         _add_categories(fig, pts, np.asarray(color), color_title)
     else:
@@ -82,8 +106,16 @@ class _Points:
 
     def __init__(self, coords: np.ndarray, hover: Sequence[str] | None) -> None:
         self.coords, (self.n, self.dim) = coords, coords.shape
-        self.hover = list(hover) if hover is not None else [f"block {i}" for i in range(self.n)]
-        self.idx = np.arange(self.n)
+        self.dense = self.n > DENSE_POINTS
+        # Dense: no per-point strings (they were ~85 % of the figure at 15k blocks); float32 coordinates and int32
+        # block indices travel as compact typed arrays.
+        self.hover = None if self.dense else (list(hover) if hover is not None else
+                                             [f"block {i}" for i in range(self.n)])
+        self.idx = np.arange(self.n, dtype=np.int32)
+
+    def size(self, base: int) -> int:
+        """Marker size: ``base`` px, or DENSE_MARKER (picks keep a visible ring: base - 4) above DENSE_POINTS."""
+        return base if not self.dense else (DENSE_MARKER if base <= 7 else max(base - 4, DENSE_MARKER))
 
     def mask(self, blocks: Sequence[int]) -> np.ndarray:
         m = np.zeros(self.n, bool)
@@ -93,17 +125,19 @@ class _Points:
     def add(self, fig: go.Figure, mask: np.ndarray, name: str, marker: dict, showlegend: bool = True,
             hoverable: bool = True) -> None:
         """One trace of the masked blocks; every point carries its block index in ``customdata``."""
-        sel, c = self.idx[mask], self.coords
-        text = [self.hover[i] for i in sel]
+        sel, c = self.idx[mask], self.coords.astype(np.float32)
+        if self.hover is None:
+            text, tmpl = None, "block %{customdata}<extra>%{fullData.name}</extra>"
+        else:
+            text, tmpl = [self.hover[i] for i in sel], "%{text}<extra></extra>"
         if self.dim == 3:
             marker = _marker_3d(marker)
             fig.add_trace(go.Scatter3d(x=c[sel, 0], y=c[sel, 1], z=c[sel, 2], mode="markers", name=name,
-                                       marker=marker, customdata=sel, text=text,
-                                       hovertemplate="%{text}<extra></extra>", showlegend=showlegend))
+                                       marker=marker, customdata=sel, text=text, hovertemplate=tmpl,
+                                       showlegend=showlegend))
         else:
             fig.add_trace(scatter_class(self.n)(x=c[sel, 0], y=c[sel, 1], mode="markers", name=name, marker=marker,
-                                                customdata=sel, text=text,
-                                                hovertemplate="%{text}<extra></extra>" if hoverable else None,
+                                                customdata=sel, text=text, hovertemplate=tmpl if hoverable else None,
                                                 hoverinfo=None if hoverable else "skip", showlegend=showlegend))
 
 
@@ -121,8 +155,8 @@ def _marker_3d(marker: dict) -> dict:
 def _add_categories(fig: go.Figure, pts: _Points, color: np.ndarray, title: str) -> None:
     """One trace per distinct value; integer values (regimes) take their palette colour."""
     for v in sorted(pd.unique(color).tolist()):
-        pts.add(fig, color == v, f"{title} {v}", {"color": regime_color(v) if is_int(v) else None, "size": 7,
-                                                 "opacity": 0.85})
+        pts.add(fig, color == v, f"{title} {v}", {"color": regime_color(v) if is_int(v) else None,
+                                                 "size": pts.size(7), "opacity": 0.85})
 
 
 def _add_colour_scale(fig: go.Figure, pts: _Points, color: np.ndarray, title: str) -> None:
@@ -130,8 +164,9 @@ def _add_colour_scale(fig: go.Figure, pts: _Points, color: np.ndarray, title: st
     vals = color.astype(np.float64)
     missing = ~np.isfinite(vals)
     if missing.any():
-        pts.add(fig, missing, "no value", {"color": MISSING_COLOR, "size": 6, "opacity": 0.6})
-    pts.add(fig, ~missing, title, {"color": vals[~missing], "colorscale": "Viridis", "size": 7, "opacity": 0.9,
+        pts.add(fig, missing, "no value", {"color": MISSING_COLOR, "size": pts.size(6), "opacity": 0.6})
+    pts.add(fig, ~missing, title, {"color": vals[~missing].astype(np.float32), "colorscale": "Viridis",
+                                   "size": pts.size(7), "opacity": 0.9,
                                    "colorbar": {"title": {"text": title}, "thickness": 14}}, showlegend=False)
 
 
@@ -140,7 +175,7 @@ def _add_picks(fig: go.Figure, pts: _Points, selected: Sequence[int], neighbours
     """Rings on the selected blocks, diamonds on the neighbours, a star on the focused block."""
     if len(selected):
         m = pts.mask(selected)
-        pts.add(fig, m, f"selected ({int(m.sum())})", {"color": "rgba(0,0,0,0)", "size": 12,
+        pts.add(fig, m, f"selected ({int(m.sum())})", {"color": "rgba(0,0,0,0)", "size": pts.size(12),
                                                        "line": {"color": HIGHLIGHT, "width": 2}})
     if len(neighbours):
         pts.add(fig, pts.mask(neighbours), "neighbours", {"symbol": "diamond", "color": "rgba(0,0,0,0)", "size": 13,
@@ -148,6 +183,20 @@ def _add_picks(fig: go.Figure, pts: _Points, selected: Sequence[int], neighbours
     if focus is not None:
         pts.add(fig, pts.idx == int(focus), f"block {int(focus)}", {"symbol": "star", "color": HIGHLIGHT, "size": 18,
                                                                     "line": {"color": "black", "width": 1}})
+
+
+def _add_density(fig: go.Figure, coords: np.ndarray, bins: int = DENSITY_BINS) -> None:
+    """How many blocks lie in each cell of a bins x bins grid over the 2-D projection, as a grey heatmap under
+    the points (log counts; empty cells transparent): where the points overlap, the shade still tells how many.
+    Computed here (a (bins, bins) float32 grid), not by the browser from every point again."""
+    x, y = coords[:, 0], coords[:, 1]
+    counts, xe, ye = np.histogram2d(x, y, bins=bins)                                  # (bins, bins): [x, y]
+    z = np.log1p(counts.T).astype(np.float32)                                         # heatmap rows are y
+    fig.add_trace(go.Heatmap(x=((xe[:-1] + xe[1:]) / 2).astype(np.float32),
+                             y=((ye[:-1] + ye[1:]) / 2).astype(np.float32), z=z, zmin=0,
+                             zmax=float(max(z.max(), 1e-6)), zsmooth="best", showscale=False, hoverinfo="skip",
+                             colorscale=[[0.0, "rgba(90,90,90,0)"], [1.0, "rgba(60,60,60,0.6)"]],
+                             name="density", showlegend=False))
 
 
 def _add_live_points(fig: go.Figure, lx: np.ndarray, live_color: np.ndarray | None, dim: int) -> None:
@@ -192,36 +241,40 @@ def _block_segments(xs: np.ndarray, series: np.ndarray, starts: np.ndarray, bloc
 
 def price_figure(series: np.ndarray, starts: np.ndarray, block_len: int, *, x: np.ndarray | None = None,
                  highlight: Sequence[int] = (), focus: int | None = None, neighbours: Sequence[int] = (),
-                 split: int | None = None, series_name: str = "price", height: int = 320) -> go.Figure:
+                 split: int | None = None, series_name: str = "price", height: int = 320,
+                 max_points: int = MAX_LINE_POINTS) -> go.Figure:
     """The series (T,) with the highlighted blocks drawn over it in the highlight colour.
 
-    The focused block and its neighbours get shaded bands; the held-out span (from ``split``) is shaded grey.
+    ``x``: (T,) timestamps (a date axis) or None / tick numbers (a tick axis). The focused block and its
+    neighbours get shaded bands, the held-out span (from ``split``) a grey one; the labels sit over the middle of
+    their band. The line is strided to about ``max_points`` points; highlighted blocks are drawn in full.
     """
     s = np.asarray(series, dtype=np.float64)
     t = s.shape[0]
-    xs = np.arange(t) if x is None else np.asarray(x)
-    cls = scatter_class(t)
+    xs = time_axis(x, t)
+    keep = strided_ticks(t, stride(t, max_points))
     fig = go.Figure()
-    fig.add_trace(cls(x=xs, y=s, mode="lines", name=series_name, line={"color": "#555", "width": 1}))
+    fig.add_trace(scatter_class(len(keep))(x=xs[keep], y=s[keep], mode="lines", name=series_name,
+                                           line={"color": "#555", "width": 1}))
     if len(highlight):
         hx, hy = _block_segments(xs, s, starts, block_len, highlight)
-        fig.add_trace(cls(x=hx, y=hy, mode="lines", name=f"selected blocks ({len(highlight)})",
-                          line={"color": HIGHLIGHT, "width": 2.5}, connectgaps=False))
-    for b in neighbours:
+        fig.add_trace(scatter_class(len(hx))(x=hx, y=hy, mode="lines", name=f"selected blocks ({len(highlight)})",
+                                             line={"color": HIGHLIGHT, "width": 2.5}, connectgaps=False))
+
+    def span(b: int) -> tuple:
         st_ = int(starts[int(b)])
-        fig.add_vrect(x0=xs[st_], x1=xs[min(st_ + block_len - 1, t - 1)], fillcolor="#ff7f0e", opacity=0.18,
-                      line_width=0)
+        return xs[st_], xs[min(st_ + block_len - 1, t - 1)]
+
+    for b in neighbours:
+        add_band(fig, *span(b), "#ff7f0e", 0.18)
     if focus is not None:
-        st_ = int(starts[int(focus)])
-        fig.add_vrect(x0=xs[st_], x1=xs[min(st_ + block_len - 1, t - 1)], fillcolor=HIGHLIGHT, opacity=0.3,
-                      line_width=0, annotation_text=f"block {int(focus)}", annotation_position="top left")
+        add_band(fig, *span(focus), HIGHLIGHT, 0.3, f"block {int(focus)}", font_colour=HIGHLIGHT)
     if split is not None and 0 < split < t:
-        fig.add_vrect(x0=xs[split], x1=xs[-1], fillcolor="grey", opacity=0.12, line_width=0,
-                      annotation_text="held out", annotation_position="top right")
+        add_band(fig, xs[split], xs[-1], "grey", 0.12, "held out")
     fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 30, "b": 10}, showlegend=True,
                       legend={"orientation": "h", "y": 1.12}, yaxis_title=series_name, plot_bgcolor="white",
                       hovermode="x")
-    fig.update_xaxes(showgrid=True, gridcolor="#eee")
+    fig.update_xaxes(showgrid=True, gridcolor="#eee", type="date" if is_time(xs) else None)
     fig.update_yaxes(showgrid=True, gridcolor="#eee")
     return fig
 

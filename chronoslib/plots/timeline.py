@@ -19,7 +19,19 @@ from plotly.subplots import make_subplots
 from ..errors import ConfigError
 from ..metrics import mean_run_length
 from ..numeric_checks import unit_latents
-from .style import HIGHLIGHT, as_list, fmt_time, regime_color, scatter_class, stride, strided_ticks
+from .style import (
+    HIGHLIGHT,
+    WEBGL_THRESHOLD,
+    as_list,
+    date_ms,
+    fmt_time,
+    is_int,
+    is_time,
+    regime_color,
+    scatter_class,
+    stride,
+    strided_ticks,
+)
 
 
 def _returns(series: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -55,94 +67,150 @@ def block_offsets(block_len: int, n_blocks: int, max_points: int = 1500) -> np.n
 
 
 def _segments(values: np.ndarray, slot_labels: np.ndarray, block_len: int, label: int,
-              offsets: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """x, y of every block slot with this label (at ``offsets`` within each block), one joining tick before
-    each run, and a NaN gap between runs. NumPy arrays: plotly ships them as compact typed arrays."""
+              offsets: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Slot ticks, y and a gap mask of every block slot with this label (at ``offsets`` within each block), one
+    joining tick before each run and a NaN gap after it (the gap repeats the run's last tick; ``gap`` marks it)."""
     offsets = np.arange(block_len) if offsets is None else np.asarray(offsets)
     is_lab = np.asarray(slot_labels) == label
     # Runs of consecutive slots with this label: [p, q] inclusive.
     edges = np.diff(np.concatenate([[0], is_lab.astype(np.int8), [0]]))
     run_starts, run_ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
-    xs, ys = [], []
+    xs, ys, gaps = [], [], []
     for p, q in zip(run_starts, run_ends):
         ticks = (np.arange(p, q + 1)[:, None] * block_len + offsets[None, :]).ravel()
         if p > 0:
             ticks = np.concatenate([[p * block_len - 1], ticks])
-        xs.extend([ticks, [ticks[-1] + 0.5]])
+        xs.extend([ticks, ticks[-1:]])
         ys.extend([values[ticks], [np.nan]])
+        gaps.extend([np.zeros(len(ticks), bool), [True]])
     if not xs:
-        return np.zeros(0), np.zeros(0)
-    return np.concatenate(xs).astype(np.float64), np.concatenate(ys)
+        return np.zeros(0, np.int64), np.zeros(0), np.zeros(0, bool)
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(gaps)
+
+
+def _slot_x(slot_ticks: np.ndarray, gap: np.ndarray, starts: np.ndarray, block_len: int,
+            times: np.ndarray | None) -> np.ndarray:
+    """x of slot ticks: the slot tick itself (gaps half a tick on), or, on the chronological panel with
+    ``times``, the real time of the tick as ms since the epoch (a compact float array on a date axis)."""
+    if times is None:
+        exact32 = len(slot_ticks) and slot_ticks.max() < 2 ** 23        # float32 holds these ticks + 0.5 exactly
+        return np.where(gap, slot_ticks + 0.5, slot_ticks).astype(np.float32 if exact32 else np.float64)
+    real = starts[slot_ticks // block_len] + slot_ticks % block_len                   # chronological slot -> tick
+    return date_ms(times[real])
 
 
 def timeline_figure(series: np.ndarray, starts: np.ndarray, block_len: int, order: np.ndarray, labels: np.ndarray,
                     *, layout: str = "stacked", label_name: str = "regime", series_name: str = "price",
-                    height: int = 620) -> go.Figure:
+                    times: np.ndarray | None = None, height: int = 620) -> go.Figure:
     """The same series in chronological order and in pseudo-timeline order, each block coloured by its label.
 
-    x is the tick slot (block position x block_len + offset) in both panels, and the axes are linked, so the
-    chronological panel's scattered regimes line up against the pseudo-timeline's contiguous runs. Each panel has
-    a barcode strip underneath: one bar per block slot in the label's colour.
+    Without ``times`` x is the tick slot (block position x block_len + offset) in both panels, and the axes are
+    linked, so the chronological panel's scattered regimes line up against the pseudo-timeline's contiguous runs.
+    ``times`` (T,) datetimes per tick put the chronological panel on a date axis (the pseudo-timeline keeps its
+    slot axis: its order is not time). Each panel has a barcode strip underneath: one cell per block slot in the
+    label's colour.
     """
     starts = np.asarray(starts, dtype=np.int64)
     labels = np.asarray(labels)
+    times = np.asarray(times) if times is not None and is_time(times) else None
     orders = {"chrono": np.arange(len(starts)), "pseudo": np.asarray(order, dtype=np.int64)}
     titles = (f"Chronological order · mean run {mean_run_length(labels):.1f} blocks",
               f"Pseudo-timeline (defragmented) · mean run {mean_run_length(labels[orders['pseudo']]):.1f} blocks")
-    fig, cells = _timeline_grid(layout, titles)
+    fig, cells = _timeline_grid(layout, titles, shared_x=times is None)
     offs = block_offsets(block_len, len(starts))
+    scale = _label_scale(labels)
     for panel, ordr in orders.items():
         line_cell, barcode_cell = cells[panel]
+        panel_times = times if panel == "chrono" else None
         _add_coloured_series(fig, stitched_series(series, starts, block_len, ordr), labels[ordr], block_len, offs,
-                             label_name, panel == "chrono", line_cell)
-        _add_barcode(fig, ordr, labels[ordr], block_len, f"{panel} barcode", label_name, barcode_cell)
-    return _timeline_layout(fig, layout, block_len, series_name, height)
+                             label_name, panel == "chrono", line_cell, starts, panel_times)
+        _add_barcode(fig, ordr, labels[ordr], block_len, f"{panel} barcode", label_name, barcode_cell, scale,
+                     starts, panel_times)
+    return _timeline_layout(fig, layout, block_len, series_name, height, cells, times is not None)
 
 
-def _timeline_grid(layout: str, titles: tuple[str, str]) -> tuple[go.Figure, dict]:
+def _timeline_grid(layout: str, titles: tuple[str, str], shared_x: bool) -> tuple[go.Figure, dict]:
     """Subplots for both panels and, per panel, the (row, col) of its series and of its barcode strip."""
     if layout == "side":
-        fig = make_subplots(rows=2, cols=2, shared_xaxes=True, shared_yaxes=True, row_heights=[0.85, 0.15],
+        fig = make_subplots(rows=2, cols=2, shared_xaxes=shared_x, shared_yaxes=True, row_heights=[0.85, 0.15],
                             vertical_spacing=0.03, horizontal_spacing=0.03, subplot_titles=titles)
         return fig, {"chrono": ((1, 1), (2, 1)), "pseudo": ((1, 2), (2, 2))}
     if layout == "stacked":
-        fig = make_subplots(rows=4, cols=1, shared_xaxes=True, row_heights=[0.4, 0.08, 0.4, 0.08],
-                            vertical_spacing=0.04, subplot_titles=(titles[0], None, titles[1], None))
+        # With dates the chronological barcode carries its own date labels: room for them above the next title.
+        fig = make_subplots(rows=4, cols=1, shared_xaxes=shared_x, row_heights=[0.4, 0.08, 0.4, 0.08],
+                            vertical_spacing=0.04 if shared_x else 0.09,
+                            subplot_titles=(titles[0], None, titles[1], None))
         return fig, {"chrono": ((1, 1), (2, 1)), "pseudo": ((3, 1), (4, 1))}
     raise ConfigError(f"layout must be 'stacked' or 'side', got {layout!r}")
 
 
 def _add_coloured_series(fig: go.Figure, values: np.ndarray, slot_labels: np.ndarray, block_len: int,
-                         offs: np.ndarray, label_name: str, legend: bool, cell: tuple[int, int]) -> None:
+                         offs: np.ndarray, label_name: str, legend: bool, cell: tuple[int, int], starts: np.ndarray,
+                         times: np.ndarray | None) -> None:
     """One line trace per label over the block slots that carry it (legend entries on the first panel only)."""
     cls = scatter_class(len(slot_labels) * len(offs))
     for lab in sorted(pd.unique(slot_labels).tolist()):
-        xs, ys = _segments(values, slot_labels, block_len, lab, offs)
-        fig.add_trace(cls(x=xs, y=ys, mode="lines", name=f"{label_name} {lab}", legendgroup=str(lab),
-                          showlegend=legend, line={"color": regime_color(lab), "width": 1.3}, hoverinfo="skip"),
+        ticks, ys, gap = _segments(values, slot_labels, block_len, lab, offs)
+        fig.add_trace(cls(x=_slot_x(ticks, gap, starts, block_len, times), y=ys.astype(np.float32), mode="lines",
+                          name=f"{label_name} {lab}", legendgroup=str(lab), showlegend=legend,
+                          line={"color": regime_color(lab), "width": 1.3}, hoverinfo="skip"),
                       row=cell[0], col=cell[1])
 
 
+def _label_scale(labels: np.ndarray) -> tuple[np.ndarray, list, float, float]:
+    """Barcode colours: (z per label value, a stepped colour scale, zmin, zmax). Integer labels are their own z
+    (hover shows them) in their palette colour; other labels are coded 0..K-1 in palette order."""
+    values = sorted(pd.unique(labels).tolist())
+    if all(is_int(v) for v in values):
+        lo, hi = int(min(values)), int(max(values))
+        codes, colours = np.arange(lo, hi + 1), [regime_color(v) for v in range(lo, hi + 1)]
+    else:
+        lo, hi = 0, len(values) - 1
+        codes, colours = np.arange(len(values)), [regime_color(i) for i in range(len(values))]
+    k = len(colours)
+    scale = [stop for i, c in enumerate(colours) for stop in ([i / k, c], [(i + 1) / k, c])]
+    lookup = dict(zip(values, codes if not all(is_int(v) for v in values) else values))
+    return np.vectorize(lookup.get, otypes=[np.int32])(labels) if len(labels) else np.zeros(0, np.int32), \
+        scale, lo - 0.5, hi + 0.5
+
+
 def _add_barcode(fig: go.Figure, order: np.ndarray, slot_labels: np.ndarray, block_len: int, name: str,
-                 label_name: str, cell: tuple[int, int]) -> None:
-    """One bar per block slot in its label's colour; hovering names the slot, the block and the label."""
+                 label_name: str, cell: tuple[int, int], scale: tuple, starts: np.ndarray,
+                 times: np.ndarray | None) -> None:
+    """One heatmap cell per block slot in its label's colour (one image, not N bars: 15k bars took seconds to
+    validate and to draw); hovering names the block and the label."""
+    z_all, colours, zmin, zmax = scale
     n = len(order)
-    colours = [regime_color(v) for v in slot_labels]
-    fig.add_trace(go.Bar(x=np.arange(n) * block_len + block_len / 2, y=np.ones(n), width=block_len, name=name,
-                         showlegend=False, marker={"color": colours, "line": {"width": 0}},
-                         customdata=np.stack([order, slot_labels, np.arange(n)], axis=1),
-                         hovertemplate=(f"slot %{{customdata[2]}} · block %{{customdata[0]}} · {label_name} "
-                                        "%{customdata[1]}<extra></extra>")), row=cell[0], col=cell[1])
-    fig.update_yaxes(showticklabels=False, showgrid=False, range=[0, 1], row=cell[0], col=cell[1])
+    z = z_all[order][None, :]                                                         # (1, N) in slot order
+    if times is None:
+        x = np.arange(n) * block_len + block_len / 2
+    else:
+        x = date_ms(times[np.minimum(starts[order] + block_len // 2, len(times) - 1)])
+    fig.add_trace(go.Heatmap(x=x, z=z, zmin=zmin, zmax=zmax, colorscale=colours, showscale=False, name=name,
+                             customdata=order.astype(np.int32)[None, :], xgap=0, ygap=0,
+                             hovertemplate=f"block %{{customdata}} · {label_name} %{{z}}<extra></extra>"),
+                  row=cell[0], col=cell[1])
+    fig.update_yaxes(showticklabels=False, showgrid=False, row=cell[0], col=cell[1])
 
 
-def _timeline_layout(fig: go.Figure, layout: str, block_len: int, series_name: str, height: int) -> go.Figure:
-    """Linked x axes titled in tick slots under the last row, the legend on top."""
-    fig.update_xaxes(matches="x")
-    last_row = 2 if layout == "side" else 4
-    for col in ((1, 2) if layout == "side" else (1,)):
-        fig.update_xaxes(title_text=f"tick slot (block position × {block_len})", row=last_row, col=col)
-    fig.update_layout(height=height, bargap=0, margin={"l": 10, "r": 10, "t": 80, "b": 10}, plot_bgcolor="white",
+def _timeline_layout(fig: go.Figure, layout: str, block_len: int, series_name: str, height: int, cells: dict,
+                     dated: bool) -> go.Figure:
+    """Without dates all x axes are linked (tick slots); with dates each panel's barcode follows its own series
+    (the chronological one on a date axis). Axis titles under the barcodes, the legend on top."""
+    if not dated:
+        fig.update_xaxes(matches="x")
+        last_row = 2 if layout == "side" else 4
+        for col in ((1, 2) if layout == "side" else (1,)):
+            fig.update_xaxes(title_text=f"tick slot (block position × {block_len})", row=last_row, col=col)
+    else:
+        for panel, (line_cell, bar_cell) in cells.items():
+            line_axis = fig.get_subplot(*line_cell).xaxis.plotly_name.replace("axis", "")
+            chrono = panel == "chrono"
+            fig.update_xaxes(showticklabels=False, type="date" if chrono else None, row=line_cell[0],
+                             col=line_cell[1])
+            fig.update_xaxes(matches=line_axis, type="date" if chrono else None, row=bar_cell[0], col=bar_cell[1],
+                             title_text=None if chrono else f"pseudo-timeline slot (position × {block_len})")
+    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 80, "b": 10}, plot_bgcolor="white",
                       legend={"orientation": "h", "y": 0.995, "yanchor": "top", "x": 0, "yref": "container"})
     fig.update_yaxes(title_text=series_name, row=1, col=1)
     return fig
@@ -152,8 +220,9 @@ def similarity_matrices(latents: np.ndarray, order: np.ndarray,
                         max_cells: int = 300) -> tuple[np.ndarray, np.ndarray, int]:
     """Cosine similarity (N, N) of blocks in chronological and in ``order`` order, pooled to <= max_cells.
 
-    Returns (chrono, pseudo, pool) where pool is the tile size in blocks (1 = unpooled). Pooling works on
-    (chunk, N) slices so a 10k-block model never allocates a 10k x 10k matrix.
+    Returns (chrono, pseudo, pool) where pool is the tile size in blocks (1 = unpooled). A tile pair's mean cosine
+    is the dot product of the two tiles' mean unit latents (mean_i mean_j z_i . z_j = mean(z_A) . mean(z_B)), so
+    pooling costs O(N d + k^2 d) and never forms an N x N matrix.
     """
     z = unit_latents(latents)
     n = z.shape[0]
@@ -162,14 +231,9 @@ def similarity_matrices(latents: np.ndarray, order: np.ndarray,
     def pooled(zz: np.ndarray) -> np.ndarray:
         if b == 1:
             return zz @ zz.T
-        k = math.ceil(n / b)
-        out = np.empty((k, k))
-        for i in range(k):
-            rows = zz[i * b:(i + 1) * b] @ zz.T                        # (<=b, N)
-            pad = k * b - n
-            rp = np.pad(rows, ((0, 0), (0, pad)), constant_values=np.nan).reshape(rows.shape[0], k, b)
-            out[i] = np.nanmean(rp, axis=(0, 2))
-        return out
+        edges = np.arange(0, n, b)
+        means = np.add.reduceat(zz, edges, axis=0) / np.diff(np.append(edges, n))[:, None]   # (k, d)
+        return means @ means.T
 
     return pooled(z), pooled(z[np.asarray(order)]), b
 
@@ -257,15 +321,17 @@ def _add_walk_background(fig: go.Figure, walk: _Walk, labels: np.ndarray | None,
     fig.add_trace(go.Scatter(x=walk.xs[keep], y=walk.s[keep], mode="lines", name=series_name,
                              line={"color": "#999", "width": 1}, hoverinfo="skip"), row=1, col=1)
     bx = walk.xs[walk.starts]
+    cls = scatter_class(len(bx))          # 15k block markers are WebGL; the moving traces stay SVG (animated)
+    size = 5 if len(bx) <= WEBGL_THRESHOLD else 3
     if labels is None:
-        fig.add_trace(go.Scatter(x=bx, y=walk.pos, mode="markers", name="blocks", marker={"color": "#777", "size": 5},
-                                 hoverinfo="skip"), row=2, col=1)
+        fig.add_trace(cls(x=bx, y=walk.pos, mode="markers", name="blocks", marker={"color": "#777", "size": size},
+                          hoverinfo="skip"), row=2, col=1)
         return
     labels = np.asarray(labels)
     for lab in sorted(pd.unique(labels).tolist()):
         m = labels == lab
-        fig.add_trace(go.Scatter(x=bx[m], y=walk.pos[m], mode="markers", name=f"{label_name} {lab}",
-                                 marker={"color": regime_color(lab), "size": 5}, hoverinfo="skip"), row=2, col=1)
+        fig.add_trace(cls(x=bx[m], y=walk.pos[m], mode="markers", name=f"{label_name} {lab}",
+                          marker={"color": regime_color(lab), "size": size}, hoverinfo="skip"), row=2, col=1)
 
 
 def _play_controls(steps: np.ndarray) -> tuple[list[dict], list[dict]]:
@@ -292,6 +358,8 @@ def _walk_layout(fig: go.Figure, walk: _Walk, steps: np.ndarray, series_name: st
     fig.update_yaxes(title_text=series_name, row=1, col=1)
     fig.update_yaxes(title_text="pseudo-timeline position", row=2, col=1)
     fig.update_xaxes(title_text="real time (block start)", row=2, col=1)
+    if is_time(walk.xs):
+        fig.update_xaxes(type="date")
     return fig
 
 
