@@ -1,13 +1,14 @@
-"""Spherical k-means cells over unit latents, and the cell index (IVF) built on them.
+"""Spherical k-means cells over unit latents, and the faiss inverted-file index built on cells.
 
 * ``spherical_kmeans``: cosine k-means fitted on a random sample; centroids (C, D) and every row's cell.
 * ``nearest_cells``: the nearest centroid of each row, in row chunks through one reused (rows, C) buffer.
 * ``regime_clusters``: regime clusters with an automatic K (silhouette), for the regime-aware ordering.
-* ``CellIndex``: an inverted file over slots (row positions): per cell, the slots whose latent is nearest to its
-  centroid, plus a contiguous copy of their latents so scoring a cell is one matvec. It can follow a changing
-  set of rows (a slot leaves its cell and joins another when it is overwritten). Used by the registry's
-  approximate search (``registry.Registry``) and by the approximate pseudo-timeline
-  (``timeline.greedy_chain_approx``).
+* ``IVFIndex``: faiss ``IndexIVFFlat`` over slots (row positions), cosine on unit rows; each query probes the
+  cells nearest to it. It can follow a changing set of rows (a slot leaves its cell and joins another when it is
+  overwritten). Used by the registry's approximate search (``registry.Registry``).
+* ``ivf_knn_lists``: approximate K-NN lists through a fixed ``IVFIndex``, for the approximate pseudo-timeline
+  (``timeline.greedy_chain_approx``) and the local search's candidates.
+* ``faiss_lib``: faiss, imported on first use with one OpenMP thread.
 
 Knows nothing about ticks, SPD weights, predictor states or chain order.
 """
@@ -92,147 +93,121 @@ def regime_clusters(z: torch.Tensor, sample: int = 2000, k_range: tuple[int, int
     return nearest_cells(z, best[1])
 
 
-class CellIndex:
-    """Inverted file over slots: centroids (C, D) and, per cell, the slots whose latent is nearest to it.
+_FAISS = None
 
-    Buckets are per-cell int64 slot arrays (with spare room when rows will be rewritten: amortised O(1) insert)
-    plus each slot's cell and position, so removing a slot is a swap with its cell's last member. Each bucket also
-    holds a contiguous copy of its members' latents (cap_c, D): scoring a cell is one matvec on contiguous memory
-    instead of a gather from the full matrix (measured 4-10x cheaper per candidate); the index costs one more
-    copy of the latents plus O(capacity) int64s. Within a cell, members are in ascending slot order after
-    ``assign_all``.
+
+def faiss_lib():  # noqa: ANN201 (faiss has no type stubs)
+    """faiss, imported on first use and set to one OpenMP thread: the library's calls are single-threaded like
+    every entry point (a caller that deliberately wants more sets ``faiss.omp_set_num_threads`` itself)."""
+    global _FAISS
+    if _FAISS is None:
+        import faiss
+
+        faiss.omp_set_num_threads(1)
+        _FAISS = faiss
+    return _FAISS
+
+
+def _f32(z: torch.Tensor | np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(z.detach().cpu().numpy() if isinstance(z, torch.Tensor) else z, dtype=np.float32)
+
+
+class IVFIndex:
+    """An inverted file over unit rows (faiss ``IndexIVFFlat``, inner product = cosine) whose ids are the rows'
+    slots: spherical k-means centroids (C, D) and, per cell, the slots nearest to it with a copy of their latents.
+
+    ``removable`` indexes (the registry's) keep a hash map from slot to cell so a rewritten slot leaves its cell
+    in O(1) (``update``); fixed ones (the approximate chain's) do not need it.
     """
 
-    def __init__(self, centroids: torch.Tensor, capacity: int) -> None:
-        self.centroids = centroids.contiguous()                         # (C, D) unit rows
-        self.n_cells = int(centroids.shape[0])
-        self.cell = np.full(capacity, -1, dtype=np.int64)               # slot -> cell (-1: not indexed)
-        self.pos = np.zeros(capacity, dtype=np.int64)                   # slot -> position in its bucket
-        self.members: list[np.ndarray] = [np.empty(0, dtype=np.int64) for _ in range(self.n_cells)]
-        self.vecs: list[torch.Tensor] = [centroids.new_empty(0, centroids.shape[1]) for _ in range(self.n_cells)]
-        self.sizes = np.zeros(self.n_cells, dtype=np.int64)
-        self.rows_since_train = 0                                       # slots (re)written since k-means ran
+    def __init__(self, index, rows_since_train: int = 0) -> None:  # noqa: ANN001 (a faiss.IndexIVFFlat)
+        self.index = index
+        self.n_cells = int(index.nlist)
+        self.centroids = torch.from_numpy(index.quantizer.reconstruct_n(0, self.n_cells))   # (C, D) unit rows
+        self.rows_since_train = rows_since_train                                          # slots written since
 
     @classmethod
-    def train(cls, latents: torch.Tensor, capacity: int, n_cells: int, seed: int = 0) -> CellIndex:
-        """Spherical k-means on a sample of ``latents`` (N, D) (64 rows per cell), then every row assigned to a
-        cell with spare room in each bucket for rows written later (the registry's index)."""
-        # k-means sees only a sample; the full assignment goes through assign_all's one pass.
-        n = latents.shape[0]
-        m = min(n, 64 * n_cells)
-        sample = latents[torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:m]] if m < n else latents
-        cent, _ = spherical_kmeans(sample, n_cells, iters=8, sample=m, seed=seed)
-        ix = cls(cent, capacity)
-        ix.assign_all(latents)
-        return ix
+    def train(cls, latents: torch.Tensor, n_cells: int, seed: int = 0, removable: bool = True,
+              sample_per_cell: int = 64) -> IVFIndex:
+        """Spherical k-means (10 iterations on at most ``sample_per_cell`` rows per cell) on unit ``latents``
+        (N, D), then every row i added as slot i."""
+        faiss = faiss_lib()
+        x = _f32(latents)
+        n, d = x.shape
+        ix = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, max(1, min(int(n_cells), n)), faiss.METRIC_INNER_PRODUCT)
+        cp = ix.cp
+        cp.spherical, cp.niter, cp.seed = True, 10, int(seed)
+        cp.max_points_per_centroid, cp.min_points_per_centroid = int(sample_per_cell), 1   # 1: no small-N warning
+        ix.train(x)
+        if removable:
+            ix.set_direct_map_type(faiss.DirectMap.Hashtable)
+        ix.add_with_ids(x, np.arange(n, dtype=np.int64))
+        return cls(ix)
 
-    @classmethod
-    def fixed(cls, latents: torch.Tensor, n_cells: int, seed: int = 0) -> CellIndex:
-        """Spherical k-means (``spherical_kmeans`` defaults) on ``latents`` (N, D) and the index of exactly those
-        rows, without spare room (the approximate chain: rows are never rewritten)."""
-        cent, labels = spherical_kmeans(latents, n_cells, seed=seed)
-        ix = cls(cent, latents.shape[0])
-        ix.assign_all(latents, labels, spare=False)
-        return ix
-
-    def nearest_cells(self, z: torch.Tensor) -> np.ndarray:
-        """Cell of each row of z (M, D)."""
-        return nearest_cells(z, self.centroids)
-
-    def assign_all(self, latents: torch.Tensor, labels: np.ndarray | None = None, spare: bool = True) -> None:
-        """(Re)build the buckets for slots 0..N-1 holding ``latents`` (N, D) (cells ``labels`` (N,) when already
-        known, else their nearest); other slots become unindexed. ``spare``: room for later inserts."""
-        n = latents.shape[0]
-        lab = self.nearest_cells(latents) if labels is None else labels
-        order = np.argsort(lab, kind="stable")                          # slots grouped by cell, ascending
-        counts = np.bincount(lab, minlength=self.n_cells)
-        off = np.concatenate([[0], np.cumsum(counts)])
-        self.cell[:] = -1
-        self.cell[:n] = lab
-        self.sizes = counts.astype(np.int64)
-        for c in range(self.n_cells):
-            m = order[off[c]:off[c + 1]]
-            room = max(8, int(len(m) * 1.25) + 4) if spare else len(m)
-            bucket = np.empty(room, dtype=np.int64)
-            bucket[: len(m)] = m
-            self.members[c] = bucket
-            v = latents.new_empty(room, latents.shape[1])
-            v[: len(m)] = latents[torch.from_numpy(m)]
-            self.vecs[c] = v
-            self.pos[m] = np.arange(len(m))
-        self.rows_since_train = 0
+    @property
+    def sizes(self) -> np.ndarray:
+        """Slots per cell, (C,) int64."""
+        il = self.index.invlists
+        return np.array([il.list_size(c) for c in range(self.n_cells)], dtype=np.int64)
 
     def slots_of(self, c: int) -> np.ndarray:
-        """Slots in cell c, (size_c,) (a view)."""
-        return self.members[c][: self.sizes[c]]
+        """Slots in cell c, (size_c,) int64 (a copy; in the order they were added)."""
+        il, m = self.index.invlists, self.index.invlists.list_size(c)
+        return np.array(self._faiss_view(il.get_ids(c), m), dtype=np.int64) if m else np.empty(0, dtype=np.int64)
 
     def latents_of(self, c: int) -> torch.Tensor:
-        """Latents of the slots in cell c, (size_c, D) contiguous (a view)."""
-        return self.vecs[c][: self.sizes[c]]
+        """Latents of the slots in cell c, (size_c, D) float32 (a copy)."""
+        il, m, d = self.index.invlists, self.index.invlists.list_size(c), self.index.d
+        if not m:
+            return torch.empty(0, d)
+        raw = np.array(self._faiss_view(il.get_codes(c), m * il.code_size), dtype=np.uint8)
+        return torch.from_numpy(raw.view(np.float32).reshape(m, d))
 
-    def remove(self, slot: int) -> None:
-        c = int(self.cell[slot])
-        if c < 0:
-            return
-        p, last = int(self.pos[slot]), int(self.sizes[c]) - 1
-        moved = int(self.members[c][last])
-        self.members[c][p] = moved
-        self.vecs[c][p] = self.vecs[c][last]
-        self.pos[moved] = p
-        self.sizes[c] = last
-        self.cell[slot] = -1
+    @staticmethod
+    def _faiss_view(ptr, size: int) -> np.ndarray:  # noqa: ANN001 (a SWIG pointer)
+        return faiss_lib().rev_swig_ptr(ptr, size)
 
-    def insert(self, slot: int, c: int, z: torch.Tensor) -> None:
-        """Slot ``slot`` holding latent z (D,) joins cell c."""
-        b, n = self.members[c], int(self.sizes[c])
-        if n == b.shape[0]:                                             # grow by doubling
-            nb = np.empty(2 * n + 8, dtype=np.int64)
-            nb[:n] = b[:n]
-            self.members[c] = b = nb
-            nv = self.vecs[c].new_empty(2 * n + 8, self.vecs[c].shape[1])
-            nv[:n] = self.vecs[c][:n]
-            self.vecs[c] = nv
-        b[n] = slot
-        self.vecs[c][n] = z
-        self.pos[slot], self.cell[slot], self.sizes[c] = n, c, n + 1
+    def cells_of(self, n: int) -> np.ndarray:
+        """Cell of every slot 0..n-1, (n,) int64 (-1: not indexed)."""
+        out = np.full(n, -1, dtype=np.int64)
+        for c in range(self.n_cells):
+            s = self.slots_of(c)
+            out[s[s < n]] = c
+        return out
+
+    def assign(self, z: torch.Tensor) -> np.ndarray:
+        """Nearest cell of each row of z (M, D), (M,) int64 (the cell an added row joins)."""
+        return self.index.quantizer.search(_f32(z), 1)[1][:, 0].astype(np.int64)
 
     def update(self, slots: np.ndarray, latents: torch.Tensor) -> None:
-        """Slots (M,) were just overwritten with ``latents`` (M, D): move each to its new nearest cell."""
-        cells = self.nearest_cells(latents)
-        for i, (s, c) in enumerate(zip(slots.tolist(), cells.tolist())):
-            self.remove(s)
-            self.insert(s, c, latents[i])
-        self.rows_since_train += len(slots)
+        """Slots (M,) were just overwritten with ``latents`` (M, D): each leaves its cell and joins its new
+        nearest one (a slot not indexed yet only joins)."""
+        ids = np.ascontiguousarray(slots, dtype=np.int64)
+        self.index.remove_ids(faiss_lib().IDSelectorArray(ids))
+        self.index.add_with_ids(_f32(latents), ids)
+        self.rows_since_train += len(ids)
 
-    def probe_cells(self, q: torch.Tensor, nprobe: int, at_least: int) -> list[int]:
-        """The ``nprobe`` cells whose centroids are most similar to q (D,), more (best first) if they hold fewer
-        than ``at_least`` slots, so a top-k always has k candidates."""
-        cs = self.centroids @ q                                         # (C,)
-        p = min(nprobe, self.n_cells)
-        if p >= self.n_cells:
-            return list(range(self.n_cells))
-        cells = torch.topk(cs, p).indices.tolist()
-        if int(self.sizes[cells].sum()) >= at_least:
-            return cells
-        cells, total = [], 0
-        for c in torch.argsort(cs, descending=True).tolist():         # tiny cells: widen
-            cells.append(c)
-            total += int(self.sizes[c])
-            if total >= at_least and len(cells) >= p:
-                break
-        return cells
+    def search(self, q: torch.Tensor, k: int, nprobe: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The k most cosine-similar slots to each row of q (M, D) among the members of its ``nprobe`` cells
+        nearest to that row: (cosines (M, k) float32, slots (M, k) int64), descending; -1 slots (cosine -inf)
+        pad rows whose probed cells hold fewer than k."""
+        faiss = faiss_lib()
+        params = faiss.SearchParametersIVF(nprobe=int(min(nprobe, self.n_cells)))
+        sims, ids = self.index.search(_f32(q), int(k), params=params)
+        sims[ids < 0] = -np.inf
+        return torch.from_numpy(sims), torch.from_numpy(ids)
 
-    def search(self, q: torch.Tensor, nprobe: int, at_least: int) -> tuple[np.ndarray, torch.Tensor]:
-        """(slots (P,), cosines (P,)) of every member of the probed cells for unit query q (D,)."""
-        cells = [c for c in self.probe_cells(q, nprobe, at_least) if self.sizes[c]]
-        slots = np.concatenate([self.members[c][: self.sizes[c]] for c in cells])
-        cos = torch.cat([torch.mv(self.vecs[c][: self.sizes[c]], q) for c in cells])
-        return slots, cos
+    def copy(self) -> IVFIndex:
+        return IVFIndex(faiss_lib().clone_index(self.index), self.rows_since_train)
 
-    def copy(self) -> CellIndex:
-        ix = CellIndex(self.centroids.clone(), self.cell.shape[0])
-        ix.cell, ix.pos, ix.sizes = self.cell.copy(), self.pos.copy(), self.sizes.copy()
-        ix.members = [b.copy() for b in self.members]
-        ix.vecs = [v.clone() for v in self.vecs]
-        ix.rows_since_train = self.rows_since_train
-        return ix
+
+def ivf_knn_lists(z: torch.Tensor, k: int, n_cells: int, nprobe: int, seed: int = 0) -> tuple[np.ndarray, IVFIndex]:
+    """Approximate K most similar other rows of unit z (N, D), (N, K) int64 descending (-1 pads), searched in
+    the ``nprobe`` cells nearest to each row, and the fixed index they came from."""
+    n = z.shape[0]
+    ix = IVFIndex.train(z, n_cells, seed, removable=False)
+    _, ids = ix.search(z, min(k + 1, n), nprobe)
+    ids = ids.numpy()
+    own = ids == np.arange(n)[:, None]          # each row finds itself (almost always first): drop it
+    own[~own.any(1), -1] = True                 # rows that did not: drop their last instead
+    return ids[~own].reshape(n, ids.shape[1] - 1)[:, :k], ix

@@ -7,10 +7,10 @@
   covers (not its entry count, which made the original formula a pure recency filter), then the SPD-weighted
   neighbourhood: weights, blended predictor state and confidence. ``predict_live``, ``predict_batch``,
   ``update_registry``, the replay's threshold and the evidence protocol all route through it.
-* Above ``index_threshold`` entries a query scores exactly only the members of its ``index_nprobe`` best cells of
-  a ``cells.CellIndex`` (cosine x SPD x forgetting weight) before top-k; small registries stay exact. The index
-  is kept in step with the circular buffer: a written slot leaves its old cell and joins the cell of its new
-  latent's nearest centroid.
+* Above ``index_threshold`` entries a query's candidates come from the members of the ``index_nprobe`` cells
+  nearest to it in a faiss inverted file (``cells.IVFIndex``), scored by cosine x SPD x forgetting weight before
+  top-k (exactly the top-k among those members: ``_top_indexed``); small registries stay exact. The index is
+  kept in step with the circular buffer: a written slot leaves its old cell and joins its new latent's nearest.
 
 Knows nothing about encoders, predictors or configs; states are opaque (S,) rows it blends.
 """
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .cells import CellIndex
+from .cells import IVFIndex
 from .errors import CheckpointError, DataError, RegistryEmptyError
 from .numeric_checks import latent_matrix
 
@@ -87,8 +87,8 @@ class Registry:
         self._decay_cache: tuple[float, torch.Tensor] | None = None
         self._span: float | None = None
         self._scan: torch.Tensor | None = None  # (D, count) view of the filled rows that exact routing scores
-        # Approximate search for large registries (see cells.CellIndex); None until first needed.
-        self.index: CellIndex | None = None
+        # Approximate search for large registries (see cells.IVFIndex); None until first needed.
+        self.index: IVFIndex | None = None
         self.configure_index(index_threshold, index_nprobe, index_cells)
         # Readers (queries) and the one online writer hold this around every access to count / head / the
         # buffers / the index, so a reader never mixes two registry sizes. Re-entrant: append_live calls add.
@@ -222,12 +222,12 @@ class Registry:
         """Whether routing goes through the approximate index (the registry holds >= index_threshold entries)."""
         return self.count >= self.index_threshold
 
-    def ensure_index(self) -> CellIndex | None:
+    def ensure_index(self) -> IVFIndex | None:
         """Build the index now if queries will use it (k-means + assignment: about a second per million entries
         on one core), so the first live query does not pay for it. Returns it (None while the registry is exact)."""
         if self.index is None and self.index_active:
             cells = self.index_cells or max(8, int(round(math.sqrt(self.count))))
-            self.index = CellIndex.train(self.latents[: self.count], self.capacity, cells)
+            self.index = IVFIndex.train(self.latents[: self.count], cells)
         return self.index if self.index_active else None
 
     # ------------------------------------------------------------------ routing
@@ -256,6 +256,28 @@ class Registry:
         return Route(ids=ids, weights=weights, state=state, confidence=confidence, scores=top, cosines=cosk,
                      ticks=ticks, slots=slots, scored_at=scored_at)
 
+    def route_one(self, q: torch.Tensor, t_query: float, k: int) -> Route:
+        """``route`` of ONE query q (D,) with the query axis dropped from every field (ids (k,), state (S,),
+        confidence 0-d): the live path's shortcut. Exact registries score it with one vector-matrix product and
+        blend in 1-D (same maths as ``blend``, about half the tensor operations); indexed ones go through
+        ``route``."""
+        with self.lock:
+            if self.count == 0 or self.count >= self.index_threshold:
+                r = self.route(q.reshape(1, self.dim), t_query, k)
+                return Route(r.ids[0], r.weights[0], r.state[0], r.confidence[0], r.scores[0], r.cosines[0],
+                             r.ticks[0], r.slots[0], r.scored_at)
+            k = min(k, self.count)
+            if self._scan is None:
+                self._scan = self.latents[: self.count].T
+            cos = q @ self._scan                                      # (count,)
+            scored_at = time.perf_counter()
+            top, slots = torch.topk(cos * self.decay_factors(t_query), k)  # (k,)
+            ids, ticks, states, cosk = self.ids[slots], self.ticks[slots], self.states[slots], cos[slots]
+        w = top.clamp_min(0)
+        w = (w / w.sum()).nan_to_num_(nan=1.0 / k)                    # no positive score: uniform, as in blend
+        return Route(ids=ids, weights=w, state=w @ states, confidence=(w @ cosk).clamp_(0.0, 1.0), scores=top,
+                     cosines=cosk, ticks=ticks, slots=slots, scored_at=scored_at)
+
     def _top_exact(self, q: torch.Tensor, t_query: float, k: int, leave_out: torch.Tensor | None
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
         """(scores, slots, cosines) of the top k of every entry, each (M, k), and the time scoring ended."""
@@ -271,23 +293,44 @@ class Registry:
 
     def _top_indexed(self, q: torch.Tensor, t_query: float, k: int, leave_out: torch.Tensor | None
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
-        """``_top_exact`` over each row's candidates from the cell index: the members of its probed cells."""
+        """``_top_exact`` over each row's candidates from the index: the SPD top-k among the members of the
+        ``index_nprobe`` cells nearest to the row (more cells only where those hold fewer than k).
+
+        faiss ranks candidates by cosine alone, so each row asks for kk >= 4 k of them and rescores those by SPD.
+        Every SPD factor is <= 1 (decay <= 1, forgetting weights <= 1), so a member not returned (cosine <= the
+        kk-th) cannot beat a positive k-th score above that cosine; rows where this does not hold ask again with
+        twice kk until it does or their cells are exhausted (then it is the exact top-k of their members).
+        """
         ix = self.ensure_index()
-        rows = []
-        for i in range(q.shape[0]):                               # each row probes its own cells
-            found, cos = ix.search(q[i], self.index_nprobe, k)    # (P,), (P,) with P >= k
-            cand, cos = torch.from_numpy(found), cos.unsqueeze(0)
-            scores = cos * self.factors_at(cand, t_query)         # (1, P)
+        m = q.shape[0]
+        top, slots = torch.empty(m, k), torch.empty(m, k, dtype=torch.int64)
+        cosk = torch.empty(m, k)
+        rows, kk, nprobe = torch.arange(m), min(self.count, 4 * (k + 1)), self.index_nprobe
+        scored_at = time.perf_counter()
+        while rows.numel():
+            cos, cand = ix.search(q[rows], kk, nprobe)                      # (R, kk) each, -1 / -inf pads
             scored_at = time.perf_counter()
+            found = cand >= 0
+            f = self.factors_at(cand.clamp_min(0).reshape(-1), t_query).reshape(cand.shape)
+            scores = torch.where(found, cos * f, -math.inf)                 # (R, kk)
             if leave_out is not None:
-                scores[0, cand == leave_out[i]] = -math.inf
-            top, j = torch.topk(scores, k, dim=1)                 # (1, k)
-            rows.append((top, cand[j], cos.gather(1, j)))
-        top, slots, cosk = (torch.cat([r[n] for r in rows]) for n in range(3))
+                scores[cand == leave_out[rows, None]] = -math.inf
+            t, j = torch.topk(scores, k, dim=1)                             # (R, k)
+            exhausted = ~found[:, -1] | (kk >= self.count)                  # every member of the probed cells seen
+            done = torch.isfinite(t[:, -1]) & (exhausted | ((t[:, -1] > 0) & (cos[:, -1] < t[:, -1])))
+            top[rows[done]], slots[rows[done]] = t[done], cand.gather(1, j)[done]
+            cosk[rows[done]] = cos.gather(1, j)[done]
+            if not bool(torch.isfinite(t[:, -1])[exhausted].all()):          # fewer than k members: more cells
+                nprobe = min(2 * nprobe, ix.n_cells)
+            rows, kk = rows[~done], min(2 * kk, self.count)
         return top, slots, cosk, scored_at
 
     # ------------------------------------------------------------------ (de)serialisation
     def state_dict(self) -> dict:
+        with self.lock:   # a concurrent writer must not move head / count between the copies below
+            return self._state_dict()
+
+    def _state_dict(self) -> dict:
         o = self.order()
         return {"capacity": self.capacity, "dim": self.dim, "state_dim": self.state_dim,
                 "block_len": self.block_len, "decay": self.decay,
@@ -321,6 +364,10 @@ class Registry:
 
     def clone(self) -> Registry:
         """An independent copy (e.g. an online-updating registry next to the frozen one)."""
+        with self.lock:
+            return self._clone()
+
+    def _clone(self) -> Registry:
         r = Registry(self.capacity, self.dim, self.state_dim, self.block_len, self.decay, self.index_threshold,
                      self.index_nprobe, self.index_cells)
         for name in ("latents", "ticks", "ids", "states", "log_weights"):

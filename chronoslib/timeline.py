@@ -10,9 +10,9 @@ unvisited block whose unit latent is most cosine-similar to the current one (tie
   (memory O(N * K + chunk * N), never N x N), then walk: the next block is the first unvisited entry of the
   current block's list whenever its similarity is strictly above the list's K-th value (then nothing outside the
   list can beat it); otherwise a full scan over the still-unvisited blocks, kept compacted so the scans shrink.
-* ``greedy_chain_approx``: for 100k - 1M blocks. Spherical k-means splits the latents into ~sqrt(N) cells
-  (``cells.CellIndex``); each block's K-NN list is searched only in its own cell and the cells with the nearest
-  centroids, and when a list is exhausted the nearest unvisited block is searched in the few unvisited cells whose
+* ``greedy_chain_approx``: for 100k - 1M blocks. Spherical k-means splits the latents into ~4 sqrt(N) cells of
+  a faiss inverted file (``cells.ivf_knn_lists``); each block's K-NN list is searched only in the cells nearest
+  to it, and when a list is exhausted the nearest unvisited block is searched in the few unvisited cells whose
   centroids are closest. Time ~ O(N * sqrt(N) * D), memory O(N * (D + K)). Quality is measured as path cost
   against the exact chain (``python -m chronoslib bench``).
 * ``refined_chain``: greedy, then 2-opt / Or-opt on its own K-NN lists (``local_search.improve``).
@@ -30,7 +30,7 @@ import math
 import numpy as np
 import torch
 
-from .cells import CellIndex, regime_clusters, row_chunk
+from .cells import IVFIndex, ivf_knn_lists, regime_clusters, row_chunk
 from .errors import DataError
 from .local_search import improve
 from .numeric_checks import latent_matrix
@@ -165,45 +165,18 @@ def _exact_walk(zt: torch.Tensor, cur: int, idx: np.ndarray, val: np.ndarray) ->
 
 
 # ---------------------------------------------------------------------------------------------- approximate
-def _approx_knn(ix: CellIndex, k: int, probe: int) -> np.ndarray:
-    """Approximate K-NN lists (N, K) int64 (block ids, descending similarity) searched in each cell and the
-    ``probe - 1`` cells with the nearest centroids; rows without K candidates are padded with -1."""
-    n = ix.cell.shape[0]
-    out = np.full((n, k), -1, dtype=np.int64)
-    near = torch.topk(ix.centroids @ ix.centroids.T, min(probe + 1, ix.n_cells), dim=1).indices.numpy()  # (C, p+1)
-    with torch.inference_mode():
-        for c in range(ix.n_cells):
-            own = ix.latents_of(c)                                     # (m, D)
-            if own.shape[0] == 0:
-                continue
-            cells = [c] + [p for p in near[c] if p != c][: probe - 1]   # own cell first (self-mask below)
-            pool = torch.from_numpy(np.concatenate([ix.slots_of(p) for p in cells]))  # (P,) block ids
-            zp = torch.cat([ix.latents_of(p) for p in cells])          # (P, D)
-            kk = min(k, len(pool) - 1)
-            if kk <= 0:
-                continue
-            ids = ix.slots_of(c)
-            step = row_chunk(len(pool))
-            for a in range(0, own.shape[0], step):
-                b = min(own.shape[0], a + step)
-                s = own[a:b] @ zp.T                                    # (rows, P)
-                # The cell's own rows come first in the pool, at offsets a ...: mask self.
-                s[torch.arange(b - a), torch.arange(a, b)] = -math.inf
-                j = torch.topk(s, kk, dim=1).indices                  # (rows, kk)
-                out[ids[a:b], :kk] = pool[j].numpy()
-    return out
-
-
-def _approx_nearest(ix: CellIndex, remaining: np.ndarray, q: torch.Tensor, visited: np.ndarray, probe: int) -> int:
+def _approx_nearest(cells: tuple[torch.Tensor, list[np.ndarray], list[torch.Tensor]], remaining: np.ndarray,
+                    q: torch.Tensor, visited: np.ndarray, probe: int) -> int:
     """Most similar unvisited block among the ``probe`` nearest cells that still have unvisited blocks
-    (``remaining`` (C,): unvisited blocks per cell)."""
-    cs = ix.centroids @ q                                               # (C,)
+    (``cells``: centroids (C, D), each cell's blocks and their latents; ``remaining`` (C,): unvisited per cell)."""
+    centroids, members, vecs = cells
+    cs = centroids @ q                                                  # (C,)
     cs[torch.from_numpy(remaining == 0)] = -math.inf
     live = int((remaining > 0).sum())
     best, best_s = -1, -math.inf
     for c in torch.topk(cs, min(probe, live)).indices.tolist():
-        ids = ix.slots_of(c)
-        s = torch.mv(ix.latents_of(c), q)                               # (m,)
+        ids = members[c]
+        s = torch.mv(vecs[c], q)                                        # (m,)
         s[torch.from_numpy(visited[ids])] = -math.inf
         j = int(torch.argmax(s))
         if float(s[j]) > best_s:
@@ -212,13 +185,12 @@ def _approx_nearest(ix: CellIndex, remaining: np.ndarray, q: torch.Tensor, visit
 
 
 def greedy_chain_approx(z: np.ndarray | torch.Tensor, start: int = 0, k: int = 16, n_clusters: int | None = None,
-                        probe: int = 32, scan_probe: int = 8, seed: int = 0) -> np.ndarray:
+                        probe: int = 8, scan_probe: int = 8, seed: int = 0) -> np.ndarray:
     """Approximate greedy chain for large N (a permutation of range(N) starting at ``start``).
 
-    n_clusters: k-means cells (default 4 * sqrt(N), ~sqrt(N) / 4 blocks each); probe: cells searched per K-NN
-    list (own + nearest centroids); scan_probe: cells searched when a list is exhausted. Small cells with many
-    probes follow a neighbourhood better than few large cells for the same work (measured: path cost within
-    ~2.5 % of exact greedy at 20k-50k regime-structured blocks). Deterministic for a given ``seed``.
+    n_clusters: k-means cells (default 4 * sqrt(N), ~sqrt(N) / 4 blocks each); probe: cells nearest to each
+    block searched for its K-NN list (faiss nprobe); scan_probe: cells searched when a list is exhausted.
+    Deterministic for a given ``seed``.
     """
     zt = latent_matrix(z)
     n = zt.shape[0]
@@ -226,14 +198,16 @@ def greedy_chain_approx(z: np.ndarray | torch.Tensor, start: int = 0, k: int = 1
     if n <= 2048:  # small enough that the exact chain is cheaper than building an index
         return greedy_chain_exact(zt, start=cur, k=k)
     zt = torch.nn.functional.normalize(zt, dim=1)
-    ix = CellIndex.fixed(zt, n_clusters or max(8, int(round(4 * math.sqrt(n)))), seed)
-    return _approx_walk(zt, cur, ix, _approx_knn(ix, k, probe), scan_probe)
+    nbr, ix = ivf_knn_lists(zt, k, n_clusters or max(8, int(round(4 * math.sqrt(n)))), probe, seed)
+    return _approx_walk(zt, cur, ix, nbr, scan_probe)
 
 
-def _approx_walk(zt: torch.Tensor, cur: int, ix: CellIndex, nbr: np.ndarray, scan_probe: int) -> np.ndarray:
+def _approx_walk(zt: torch.Tensor, cur: int, ix: IVFIndex, nbr: np.ndarray, scan_probe: int) -> np.ndarray:
     """The approximate chain's walk from ``cur`` over the cell index and its lists nbr (N, K)."""
     n = zt.shape[0]
-    label, remaining = ix.cell, ix.sizes.copy()                       # (N,) cell of each block, (C,) unvisited
+    label, remaining = ix.cells_of(n), ix.sizes                       # (N,) cell of each block, (C,) unvisited
+    cells = (ix.centroids, [ix.slots_of(c) for c in range(ix.n_cells)],
+             [ix.latents_of(c) for c in range(ix.n_cells)])       # read out of faiss once
     order = np.empty(n, dtype=np.int64)
     order[0] = cur
     visited = np.zeros(n, dtype=bool)
@@ -244,7 +218,7 @@ def _approx_walk(zt: torch.Tensor, cur: int, ix: CellIndex, nbr: np.ndarray, sca
             row = nbr[cur]
             free = (row >= 0) & ~visited[row]
             j = int(free.argmax())
-            nxt = int(row[j]) if free[j] else _approx_nearest(ix, remaining, zt[cur], visited, scan_probe)
+            nxt = int(row[j]) if free[j] else _approx_nearest(cells, remaining, zt[cur], visited, scan_probe)
             visited[nxt] = True
             remaining[label[nxt]] -= 1
             order[i] = cur = nxt
@@ -262,19 +236,18 @@ def _greedy_and_lists(zt: torch.Tensor, cur: int, approx: bool, k: int = 16) -> 
         idx, val = knn_lists(zt, k)
         return _exact_walk(zt, cur, idx, val), idx
     zt = torch.nn.functional.normalize(zt, dim=1)
-    ix = CellIndex.fixed(zt, max(8, int(round(4 * math.sqrt(n)))), 0)
-    nbr = _approx_knn(ix, k, 32)
+    nbr, ix = ivf_knn_lists(zt, k, max(8, int(round(4 * math.sqrt(n)))), 8)
     return _approx_walk(zt, cur, ix, nbr, 8), nbr
 
 
 def candidate_lists(zt: torch.Tensor, k: int = 16, exact_max: int = 20_000) -> np.ndarray:
     """K-NN candidate lists (N, K) for the local search: exact up to ``exact_max`` blocks, else through a cell
-    index (``cells.CellIndex``, own cell + 8 nearest, -1 pads)."""
+    index (``cells.ivf_knn_lists``, the 8 cells nearest each block, -1 pads)."""
     n = zt.shape[0]
     if n <= exact_max:
         return knn_lists(zt, k)[0]
     zn = torch.nn.functional.normalize(zt, dim=1)
-    return _approx_knn(CellIndex.fixed(zn, max(8, int(round(2 * math.sqrt(n)))), 0), k, 8)
+    return ivf_knn_lists(zn, k, max(8, int(round(2 * math.sqrt(n)))), 8)[0]
 
 
 def _search_k(n: int) -> int:

@@ -1,5 +1,6 @@
 """Registry reads stay consistent while one thread appends online: predict_live / predict_batch readers
-never see a half-written registry (count, buffers and index from two sizes)."""
+never see a half-written registry (count, buffers and index from two sizes), and state_dict / clone are
+snapshots of one moment."""
 
 import sys
 import threading
@@ -73,3 +74,53 @@ def test_two_readers_and_one_writer_exact_registry():
 def test_two_readers_and_one_writer_indexed_registry():
     x = np.random.default_rng(1).standard_normal((16 * 40, 6)).astype(np.float32)
     _run_concurrently(ChronosDefragEngine(small_config()).fit(x), x, use_index=True)
+
+
+def _consistent_snapshot(d: dict, dim: int) -> None:
+    """A state_dict written while rows n, n+1, ... were appended: oldest to newest, id == tick, latent == f(id)."""
+    ticks, ids = d["ticks"], d["ids"].double()
+    assert (ticks[1:] > ticks[:-1]).all(), "rows out of order: head moved between the copies"
+    assert torch.equal(ticks, ids), "ticks and ids copied at different moments"
+    assert torch.equal(d["latents"], _latent(d["ids"], dim)), "latents copied at a different moment"
+
+
+def _latent(ids: torch.Tensor, dim: int) -> torch.Tensor:
+    return torch.nn.functional.one_hot(ids % dim, dim).float()
+
+
+def _snapshots_under_a_writer(reg, take, rounds: int = 2000) -> None:
+    stop, errors = threading.Event(), []
+
+    def writer():
+        n = reg.count
+        while not stop.is_set():
+            ids = torch.arange(n, n + 3)
+            reg.add(_latent(ids, reg.dim), ids.double().numpy(), ids)
+            n += 3
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)                  # switch threads as often as possible: races show quickly
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        for _ in range(rounds):
+            try:
+                take()
+            except AssertionError as e:          # collected: a failure inside the loop must not leave t running
+                errors.append(e)
+                break
+    finally:
+        stop.set()
+        t.join()
+        sys.setswitchinterval(old)
+    assert not errors, errors[0]
+
+
+def test_state_dict_and_clone_are_consistent_snapshots_under_a_concurrent_writer():
+    from chronoslib.registry import Registry
+
+    reg = Registry(64, 8)
+    ids = torch.arange(64)
+    reg.add(_latent(ids, 8), ids.double().numpy(), ids)
+    _snapshots_under_a_writer(reg, lambda: _consistent_snapshot(reg.state_dict(), 8))
+    _snapshots_under_a_writer(reg, lambda: _consistent_snapshot(reg.clone().state_dict(), 8))
