@@ -26,3 +26,13 @@ def block_series(n: int = 12, block_len: int = 8, seed: int = 0):
     labels = np.array([0, 1, 0, 2, 1, 0, 2, 2, 1, 0, 1, 2])[:n]
     order = np.argsort(labels, kind="stable")
     return series, starts, labels, order
+
+
+def barcode_colours(heatmap: go.Heatmap) -> list[str]:
+    """The colour of each cell of a one-row barcode heatmap: the stop of its stepped colour scale z falls in."""
+    stops = heatmap.colorscale
+    out = []
+    for z in np.asarray(heatmap.z)[0]:
+        u = (z - heatmap.zmin) / (heatmap.zmax - heatmap.zmin)
+        out.append(next(c for (lo, c), (hi, _) in zip(stops[::2], stops[1::2]) if lo <= u <= hi))
+    return out

@@ -7,6 +7,7 @@ import re
 import numpy as np
 
 from chronoslib.plots import live, manifold, style, timeline
+from tests.plot_support import barcode_colours
 
 PLOTS_DIR = os.path.dirname(style.__file__)
 
@@ -25,7 +26,7 @@ def test_manifold_timeline_and_live_replay_colour_regime_k_the_same():
     series, starts = np.linspace(1.0, 2.0, 8 * 4), np.arange(8) * 4
     tl = timeline.timeline_figure(series, starts, 4, np.argsort(labels, kind="stable"), labels)
     chrono_barcode = next(t for t in tl.data if t.name == "chrono barcode")
-    on_timeline = dict(zip(labels.tolist(), chrono_barcode.marker.color))
+    on_timeline = dict(zip(labels.tolist(), barcode_colours(chrono_barcode)))
     marks = live.neighbour_marker_trace(series, starts, 4, ids=list(range(8)), weights=[0.1] * 8, regimes=labels)
     on_live = dict(zip(labels.tolist(), marks["marker"]["color"]))
     for k in range(4):

@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import pytest
 
 from chronoslib.plots import style, timeline
-from tests.plot_support import block_series
+from tests.plot_support import barcode_colours, block_series
 
 
 def test_stitched_series_reproduces_the_series_in_time_order_and_keeps_block_shapes():
@@ -20,13 +20,6 @@ def test_stitched_series_reproduces_the_series_in_time_order_and_keeps_block_sha
         assert np.allclose(seg[1:] / seg[:-1], series[b * 8 + 1: b * 8 + 8] / series[b * 8: b * 8 + 7])
 
 
-def _cell_colour(heatmap: go.Heatmap, z: float) -> str:
-    """The colour a barcode heatmap gives value z: the stop of its stepped colour scale that z falls in."""
-    u = (z - heatmap.zmin) / (heatmap.zmax - heatmap.zmin)
-    stops = heatmap.colorscale
-    return next(c for (lo, c), (hi, _) in zip(stops[::2], stops[1::2]) if lo <= u <= hi)
-
-
 @pytest.mark.parametrize("layout, n_rows", [("stacked", 4), ("side", 2)])
 def test_timeline_figure_colours_block_slots_by_label_in_each_order(layout, n_rows):
     series, starts, labels, order = block_series()
@@ -34,7 +27,7 @@ def test_timeline_figure_colours_block_slots_by_label_in_each_order(layout, n_ro
     bars = [t for t in fig.data if isinstance(t, go.Heatmap)]
     assert [b.name for b in bars] == ["chrono barcode", "pseudo barcode"]
     for bar, slot_labels in zip(bars, (labels, labels[order])):
-        assert [_cell_colour(bar, z) for z in np.asarray(bar.z)[0]] == [style.regime_color(v) for v in slot_labels]
+        assert barcode_colours(bar) == [style.regime_color(v) for v in slot_labels]
     assert np.asarray(bars[1].customdata)[0].tolist() == order.tolist()
     lines = [t for t in fig.data if not isinstance(t, go.Heatmap)]
     assert len(lines) == 2 * 3 and all(t.line.color == style.regime_color(int(t.name.split()[-1])) for t in lines)
