@@ -30,7 +30,7 @@ def make_ohlcv(n: int = 2520, seed: int = 0, start: str = "2005-01-03") -> tuple
     high = top * np.exp(np.abs(rng.standard_normal(n)) * base * 0.5)
     low = bottom * np.exp(-np.abs(rng.standard_normal(n)) * base * 0.5)
     adj = close * np.exp(-0.00008 * (n - 1 - np.arange(n)))  # dividends: the further back, the lower
-    volume = 1e6 * np.exp(0.0005 * np.arange(n)) * (1 + 1.5 * regime) * rng.lognormal(0, 0.3, n)
+    volume = 1e6 * np.exp(0.001 * np.arange(n)) * (1 + 1.5 * regime) * rng.lognormal(0, 0.3, n)
     df = pd.DataFrame({"Date": pd.bdate_range(start, periods=n).strftime("%Y-%m-%d"),
                        "Open": open_.round(4), "High": high.round(4), "Low": low.round(4), "Close": close.round(4),
                        "Adj Close": adj.round(4), "Volume": volume.round().astype(np.int64)})
