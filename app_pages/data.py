@@ -17,13 +17,8 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.lib import session
-from chronoslib.columns import (
-    detect_label_column,
-    detect_price_columns,
-    detect_timestamp_column,
-    feature_columns,
-    numeric_columns,
-)
+from chronoslib.advice import WHY_TRENDING, Recipe, default_recipe, min_blocks_advice, stationarity, suggest_block_len
+from chronoslib.columns import detect_price_columns, numeric_columns
 from chronoslib.data import (
     SAMPLE_DIR,
     SAMPLE_RECIPES,
@@ -65,13 +60,21 @@ def recipe_of(ds: Dataset) -> dict[str, Any]:
             "nan_policy": c.nan_policy, "holdout": round(1 - ds.split / n, 2) if n else 0.2, "sort": False}
 
 
-def detected_recipe(df: pd.DataFrame) -> dict[str, Any]:
-    """Sensible first choices for a fresh upload: detected timestamp / label, every other numeric column."""
-    ts, lab = detect_timestamp_column(df) or "", detect_label_column(df) or ""
-    feats = feature_columns(df, exclude=(ts, lab))
-    return {"timestamp_col": ts, "label_col": lab, "feature_cols": feats, "transforms": [], "price_col": "",
-            "high_col": "", "low_col": "", "volume_col": "", "vol_window": 20, "nan_policy": "refuse",
-            "holdout": 0.2, "sort": False}
+def detected_recipe(r: Recipe) -> dict[str, Any]:
+    """First choices for a fresh upload from ``advice.default_recipe`` (market data gets stationary engineered
+    features, never a price level), with the page's own settings."""
+    return {**r.build_args(), "price_col": r.price_col, "high_col": r.high_col, "low_col": r.low_col,
+            "volume_col": r.volume_col, "nan_policy": "refuse", "holdout": 0.2, "sort": False}
+
+
+def trend_warning(named: dict[str, np.ndarray], what: str) -> None:
+    """A warning naming the features among ``named`` ({name: values}) that trend (``advice.stationarity``)."""
+    verdicts = {n: stationarity(v) for n, v in named.items()}
+    bad = [n for n, s in verdicts.items() if s.trending]
+    if bad:
+        st.warning(f"{what} {', '.join(f'**{n}** ({verdicts[n].share:.0%})' for n in bad)} trend: that share of "
+                   f"each one's variance lies between eighths of the series. {WHY_TRENDING}",
+                   icon=":material/trending_up:")
 
 
 def handle_upload(uploaded: Any) -> bool:
@@ -81,7 +84,9 @@ def handle_upload(uploaded: Any) -> bool:
     except (ValueError, RuntimeError, OSError) as exc:
         st.error(f"Upload refused — {exc}", icon=":material/error:")
         return False
-    set_table(uploaded.name, df, detected_recipe(df), "upload")
+    rec = default_recipe(df)
+    set_table(uploaded.name, df, detected_recipe(rec), "upload")
+    table()["advice"] = rec.reason      # why the controls start where they do
     session.DATA_UPLOAD_ID.set(uploaded.file_id)
     return True
 
@@ -123,6 +128,8 @@ def column_controls(t: dict[str, Any]) -> dict[str, Any]:
                        key=f"dt_nan_{k}", horizontal=True,
                        format_func=lambda p: "refuse (report them)" if p == "refuse" else "forward-fill")
     taken = {ts, lab}
+    if t.get("advice"):
+        st.caption(f"Preselected: {t['advice']}.")
     with c2:
         st.markdown("**Features**")
         feat_opts = [c for c in nums if c not in taken]
@@ -141,8 +148,11 @@ def column_controls(t: dict[str, Any]) -> dict[str, Any]:
             cur = r.get(f"{role}_col") or AUTO
             hint = f"detected: {found[role]}" if role in found else "none detected"
             roles[role] = _pick(f"{role.capitalize()} column", src, cur, f"dt_{role}_{k}", help=hint)
-        vol_window = st.number_input("Rolling volatility window (ticks)", 2, 10_000, int(r["vol_window"]),
-                                     key=f"dt_volw_{k}")
+        vol_window = st.number_input("Rolling window (ticks) of rolling vol and rel volume", 2, 10_000,
+                                     int(r["vol_window"]), key=f"dt_volw_{k}")
+    if session.DATA_APPLIED.get() != k:   # choices not yet used: check the chosen raw columns of the table
+        trend_warning({c: df[c].to_numpy(np.float64, na_value=np.nan) for c in feats
+                       if pd.api.types.is_numeric_dtype(df[c])}, "Raw feature column(s)")
     return {"timestamp_col": "" if ts == NONE else ts, "label_col": "" if lab == NONE else lab,
             "feature_cols": feats, "transforms": trans, "nan_policy": nan, "holdout": holdout, "sort": sort,
             "vol_window": int(vol_window), **{f"{ro}_col": ("" if v == AUTO else v) for ro, v in roles.items()}}
@@ -192,6 +202,8 @@ def dataset_overview(ds: Dataset) -> None:
         st.caption(f"{span}; held out from {_when(ts[ds.split])} on." if ds.split < t else f"{span}; nothing held out.")
     if ds.notes:
         st.info("\n".join(f"- {n}" for n in ds.notes), icon=":material/info:")
+    trend_warning({n: ds.train[:, j] for j, n in enumerate(ds.feature_names)}, "Model feature(s)")
+    block_advice(ds)
     eng = session.engine()
     if eng is not None and (why := session.model_mismatch()) is not None:
         st.warning(f"The active model cannot run on this data: {why}. Train a new model on the Train page or "
@@ -199,6 +211,15 @@ def dataset_overview(ds: Dataset) -> None:
     elif eng is not None and session.model_info().get("dataset") not in (None, "?", ds.name):
         st.caption(f"The active model was trained on *{session.model_info().get('dataset')}*; train on this "
                    "dataset on the Train page to compare like with like.")
+
+
+def block_advice(ds: Dataset) -> None:
+    """The block length the timestamps suggest and, when the training span holds too few such blocks, the
+    length that gives enough."""
+    sug = suggest_block_len(ds.timestamps)
+    st.caption(f"Suggested block length: **{sug.block_len} ticks**, {sug.reason}.")
+    if (adv := min_blocks_advice(ds.split, sug.block_len)) is not None:
+        st.warning(adv.message, icon=":material/view_module:")
 
 
 def dataset_chart(ds: Dataset) -> None:

@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from app_pages.lib import session  # noqa: E402
 from chronoslib.data import SAMPLES, load_sample  # noqa: E402
+from tests.ohlcv_support import make_ohlcv  # noqa: E402
 
 APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app.py")
 
@@ -92,7 +93,9 @@ def test_an_upload_with_engineered_features_becomes_the_active_dataset():
     label_key = next(k for k in keys if k and k.startswith("dt_label_"))
     assert at.selectbox(key=ts_key).value == "date"          # detected
     assert at.selectbox(key=label_key).value == "state"      # detected by name, never a feature
-    assert set(at.multiselect(key=feats_key).value) == {"close", "volume", "spread"}
+    # market data: the price level and raw volume are no features, the stationary set is preselected
+    assert at.multiselect(key=feats_key).value == ["spread"]
+    assert at.multiselect(key=trans_key).value == ["log_return", "abs_return", "rel_volume", "rolling_vol"]
     at.multiselect(key=feats_key).set_value(["spread"])
     at.multiselect(key=trans_key).set_value(["log_return", "log_volume"])
     at.button(key="dt_apply").click().run()
@@ -105,6 +108,45 @@ def test_an_upload_with_engineered_features_becomes_the_active_dataset():
     assert ds.split == round(len(ds.features) * 0.8)
     assert "is now the active dataset" in _texts(at.success)
     assert "prices.csv" in "\n".join(str(c.value) for c in at.sidebar.caption)
+
+
+def _key(at: AppTest, kind: str, prefix: str) -> str:
+    return next(w.key for w in at.get(kind) if w.key and w.key.startswith(prefix))
+
+
+def test_a_daily_ohlcv_upload_gets_stationary_defaults_and_never_a_raw_price_column():
+    df, _ = make_ohlcv(2520, seed=0)                     # Date / Open / High / Low / Close / Adj Close / Volume
+    at = _app()
+    _upload(at, "spx.csv", df.to_csv(index=False).encode())
+    assert not at.error
+    feats, trans = _key(at, "multiselect", "dt_feats_"), _key(at, "multiselect", "dt_trans_")
+    assert at.multiselect(key=feats).value == []         # no raw price level, no raw volume
+    assert at.multiselect(key=trans).value == ["log_return", "abs_return", "hl_range", "rel_volume", "rolling_vol"]
+    assert at.selectbox(key=_key(at, "selectbox", "dt_price_")).value == "Adj Close"
+    assert "price levels and raw volume" in _texts(at.caption)
+    assert "trend" not in _texts(at.warning)
+    at.multiselect(key=feats).set_value(["Close", "Volume"]).run()      # a raw level chosen: warned before use
+    assert "**Close**" in _texts(at.warning) and "**Volume**" in _texts(at.warning)
+    assert "pseudo-timeline" in _texts(at.warning)
+    at.multiselect(key=feats).set_value([]).run()
+    at.button(key="dt_apply").click().run()
+    assert not at.exception and not at.error
+    ds = at.session_state[session.DATASET.key]
+    assert ds.feature_names == ["log_return", "abs_return", "hl_range", "rel_volume", "rolling_vol"]
+    assert not set(ds.feature_names) & set(df.columns) and ds.config.price_col == "Adj Close"
+    assert "trend" not in _texts(at.warning) and "Only" not in _texts(at.warning)
+    assert "Suggested block length: **21 ticks**" in _texts(at.caption) or \
+        "Suggested block length: **22 ticks**" in _texts(at.caption)
+
+
+def test_a_short_upload_is_offered_a_block_length_that_gives_fifty_blocks():
+    df, _ = make_ohlcv(700, seed=1)                      # 700 days: 544 training rows, 24 blocks of a month
+    at = _app()
+    _upload(at, "short.csv", df.to_csv(index=False).encode())
+    at.button(key="dt_apply").click().run()
+    ds = at.session_state[session.DATASET.key]
+    offered = ds.split // 50
+    assert f"A block length of {offered} gives {ds.split // offered}" in _texts(at.warning)
 
 
 def test_bad_cells_are_reported_and_forward_fill_is_an_explicit_choice():
