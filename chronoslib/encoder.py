@@ -28,8 +28,8 @@ class CausalConv1d(nn.Conv1d):
         xp = F.pad(x, (self.left_pad, 0))
         d, k = self.dilation[0], self.kernel_size[0]
         if d > 1 and x.shape[0] <= 4:
-            # Live path: oneDNN's dilated conv costs ~55 us for one window on CPU; the same maths as one
-            # matmul over k shifted views (im2col) costs ~24 us. Identical result (tested).
+            # A few windows (e.g. a short last chunk of predict_batch): oneDNN's dilated conv costs ~55 us for one
+            # window on CPU; the same maths as one matmul over k shifted views (im2col) ~24 us (tested equal).
             length = x.shape[2]
             cols = torch.stack([xp[:, :, j * d: j * d + length] for j in range(k)], dim=2)  # (B, C, k, L)
             out = torch.matmul(self.weight.reshape(self.out_channels, -1), cols.flatten(1, 2))  # (B, C', L)
@@ -87,37 +87,6 @@ class RegimeEncoder(nn.Module):
         """(B, L, F) -> unit latents (B, D)."""
         pooled = self.sequence_features(x).mean(dim=2)  # (B, H): temporal mean pooling
         return F.normalize(self.latent_head(pooled), dim=1)
-
-    def live_weights(self) -> list:
-        """Conv weights re-laid out for ``forward_one``: each conv as (k * C_in, C_out) plus bias.
-
-        Cached by the caller after training/loading (weights must not change afterwards).
-        """
-        def lay(conv: CausalConv1d) -> tuple:
-            w = conv.weight.detach()  # (C_out, C_in, k); tap j of a causal conv reads tick t - (k-1-j)*d
-            return (w.permute(2, 1, 0).reshape(-1, w.shape[0]).contiguous(), conv.bias.detach(),
-                    conv.kernel_size[0], conv.dilation[0])
-        return [lay(self.in_proj)] + [(lay(b.conv1), lay(b.conv2)) for b in self.blocks]
-
-    def forward_one(self, x: torch.Tensor, lw: list) -> torch.Tensor:
-        """Latent of ONE window x (L, F) -> (D,), same maths as ``forward`` on 2-D (L, C) tensors.
-
-        Live inference is dominated by per-op overhead, so each causal conv is one ``addmm`` over the
-        concatenation of its k shifted copies (time-major layout, no transposes, no module calls).
-        """
-        def conv(h: torch.Tensor, p: tuple) -> torch.Tensor:  # (L, C) -> (L, C')
-            w, b, k, d = p
-            if k == 1:
-                return torch.addmm(b, h, w)
-            length = h.shape[0]
-            hp = F.pad(h, (0, 0, (k - 1) * d, 0))
-            return torch.addmm(b, torch.cat([hp[j * d: j * d + length] for j in range(k)], dim=1), w)
-
-        h = F.gelu(conv(x, lw[0]))
-        for c1, c2 in lw[1:]:
-            h = h + conv(F.gelu(conv(h, c1)), c2)
-        z = F.linear(h.mean(dim=0), self.latent_head.weight, self.latent_head.bias)
-        return z / z.norm().clamp_min(1e-12)
 
     def project(self, z: torch.Tensor) -> torch.Tensor:
         """Unit latents (B, D) -> unit projections (B, P) for InfoNCE."""

@@ -28,9 +28,9 @@ from .config import DefragConfig
 from .encoder import RegimeEncoder
 from .errors import CheckpointError, ConfigError, DataError, NotFittedError, RegistryEmptyError
 from .features import live_window, raw_features
+from .live_path import LivePath
 from .numeric_checks import (
     check_cast_finite,
-    check_latents_finite,
     check_update,
     live_windows,
     numeric_array,
@@ -226,13 +226,14 @@ class ChronosDefragEngine:
     def _warm_up(self) -> None:
         c, s = self.normaliser.arrays()
         self._norm_t = (torch.from_numpy(c), torch.from_numpy(s))
-        self._live_w = self.encoder.live_weights()  # conv weights laid out for the one-window fast path
+        self._live = LivePath(self.encoder, c, s, self.predictor)  # frozen one-window encoder + predictor step
         self.registry.ensure_index()  # large registries: build the IVF index now, not inside the first live call
         self.registry.decay_factors(float(self.train_end_tick))
         with torch.inference_mode():  # first calls allocate kernels; keep that out of measured latency
             z = torch.zeros(1, self.cfg.encoder.block_len, self.cfg.encoder.input_dim)
             for _ in range(2):
                 self.encoder(z)
+                self._live.step(self._live.encode(z[0]), torch.zeros(self.predictor.state_dim))
 
     def predict_live(self, window: Any, timestamp: float | None = None) -> LivePrediction:
         """Route one live window (L, F) through encoder, registry (SPD) and predictor.
@@ -245,25 +246,25 @@ class ChronosDefragEngine:
         t0 = time.perf_counter()
         if self.registry is None or len(self.registry) == 0:
             raise RegistryEmptyError("Registry is empty: fit() must be called before predict_live()")
-        x = self._normalised_windows(window)
+        lp = self._live
+        x = lp.window_tensor(window)                                          # (L, F) raw
         tq = query_tick(timestamp, self.train_end_tick)
         with torch.inference_mode():
             t1 = time.perf_counter()
-            q = self.encoder.forward_one(x[0], self._live_w).unsqueeze(0)  # (1, D)
-            check_latents_finite(q)
+            q = lp.encode(x)                                                  # (D,), normalisation folded in
+            lp.check(q, x)
             t2 = time.perf_counter()
-            r = self.registry.route(q, tq, self.cfg.routing.top_k)            # (1, k) neighbours, (1, S) state
+            r = self.registry.route_one(q, tq, self.cfg.routing.top_k)        # (k,) neighbours, (S,) state
             t4 = time.perf_counter()
-            fc = self.predictor.readout(self.predictor.step(q, r.state))[0]  # (forecast_dim,)
+            fc = lp.step(q, r.state)                                          # (forecast_dim,)
             t5 = time.perf_counter()
         # Stages: "query" ends when the candidates' cosines are computed, "spd" covers weighting, top-k, blend.
-        # (M=1 rows go out as .tolist()[0]: a row view per field costs more than the list.)
         return LivePrediction(
-            alpha_prediction=fc[0], regime_confidence=r.confidence.tolist()[0], system_latency_ms=(t5 - t0) * 1e3,
-            neighbour_indices=r.ids.tolist()[0], neighbour_scores=r.scores.tolist()[0],
+            alpha_prediction=fc[0], regime_confidence=float(r.confidence), system_latency_ms=(t5 - t0) * 1e3,
+            neighbour_indices=r.ids.tolist(), neighbour_scores=r.scores.tolist(),
             stage_latency_ms={"encode": (t2 - t1) * 1e3, "query": (r.scored_at - t2) * 1e3,
                               "spd": (t4 - r.scored_at) * 1e3, "predictor": (t5 - t4) * 1e3},
-            latent=q[0], forecast=fc, neighbour_weights=r.weights.tolist()[0], neighbour_ticks=r.ticks.tolist()[0])
+            latent=q, forecast=fc, neighbour_weights=r.weights.tolist(), neighbour_ticks=r.ticks.tolist())
 
     def predict_live_raw(self, raw: Any, timestamp: float | None = None) -> LivePrediction:
         """``predict_live`` on raw rows (DataFrame with the source columns, or array in ``source_columns`` order):

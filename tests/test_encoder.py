@@ -58,13 +58,6 @@ def test_latents_are_unit_vectors_and_projections_too():
     assert p.shape == (5, 5) and torch.allclose(p.norm(dim=1), torch.ones(5), atol=1e-5)
 
 
-def test_forward_one_equals_forward():
-    enc = _enc(n_layers=3)
-    x = torch.randn(24, 3)
-    with torch.inference_mode():
-        assert torch.allclose(enc.forward_one(x, enc.live_weights()), enc(x[None])[0], atol=1e-5)
-
-
 def test_xavier_init_and_zero_biases():
     enc = _enc()
     w = enc.latent_head.weight
