@@ -24,7 +24,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train an engine on a CSV / Parquet file and save a checkpoint")
     p.add_argument("data", help="CSV or Parquet file, one row per tick")
     p.add_argument("--out", required=True, help="checkpoint path to write (atomically)")
-    p.add_argument("--features", default="", help="comma-separated feature columns (default: all numeric)")
+    p.add_argument("--features", default="", help="comma-separated feature columns (default, with no --transforms "
+                   "either: advice.default_recipe: stationary features for market data, else every numeric column)")
     p.add_argument("--timestamp", default="", help="timestamp column (default: detected)")
     p.add_argument("--label", default="", help="ground-truth label column, excluded from features")
     p.add_argument("--epochs", type=int, default=None, help="encoder epochs")
@@ -36,12 +37,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--holdout", type=float, default=0.0, help="fraction of the end kept out of training")
     p.add_argument("--config", default="", help="JSON file with a DefragConfig dict to start from")
     p.add_argument("--transforms", default="", help="comma-separated feature engineering from prices: "
-                   "log_return, abs_return, hl_range, log_volume, rolling_vol (default: raw features)")
+                   "log_return, abs_return, hl_range, log_volume, rel_volume, rolling_vol (default: see --features)")
     p.add_argument("--price", default=None, help="price column for the transforms (default: detected by name)")
     p.add_argument("--high", default=None, help="high column for hl_range (default: detected)")
     p.add_argument("--low", default=None, help="low column for hl_range (default: detected)")
-    p.add_argument("--volume", default=None, help="volume column for log_volume (default: detected)")
-    p.add_argument("--vol-window", type=int, default=None, help="ticks in the rolling_vol window (default 20)")
+    p.add_argument("--volume", default=None, help="volume column for log_volume / rel_volume (default: detected)")
+    p.add_argument("--vol-window", type=int, default=None,
+                   help="ticks in the rolling_vol / rel_volume window (default 20)")
     p.add_argument("--nan-policy", choices=("refuse", "ffill"), default=None,
                    help="NaN / inf / non-numeric cells: refuse (default) or forward-fill")
     p.add_argument("--normalize", choices=("zscore", "robust", "none"), default=None,

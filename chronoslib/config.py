@@ -59,8 +59,13 @@ class PredictorConfig:
 
 @dataclass
 class OptimConfig:
-    encoder_epochs: int = 30
-    predictor_epochs: int = 20
+    """Optimiser settings. Epoch counts of 0 are derived from ``window_budget`` by ``training.planned_epochs``:
+    epochs = window_budget // training blocks, at least 1 and at most 30 (encoder) / 20 (predictor), so a
+    small series gets many passes and a long one few; a count > 0 is used exactly."""
+
+    encoder_epochs: int = 0     # 0 = derived from window_budget
+    predictor_epochs: int = 0   # 0 = derived from window_budget
+    window_budget: int = 60_000  # blocks (windows) seen per stage when the epochs are derived
     batch_size: int = 32
     lr: float = 1e-2
     predictor_lr: float = 3e-3
@@ -83,7 +88,7 @@ class DataConfig:
     high_col: str = ""
     low_col: str = ""
     volume_col: str = ""
-    vol_window: int = 20        # ticks of log returns in the rolling_vol transform
+    vol_window: int = 20        # ticks in the rolling_vol (log returns) and rel_volume (volumes) windows
     feature_names: list[str] = field(default_factory=list)  # model feature names in order (transforms, then raw)
 
 
@@ -146,6 +151,7 @@ class DefragConfig:
             )
         _nonneg_int("optim.encoder_epochs", o.encoder_epochs)
         _nonneg_int("optim.predictor_epochs", o.predictor_epochs)
+        _positive_int("optim.window_budget", o.window_budget)
         _positive_int("optim.batch_size", o.batch_size, minimum=2)
         _positive_float("optim.lr", o.lr)
         _positive_float("optim.predictor_lr", o.predictor_lr)
@@ -221,7 +227,7 @@ class DefragConfig:
 
         >>> cfg = DefragConfig().with_overrides(block_len=16, latent_dim=4, encoder_epochs=None)
         >>> cfg.encoder.block_len, cfg.encoder.latent_dim, cfg.predictor.forecast_dim, cfg.optim.encoder_epochs
-        (16, 4, 4, 30)
+        (16, 4, 4, 0)
         """
         given = {_override_target(name): value for name, value in flat.items() if value is not None}
         d = self.to_dict()

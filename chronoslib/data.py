@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .advice import default_recipe
 from .columns import detect_label_column, detect_price_columns, detect_timestamp_column, feature_columns
 from .config import DataConfig
 from .errors import BadValuesError, ColumnError, DataError, EmptyFileError, NoFeaturesError, NotEnoughBlocksError
@@ -332,8 +333,16 @@ def load_for_training(path: str, cfg: Any, features: list[str] | None = None, ti
     No file-size limit (this is the command line); rows are limited by available memory. An empty
     ``timestamp_col`` means "detect" (``no_timestamp=True`` means none); ``nan_policy`` defaults to
     ``cfg.data.nan_policy``. Checks that the training span holds at least 4 blocks of ``cfg.encoder.block_len``.
+    Neither ``features`` nor ``transforms`` given: ``advice.default_recipe`` chooses them (market data gets
+    stationary engineered features, never a price level), with the source columns it found.
     """
     df = read_table(path, max_bytes=None, max_rows="memory")
+    if not features and not transforms:
+        rec = default_recipe(df)
+        features = [c for c in rec.feature_cols if c not in (timestamp_col, label_col)]
+        transforms = rec.transforms
+        price_col, high_col = price_col or rec.price_col or None, high_col or rec.high_col or None
+        low_col, volume_col = low_col or rec.low_col or None, volume_col or rec.volume_col or None
     ds = build_dataset(df, os.path.basename(os.fspath(path)),
                        timestamp_col="" if no_timestamp else (timestamp_col or None),
                        feature_cols=features or None, label_col=label_col or None, price_col=price_col,

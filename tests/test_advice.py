@@ -151,3 +151,29 @@ def test_min_blocks_advice_offers_the_largest_block_length_that_gives_enough():
     assert "31 training blocks" in a.message and "40" in a.message
     tiny = min_blocks_advice(300, 21)
     assert tiny.offered is None and f"{50 * MIN_BLOCK_LEN} training ticks" in tiny.message
+
+
+# ---------------------------------------------------------------------------------------------------- train command
+def test_the_train_command_uses_the_default_recipe_when_nothing_is_chosen(tmp_path):
+    from chronoslib import ChronosDefragEngine
+    from chronoslib.cli import main as cli_main
+    from chronoslib.data import load_for_training
+    from tests.conftest import small_config
+
+    path = str(tmp_path / "spx.csv")
+    make_ohlcv(1200, seed=2)[0].to_csv(path, index=False)
+    ds, cfg = load_for_training(path, small_config())
+    assert ds.feature_names == STATIONARY_SET and cfg.data.price_col == "Adj Close"
+    ds, _ = load_for_training(path, small_config(), features=["Open"])        # a choice is a choice
+    assert ds.feature_names == ["Open"]
+    sample = os.path.join(SAMPLE_DIR, "synthetic_regimes.csv")               # the shipped model's inputs
+    ds, cfg = load_for_training(sample, small_config())
+    assert ds.feature_names == [f"f{i}" for i in range(6)] and cfg.data.price_col == "price"
+    assert ds.prices is not None and cfg.data.transforms == []
+
+    out = tmp_path / "m.pt"
+    assert cli_main(["train", path, "--out", str(out), "--epochs", "1", "--predictor-epochs", "1",
+                     "--block-len", "16", "--quiet"]) == 0
+    eng = ChronosDefragEngine.load(str(out))
+    assert eng.cfg.data.transforms == STATIONARY_SET and eng.cfg.data.features == []
+    assert eng.meta["features"] == STATIONARY_SET
