@@ -86,6 +86,7 @@ class Registry:
         self._weighted = False  # some log weight may be non-zero (append_live with forgetting < 1, or loaded)
         self._decay_cache: tuple[float, torch.Tensor] | None = None
         self._span: float | None = None
+        self._pinned_span: float | None = None  # a shard's: the whole registry's span (``pin_span``)
         self._scan: torch.Tensor | None = None  # (D, count) view of the filled rows that exact routing scores
         # Approximate search for large registries (see cells.IVFIndex); None until first needed.
         self.index: IVFIndex | None = None
@@ -173,8 +174,18 @@ class Registry:
         return (self.head + torch.arange(self.capacity)) % self.capacity
 
     # ------------------------------------------------------------------ SPD
+    def pin_span(self, span: float | None) -> None:
+        """Score against ``span`` ticks instead of this registry's own (a shard of a larger registry uses the
+        whole one's, so its SPD factors equal the unsharded ones); None: back to its own."""
+        if span is not None and not (math.isfinite(span) and span >= 1.0):
+            raise DataError(f"registry span must be a finite number >= 1 tick, got {span!r}")
+        self._pinned_span = None if span is None else float(span)
+        self._decay_cache = None
+
     def span(self) -> float:
         """Ticks covered by the registry: newest start + block_len - oldest start (>= 1); cached until a write."""
+        if self._pinned_span is not None:
+            return self._pinned_span
         if self._span is None:
             t = self.ticks[: self.count] if self.count < self.capacity else self.ticks
             self._span = max(float(t.max() - t.min()) + self.block_len, 1.0)

@@ -1,0 +1,135 @@
+"""A registry split across processes: each rank holds a contiguous slice of the entries (oldest to newest) and a
+query is answered by a local SPD top-k on every shard, gathered (``torch.distributed``, any backend: gloo on
+CPU) and merged into the global top-k and its SPD-weighted neighbourhood, equal to the unsharded answer.
+
+* ``shard_state``: the slice of a ``Registry.state_dict`` one rank holds, and its first global slot.
+* ``load_shard``: that slice read from a saved checkpoint through a memory map (only the slice is copied).
+* ``ShardedRegistry``: ``route(q, t, k)`` and ``len()`` like ``registry.Registry``, so an engine whose
+  ``registry`` is one answers ``predict_batch`` from all shards (every rank calls it with the same windows:
+  ``route`` is a collective).
+* ``merge_top_k``: the merge of per-shard top-k lists (pure; also the reference for tests).
+
+Equal to the unsharded registry where the shards answer exactly (below their ``index_threshold``); above it
+each shard answers through its own index. Knows nothing about encoders or the engine; the shards are read-only
+(online appends go to an unsharded registry).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from .errors import DataError
+from .registry import Registry, Route, blend
+
+_SLICED = ("latents", "ticks", "ids", "states", "log_weights")
+
+
+def shard_state(state: dict[str, Any], rank: int, world: int) -> tuple[dict[str, Any], int]:
+    """Rows [rank * N / world, (rank + 1) * N / world) of a registry state dict (oldest to newest), as a state
+    dict of their own, and the global slot of its first row (slots of the unsharded registry loaded from
+    ``state``: 0 = oldest)."""
+    if not (isinstance(world, int) and world >= 1 and isinstance(rank, int) and 0 <= rank < world):
+        raise DataError(f"shard rank must be in [0, world) with world >= 1, got rank {rank!r} of {world!r}")
+    n = int(state["latents"].shape[0])
+    a, b = rank * n // world, (rank + 1) * n // world
+    part = {key: (v[a:b].clone() if key in _SLICED else v) for key, v in state.items()}
+    part["capacity"] = max(b - a, 1)
+    return part, a
+
+
+def load_shard(path: str | os.PathLike, rank: int, world: int) -> tuple[Registry, int, float]:
+    """This rank's slice of the registry saved in checkpoint ``path``: (local registry, first global slot, span
+    of the whole registry in ticks). The file is memory-mapped, so only the slice is read into memory."""
+    data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    state = data.get("registry") if isinstance(data, dict) else None
+    if not isinstance(state, dict) or "ticks" not in state:
+        raise DataError(f"{path}: no registry in this checkpoint (expected a 'registry' entry with ticks)")
+    part, first = shard_state(state, rank, world)
+    t = state["ticks"]
+    span = max(float(t.max() - t.min()) + int(state["block_len"]), 1.0) if t.numel() else 1.0
+    return Registry.from_state_dict(part), first, span
+
+
+def merge_top_k(parts: torch.Tensor, k: int, state_dim: int) -> Route:
+    """Global top-k from per-shard lists packed as (W, M, k_s, 5 + S) float64 rows (score, cosine, tick, global
+    slot, block id, state...; -inf scores pad shards with fewer than k_s entries), and the SPD neighbourhood
+    blended from them (``registry.blend``), as the unsharded ``Registry.route`` would return it."""
+    w, m, ks, _ = parts.shape
+    flat = parts.permute(1, 0, 2, 3).reshape(m, w * ks, -1)              # (M, W * k_s, 5 + S)
+    top, j = torch.topk(flat[..., 0], k, dim=1)                          # (M, k) descending
+    best = flat.gather(1, j[..., None].expand(m, k, flat.shape[-1]))     # (M, k, 5 + S)
+    scores, cosines = top.float(), best[..., 1].float()
+    states = best[..., 5:5 + state_dim].float()                          # (M, k, S)
+    weights, state, confidence = blend(scores, cosines, states)
+    return Route(ids=best[..., 4].long(), weights=weights, state=state, confidence=confidence, scores=scores,
+                 cosines=cosines, ticks=best[..., 2], slots=best[..., 3].long(), scored_at=0.0)
+
+
+class ShardedRegistry:
+    """This rank's shard of a registry in a ``torch.distributed`` group; queries are collective."""
+
+    def __init__(self, local: Registry, first_slot: int, group: Any = None, span: float | None = None) -> None:
+        """``local``: this rank's entries (``shard_state`` / ``load_shard``); ``first_slot``: the global slot of
+        its first row; ``span``: ticks the whole registry covers (None: gathered from the shards now, a
+        collective)."""
+        if not dist.is_initialized():
+            raise DataError("ShardedRegistry needs torch.distributed initialised (dist.init_process_group)")
+        self.local, self.first_slot, self.group = local, int(first_slot), group
+        self.dim, self.state_dim, self.block_len = local.dim, local.state_dim, local.block_len
+        self.world = dist.get_world_size(group)
+        self.count = int(self._all_reduce(torch.tensor([float(local.count)]), dist.ReduceOp.SUM)[0])
+        local.pin_span(self._global_span() if span is None else float(span))
+
+    def _all_reduce(self, t: torch.Tensor, op: Any) -> torch.Tensor:
+        dist.all_reduce(t, op=op, group=self.group)
+        return t
+
+    def _global_span(self) -> float:
+        """newest start + block_len - oldest start over every shard (>= 1), like ``Registry.span``."""
+        t = self.local.ticks[: self.local.count]
+        lo = torch.tensor([float(t.min()) if t.numel() else float("inf")], dtype=torch.float64)
+        hi = torch.tensor([float(t.max()) if t.numel() else float("-inf")], dtype=torch.float64)
+        lo, hi = self._all_reduce(lo, dist.ReduceOp.MIN), self._all_reduce(hi, dist.ReduceOp.MAX)
+        return max(float(hi[0] - lo[0]) + self.block_len, 1.0)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def route(self, q: torch.Tensor, t_query: float, k: int, leave_out: torch.Tensor | None = None) -> Route:
+        """``Registry.route`` over every shard's entries: each rank's local top-k (scored with the whole
+        registry's span), all gathered, merged (``merge_top_k``). Every rank must call it with the same q (M, D)
+        and gets the same Route; slots are global (0 = the oldest entry of the whole registry)."""
+        if leave_out is not None:
+            raise DataError("a sharded registry does not take leave_out (route an unsharded registry for that)")
+        q = q.reshape(-1, self.dim) if q.dim() != 2 else q
+        k = min(int(k), self.count)
+        mine = self._local_top(q, t_query, k)                                 # (M, k, 5 + S)
+        parts = [torch.empty_like(mine) for _ in range(self.world)]
+        dist.all_gather(parts, mine, group=self.group)
+        return merge_top_k(torch.stack(parts), k, self.state_dim)
+
+    def _local_top(self, q: torch.Tensor, t_query: float, k: int) -> torch.Tensor:
+        """This shard's top-k packed for the gather, (M, k, 5 + S) float64; -inf score rows pad a shard with
+        fewer than k entries."""
+        m = q.shape[0]
+        out = torch.full((m, k, 5 + self.state_dim), 0.0, dtype=torch.float64)
+        out[..., 0] = -float("inf")
+        kl = min(k, self.local.count)
+        if kl == 0:
+            return out
+        r = self.local.route(q, t_query, kl)
+        out[:, :kl, 0], out[:, :kl, 1], out[:, :kl, 2] = r.scores.double(), r.cosines.double(), r.ticks
+        out[:, :kl, 3] = (self._global_slots(r.slots)).double()
+        out[:, :kl, 4] = r.ids.double()
+        out[:, :kl, 5:] = self.local.states[r.slots].double()
+        return out
+
+    def _global_slots(self, slots: torch.Tensor) -> torch.Tensor:
+        """Local buffer slots -> global slots (position oldest to newest in the whole registry)."""
+        local = self.local
+        age = (slots - local.head) % local.capacity if local.count == local.capacity else slots
+        return age + self.first_slot
