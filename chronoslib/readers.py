@@ -2,8 +2,10 @@
 
 Owns format detection (extension or magic bytes, gzip), delimiter sniffing (comma, semicolon with decimal commas,
 tab, pipe), the interactive size limits (bytes and rows, with a hint to use the command line) and the error for
-every unreadable input. Returns a ``pandas.DataFrame``; knows nothing about features or models
-(``chronoslib.data`` builds datasets from what this reads).
+every unreadable input. CSVs are parsed by pyarrow's multi-threaded reader (ISO timestamps become datetime
+columns there); pandas' reader is the fallback for what pyarrow cannot express (see ``_arrow_csv``), and it also
+words the errors. Returns a ``pandas.DataFrame``; knows nothing about features or models (``chronoslib.data``
+builds datasets from what this reads).
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ MAX_ROWS = 2_000_000
 MAX_COLUMNS = 10_000  # a header with more is refused before pandas parses it (a single gigantic line)
 _CLI_HINT = "train on it from the command line instead: python -m chronoslib train FILE --out model.pt"
 _DELIMS = [",", ";", "\t", "|"]
+# pandas' default missing-value strings (pyarrow's list lacks "None" and "<NA>"): both readers see the same NaN.
+_NA_VALUES = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
+              "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
 
 
 def _source_bytes(source: Any) -> tuple[str, bytes | None, str | None, int]:
@@ -106,6 +111,60 @@ def _has_decimal_commas(df: pd.DataFrame) -> bool:
     return False
 
 
+def _arrow_csv(raw: bytes | None, path: str | None, sep: str, encoding: str, decimal: str) -> pd.DataFrame | None:
+    """The CSV read by pyarrow, with the columns pandas' reader would give; None where pandas must read it.
+
+    pandas stays the reader (``_pandas_csv``) for what pyarrow cannot express or refuses: a row with more or
+    fewer fields than the header (pandas drops a trailing empty field, pads short rows, and words the error for
+    surplus fields), text cells starting with a space (pandas' ``skipinitialspace``; pyarrow would keep the
+    space and read " 2" as text), bytes that are not text in the chosen encoding, and any other parse error
+    (pandas then raises the error ``_read_csv`` reports). The result is pandas' frame except that ISO dates and
+    timestamps arrive as datetime columns (UTC when they carry offsets), which ``parsing.parse_timestamps`` turns
+    into the same datetime64[ns] values as from text.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    try:
+        table = pacsv.read_csv(
+            pa.BufferReader(raw) if raw is not None else path,   # a .gz path is decompressed by its extension
+            read_options=pacsv.ReadOptions(encoding="utf8" if encoding == "utf-8-sig" else encoding),
+            parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True),  # quoted line breaks
+            convert_options=pacsv.ConvertOptions(null_values=_NA_VALUES, strings_can_be_null=True,
+                                                 decimal_point=decimal))
+    except (pa.ArrowException, UnicodeDecodeError, ValueError):
+        return None
+    cols, names = [], []
+    for i, (field, col) in enumerate(zip(table.schema, table.columns)):
+        kind = field.type
+        if pa.types.is_null(kind):                   # an all-empty column: float NaN, as pandas reads it
+            col = col.cast(pa.float64())
+        elif pa.types.is_date32(kind):               # ISO dates: datetime like ISO timestamps
+            col = col.cast(pa.timestamp("s"))
+        elif pa.types.is_time32(kind) or pa.types.is_time64(kind):   # a time of day stays text, as in pandas
+            col = col.cast(pa.string())
+        elif pa.types.is_string(kind):
+            if pc.any(pc.match_substring_regex(col, r"^[ \t]")).as_py():
+                return None
+        elif not (pa.types.is_integer(kind) and kind.bit_width == 64 and pa.types.is_signed_integer(kind)
+                  or pa.types.is_float64(kind) or pa.types.is_boolean(kind) or pa.types.is_timestamp(kind)):
+            return None                              # binary (not text), unsigned / huge integers: pandas' call
+        cols.append(col)
+        names.append(field.name if field.name.strip() else f"Unnamed: {i}")   # pandas' name for a blank header
+    return pa.table(cols, names=names).to_pandas()
+
+
+def _pandas_csv(src: Any, sep: str, encoding: str, max_rows: int | None, decimal: str) -> pd.DataFrame:
+    # index_col=False: a row with more fields than the header is an error, not extra index levels (pandas
+    # otherwise turns the surplus into a MultiIndex: minutes for one 2,000,000-field line, and silently
+    # shifted columns for rows with a trailing delimiter the header lacks).
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        return pd.read_csv(src, sep=sep, encoding=encoding, nrows=None if max_rows is None else max_rows + 1,
+                           skipinitialspace=True, low_memory=False, index_col=False, decimal=decimal)
+
+
 def _read_csv(name: str, raw: bytes | None, path: str | None, max_rows: int | None,
               delimiter: str | None) -> pd.DataFrame:
     if raw is not None and raw[:2] == b"\x1f\x8b":
@@ -137,15 +196,14 @@ def _read_csv(name: str, raw: bytes | None, path: str | None, max_rows: int | No
     dup = sorted(c for c, n in Counter(names).items() if n > 1)
     if dup and len(first) < len(text):  # pandas would rename the second 'a' to 'a.1' silently
         raise ColumnError(f"{name}: column name(s) {dup} appear more than once in the header; rename them")
-    src: Any = io.BytesIO(raw) if raw is not None else path
+    def read(decimal: str) -> pd.DataFrame:
+        df = _arrow_csv(raw, path, sep, encoding, decimal) if len(sep) == 1 else None
+        if df is None:
+            df = _pandas_csv(io.BytesIO(raw) if raw is not None else path, sep, encoding, max_rows, decimal)
+        return df
+
     try:
-        # index_col=False: a row with more fields than the header is an error, not extra index levels (pandas
-        # otherwise turns the surplus into a MultiIndex: minutes for one 2,000,000-field line, and silently
-        # shifted columns for rows with a trailing delimiter the header lacks).
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            df = pd.read_csv(src, sep=sep, encoding=encoding, nrows=None if max_rows is None else max_rows + 1,
-                             skipinitialspace=True, low_memory=False, index_col=False)
+        df = read(".")
     except pd.errors.ParserWarning as exc:
         raise UnreadableFileError(f"{name}: a data row has more fields than the header's columns (delimiter "
                                   f"{sep!r}); check for a trailing delimiter or a missing header name") from exc
@@ -155,9 +213,7 @@ def _read_csv(name: str, raw: bytes | None, path: str | None, max_rows: int | No
         raise UnreadableFileError(f"{name} could not be parsed as CSV with delimiter {sep!r}: "
                                   f"{str(exc).strip().splitlines()[-1][:300]}") from exc
     if sep != "," and _has_decimal_commas(df):   # European CSV: "1,5;2,25" -> re-read with decimal=","
-        df = pd.read_csv(io.BytesIO(raw) if raw is not None else path, sep=sep, encoding=encoding, decimal=",",
-                         nrows=None if max_rows is None else max_rows + 1, skipinitialspace=True, low_memory=False,
-                         index_col=False)
+        df = read(",")
     if df.shape[1] == 1:
         if delimiter is None:
             _check_single_column(df, name, text)
