@@ -98,6 +98,26 @@ def cluster_regimes(latents: np.ndarray, k: int | None = None, block_vol: np.nda
     return _result(x, labels, scores, used, block_vol, scores[int(k)] if used == "fixed" else None, seed)
 
 
+def relabel(result: RegimeResult, block_vol: np.ndarray | None) -> RegimeResult:
+    """The same clustering numbered as ``cluster_regimes`` numbers it for ``block_vol`` (N,): regime 0 calmest,
+    ties by first appearance; centres, sweep scores and silhouette follow the labels. O(N): stored labels
+    (``views``) are numbered without volatility, and each dataset's block volatility orders them.
+
+    ``relabel(cluster_regimes(z), vol)`` equals ``cluster_regimes(z, block_vol=vol)``.
+    """
+    labels = np.asarray(result.labels, dtype=np.int64)
+    vol = _checked_volatility(block_vol, labels.shape[0])
+    used, compact = np.unique(labels, return_inverse=True)       # drop ids no block carries
+    new = _relabel(compact.astype(np.int64), vol)
+    k = len(used)
+    perm = np.empty(k, dtype=np.int64)                            # perm[new id] = old compact id
+    perm[new] = compact
+    centers = np.asarray(result.centers)[used][perm]
+    regime_vol = (np.array([vol[new == c].mean() for c in range(k)]) if vol is not None else np.full(k, np.nan))
+    return RegimeResult(labels=new, k=k, scores=dict(result.scores), criterion=result.criterion, centers=centers,
+                        regime_vol=regime_vol, silhouette=result.silhouette)
+
+
 def _checked_volatility(block_vol: np.ndarray | None, n: int) -> np.ndarray | None:
     """Block volatilities (N,) as float64 with NaN replaced by their mean (0 when all are NaN)."""
     if block_vol is None:
