@@ -114,6 +114,8 @@ def column_controls(t: dict[str, Any]) -> dict[str, Any]:
     df, r, k = t["df"], t["recipe"], t["token"]
     cols = [str(c) for c in df.columns]
     nums = numeric_columns(df)
+    if t.get("advice"):
+        st.caption(f"Preselected: {t['advice']}.")
     c1, c2, c3 = st.columns([1, 1.4, 1.2], gap="medium")
     with c1:
         st.markdown("**Time & labels**")
@@ -128,8 +130,6 @@ def column_controls(t: dict[str, Any]) -> dict[str, Any]:
                        key=f"dt_nan_{k}", horizontal=True,
                        format_func=lambda p: "refuse (report them)" if p == "refuse" else "forward-fill")
     taken = {ts, lab}
-    if t.get("advice"):
-        st.caption(f"Preselected: {t['advice']}.")
     with c2:
         st.markdown("**Features**")
         feat_opts = [c for c in nums if c not in taken]

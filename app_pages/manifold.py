@@ -17,6 +17,7 @@ import streamlit as st
 from app_pages.lib import cache, frame, session
 from chronoslib import metrics, projection, regimes
 from chronoslib.plots.manifold import (
+    DENSE_POINTS,
     block_hover_text,
     blocks_from_selection,
     contingency_figure,
@@ -128,7 +129,8 @@ if note:
     _wait_for_umap()
 
 labels_shown = {"regime cluster": reg.labels, "ground truth": view.truth}
-hover = block_hover_text(view.table, {"regime": reg.labels})
+# Above DENSE_POINTS the projection ships no hover strings (it names the block): building them would be wasted.
+hover = block_hover_text(view.table, {"regime": reg.labels}) if n <= DENSE_POINTS else None
 
 # Selection state is read before the chart is drawn (Streamlit keeps the chart's last event under its key), so
 # a click or lasso shows up on this very run: a single clicked point becomes the inspected block, a lasso / box

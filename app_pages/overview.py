@@ -57,7 +57,8 @@ def render() -> None:
                 labels = cache.clustering(view.latents, block_vol=view.table["vol"].to_numpy()).labels
                 name = "regime"
             st.plotly_chart(timeline_figure(view.series, view.starts, view.block_len, view.order, labels,
-                                                  layout="side", label_name=name, series_name=view.series_name),
+                                                  layout="side", label_name=name, series_name=view.series_name,
+                                                  times=view.x),
                             width="stretch", key="overview_timeline")
             st.caption("The active model's training blocks in time order (left) and in pseudo-timeline order (right), "
                        f"coloured by {'ground-truth regime' if name == 'truth' else 'regime cluster'}. "

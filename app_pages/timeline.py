@@ -14,6 +14,7 @@ import streamlit as st
 
 from app_pages.lib import cache, frame, session
 from chronoslib import metrics
+from chronoslib.plots.style import is_time
 from chronoslib.plots.timeline import ordering_figure, similarity_figure, timeline_figure, walk_figure
 from chronoslib.timeline import METHODS
 
@@ -81,10 +82,13 @@ cols[3].metric("Adjacency purity (pseudo)", f"{m['purity_pseudo']:.1%}",
                help=f"Share of consecutive block pairs that carry the same {lname} label.")
 
 st.plotly_chart(timeline_figure(view.series, view.starts, view.block_len, order, labels,
-                                      layout=layout_opts[layout], label_name=lname, series_name=view.series_name),
+                                      layout=layout_opts[layout], label_name=lname, series_name=view.series_name,
+                                      times=view.x),
                 width="stretch", key="tl_timeline")
-st.caption("x is the block slot in each order (linked zoom). The pseudo-timeline series is rebuilt from each block's "
-           "own returns in the new order, so every block keeps its shape; the strips below show the label sequence.")
+st.caption(("The chronological panel is on real time; the pseudo-timeline's x is the block slot in its order. "
+            if is_time(view.x) else "x is the block slot in each order (linked zoom). ")
+           + "The pseudo-timeline series is rebuilt from each block's own returns in the new order, so every block "
+           "keeps its shape; the strips below show the label sequence.")
 
 st.subheader("Orderings compared")
 rows = metrics.ordering_table(view.latents, {"time order": np.arange(n), "as trained": view.order, **orders}, labels,

@@ -206,8 +206,8 @@ def suggest_block_len(timestamps: Any) -> BlockLenSuggestion:
             continue
         n = _ticks_per_bin(ts, unit, k)
         if n >= MIN_TICKS_PER_PERIOD:
-            return BlockLenSuggestion(int(round(n)), name, f"about {name} of ticks ({int(round(n))}): the data "
-                                      f"has a tick every {_spacing_text(spacing)}")
+            return BlockLenSuggestion(int(round(n)), name, f"about {name} (the data has a tick every "
+                                      f"{_spacing_text(spacing)})")
     return BlockLenSuggestion(DEFAULT_BLOCK_LEN, "", f"no calendar period holds {MIN_TICKS_PER_PERIOD} ticks: the "
                               f"default block length ({DEFAULT_BLOCK_LEN} ticks)")
 
