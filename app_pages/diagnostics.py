@@ -85,6 +85,7 @@ try:
     if src_name == "Last replay":
         an = rs.analysis()
         label = f"last replay · {rs.source.name}"
+        src = rs.source
     else:
         if KINDS[src_name] == "upload" and upload is None:
             st.info("Upload a file to check it for drift.")
@@ -111,7 +112,9 @@ m[2].metric("Mean confidence", f"{float(np.mean(an['confidence'])):.3f}")
 m[3].metric(f"Blocks below {threshold:.2f}", f"{int(al['below'].sum())} / {len(al['below'])}")
 m[4].metric("Neighbour age (ticks)", f"{float(np.nanmean(an['neighbour_age'])):,.0f}",
             help="Mean age of the retrieved neighbours: query tick minus neighbour start tick")
-st.plotly_chart(drift_figure(an["tick"], tl, an["confidence"], an["neighbour_age"], threshold),
+# Window start times put the drift panels on a date axis when the source has timestamps.
+win_times = None if src.timestamps is None else np.asarray(src.timestamps)[np.asarray(an["start"], dtype=np.int64)]
+st.plotly_chart(drift_figure(an["tick"], tl, an["confidence"], an["neighbour_age"], threshold, times=win_times),
                 width="stretch", key="dg_drift")
 st.caption(f"Each point looks at the last {window} non-overlapping blocks. Thresholds: the {1 - d['alpha']:.0%} "
            "quantile of the same statistic over every contiguous training window of that length against the rest "

@@ -32,6 +32,7 @@ import streamlit.components.v1 as components
 
 from chronoslib import drift
 from chronoslib.plots.live import gauges, neighbour_marker_trace, neighbour_marks, replay_panel
+from chronoslib.plots.style import date_ms, is_time
 from chronoslib.replay import ReplaySession
 
 LIVE_POINTS = 1000  # context lines in the player are strided to this many points: each redraw costs less
@@ -92,8 +93,16 @@ def frame(rs: ReplaySession, i: int, streak: np.ndarray, alerts: np.ndarray, reg
     if train_series is not None:
         f["mk"] = neighbour_marker_trace(train_series, rs.engine.block_starts, rs.block_len,
                                                     rs.neighbour_ids[i], rs.neighbour_weights[i],
-                                                    regimes.get("cluster"))
+                                                    regimes.get("cluster"), _train_times(train_series,
+                                                                                         train_timestamps))
     return f
+
+
+def _train_times(train_series: np.ndarray, train_timestamps: np.ndarray | None) -> np.ndarray | None:
+    """The training span's timestamps (one per tick of ``train_series``) when they are datetimes, else None."""
+    if train_timestamps is None or not is_time(train_timestamps) or len(train_timestamps) < len(train_series):
+        return None
+    return np.asarray(train_timestamps)[: len(train_series)]
 
 
 def render(rs: ReplaySession, *, playing: bool, fresh: bool, chunk_id: int, frames_from: int, speed: float,
@@ -120,7 +129,7 @@ def _render(rs: ReplaySession, *, playing: bool, fresh: bool, chunk_id: int, fra
         "chunk_id": int(chunk_id), "playing": bool(playing), "fresh": bool(fresh), "speed": float(speed),
         "n_windows": rs.n_windows, "tick0": int(rs.source.start_tick), "block_len": rs.block_len,
         "threshold": float(threshold), "patience": int(patience), "more": not rs.done,
-        "frames": [], "current": None, "gauges": None, "panel": None, "marks": None, "series": None,
+        "frames": [], "current": None, "gauges": None, "panel": None, "marks": None, "series": None, "times": None,
         "idx": None, "nb_cols": None}
     amax = float(np.nanmax(np.abs(rs.alpha[:p]))) if p else 0.2
     # While playing the alpha gauge's range is fixed at start (alpha seen so far, with headroom).
@@ -130,6 +139,9 @@ def _render(rs: ReplaySession, *, playing: bool, fresh: bool, chunk_id: int, fra
     td = frame if p else None
     if fresh:
         args["series"] = np.asarray(replay_series, dtype=np.float64).round(6).tolist()
+        # With timestamps the panel is on a date axis: the player maps a tick to its time (ms) with this list.
+        replay_times = rs.source.timestamps if is_time(rs.source.timestamps) else None
+        args["times"] = None if replay_times is None else date_ms(replay_times).tolist()
         ticks = rs.source.start_tick + rs.starts[:p]
         cur = i if p else None
         args["gauges"] = gauges(rs.confidence[cur] if p else None, rs.alpha[cur] if p else None,
@@ -141,7 +153,7 @@ def _render(rs: ReplaySession, *, playing: bool, fresh: bool, chunk_id: int, fra
         panel = replay_panel(replay_series, int(rs.starts[max(cur or 0, 0)]), rs.block_len,
                                         rs.source.start_tick, ticks, rs.confidence[:p], threshold, alerts,
                                         rs.online_confidence[:p] if rs.online else None, replay_label,
-                                        max_points=LIVE_POINTS)
+                                        max_points=LIVE_POINTS, times=replay_times)
         args["panel"] = panel.to_json()
         names = [t.name for t in panel.data]
         args["idx"] = {"window": names.index("current window"), "frozen": names.index("frozen registry"),
@@ -153,7 +165,8 @@ def _render(rs: ReplaySession, *, playing: bool, fresh: bool, chunk_id: int, fra
             ws = rs.neighbour_weights[cur] if p else []
             args["marks"] = neighbour_marks(train_series, rs.engine.block_starts, rs.block_len, ids, ws,
                                                        regimes.get("cluster"), train_label, height=300,
-                                                       max_points=LIVE_POINTS)
+                                                       max_points=LIVE_POINTS,
+                                                       times=_train_times(train_series, train_timestamps))
             args["marks"] = args["marks"].to_json()
         if td is not None:
             args["current"] = td(rs, cur, streak, alerts, regimes, train_series, train_timestamps)

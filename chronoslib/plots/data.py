@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .style import MAX_LINE_POINTS, MISSING_COLOR, regime_color, stride
+from .style import MAX_LINE_POINTS, MISSING_COLOR, add_band, regime_color, scatter_class, stride
 
 # Feature lines (not regimes): a colour per column in the order given.
 FEATURE_COLOURS = ("#2563eb", "#16a34a", "#ea580c", "#7c3aed", "#0891b2", "#db2777", "#65a30d", "#b45309")
@@ -75,18 +75,22 @@ def _add_features(fig: go.Figure, xs: np.ndarray, features: dict[str, np.ndarray
 def _add_regime_marks(fig: go.Figure, xs: np.ndarray, price: np.ndarray, labels: np.ndarray) -> None:
     """Ground-truth regime k in the palette colour the other pages give regime k; missing labels (< 0) grey."""
     colours = [regime_color(v) if v >= 0 else MISSING_COLOR for v in labels.tolist()]
-    fig.add_trace(go.Scatter(x=xs, y=price, mode="markers", name="regime", marker=dict(size=3, color=colours),
-                             customdata=labels, hovertemplate="regime %{customdata}<extra></extra>"), row=1, col=1)
+    fig.add_trace(scatter_class(len(xs))(x=xs, y=price, mode="markers", name="regime",
+                                         marker=dict(size=3, color=colours), customdata=labels,
+                                         hovertemplate="regime %{customdata}<extra></extra>"), row=1, col=1)
 
 
 def _mark_held_out_and_stride(fig: go.Figure, xs: np.ndarray, split: int, step: int) -> None:
     """Shade the held-out span (ticks split..end) and say how many ticks are drawn when strided."""
     t = len(xs)
     if 0 < split < t:
-        x0, x1 = xs[split], xs[-1]
-        fig.add_vrect(x0=x0, x1=x1, fillcolor="#f59e0b", opacity=0.13, line_width=0, row="all", col=1)
-        fig.add_annotation(x=x0, y=1.0, yref="paper", xanchor="left", yanchor="top", showarrow=False,
-                           text=f" held out ({t - split:,} ticks)", font=dict(size=11, color="#b45309"))
+        # One band per panel (raw shapes: add_vrect's row="all" and its label do arithmetic on x), the label
+        # centred over the band on the top panel.
+        for row in range(1, len(fig._grid_ref) + 1):
+            axes = fig.get_subplot(row, 1)
+            add_band(fig, xs[split], xs[-1], "#f59e0b", 0.13,
+                     f"held out ({t - split:,} ticks)" if row == 1 else None, font_colour="#b45309",
+                     xref=axes.xaxis.plotly_name.replace("axis", ""), yref=axes.yaxis.plotly_name.replace("axis", ""))
     if step > 1:
         fig.add_annotation(text=f"1 in {step} ticks drawn ({t:,} in all)", showarrow=False, xref="paper",
                            yref="paper", x=1.0, y=1.0, xanchor="right", yanchor="bottom",

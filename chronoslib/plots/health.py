@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..metrics import COLLAPSE_EFF_RANK, COLLAPSE_MEAN_COS, COLLAPSING_EFF_RANK, COLLAPSING_MEAN_COS
-from .style import ALERT, FROZEN, WINDOW, plain_layout
+from .style import ALERT, FROZEN, WINDOW, is_time, plain_layout
 
 
 def collapse_figure(curves: dict[str, np.ndarray], height: int = 300) -> go.Figure:
@@ -49,11 +49,16 @@ def similarity_histogram(sims: np.ndarray, height: int = 280) -> go.Figure:
 
 
 def drift_figure(ticks: np.ndarray, timeline: dict[str, np.ndarray], confidence: np.ndarray,
-                 neighbour_age: np.ndarray, refit_threshold: float, height: int = 620) -> go.Figure:
-    """Four stacked panels against tick: centroid distance and MMD^2 of the trailing window (with their
+                 neighbour_age: np.ndarray, refit_threshold: float, times: np.ndarray | None = None,
+                 height: int = 620) -> go.Figure:
+    """Four stacked panels against tick (or time): centroid distance and MMD^2 of the trailing window (with their
     thresholds; drifting windows red), mean age of retrieved neighbours, and confidence with the re-fit
-    threshold. ``ticks`` (M,) per window; ``timeline`` from drift.drift_timeline over the same windows."""
-    t = np.asarray(ticks, dtype=np.float64)
+    threshold. ``ticks`` (M,) per window; ``times`` (M,) datetimes per window put the panels on a date axis;
+    ``timeline`` from drift.drift_timeline over the same windows."""
+    dated = times is not None and is_time(times)
+    if dated and len(times) != len(ticks):
+        raise ValueError(f"times has {len(times)} values but there are {len(ticks)} windows")
+    t = np.asarray(times) if dated else np.asarray(ticks, dtype=np.float64)
     te = t[np.asarray(timeline["end"], dtype=np.int64)]
     drift = np.asarray(timeline["drift"], dtype=bool)
     fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.06,
@@ -75,5 +80,7 @@ def drift_figure(ticks: np.ndarray, timeline: dict[str, np.ndarray], confidence:
     fig.add_trace(go.Scatter(x=t, y=confidence, mode="lines", line=dict(color=FROZEN), showlegend=False),
                   row=4, col=1)
     fig.add_hline(y=refit_threshold, line=dict(color=ALERT, dash="dash"), row=4, col=1)
-    fig.update_xaxes(title_text="tick", row=4, col=1)
+    fig.update_xaxes(title_text="time" if dated else "tick", row=4, col=1)
+    if dated:
+        fig.update_xaxes(type="date")
     return plain_layout(fig, height)

@@ -14,7 +14,20 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .style import ALERT, FROZEN, GREY, MAX_LINE_POINTS, ONLINE, WINDOW, fast_figure, hline, regime_color, stride
+from .style import (
+    ALERT,
+    FROZEN,
+    GREY,
+    MAX_LINE_POINTS,
+    ONLINE,
+    WINDOW,
+    date_ms,
+    fast_figure,
+    hline,
+    is_time,
+    regime_color,
+    stride,
+)
 
 
 def _num(v: float | None) -> float | None:
@@ -53,14 +66,29 @@ def gauges(confidence: float | None, alpha: float | None, threshold: float, alph
     return fast_figure(data, dict(margin=dict(l=25, r=25, t=40, b=10)), height, legend=False)
 
 
+def _tick_x(n: int, tick0: int, times: np.ndarray | None) -> tuple[np.ndarray, bool]:
+    """x of n replayed ticks: ms since the epoch of ``times`` (n,) on a date axis, else absolute ticks; and
+    whether it is a date axis. Numbers on both, so the player can move the window with plain arithmetic."""
+    if times is None or not is_time(times):
+        return tick0 + np.arange(n), False
+    if len(times) != n:
+        raise ValueError(f"times has {len(times)} values but the series has {n} ticks")
+    return date_ms(times), True
+
+
+def _x_axis(x: np.ndarray, dated: bool, title: str, **kw: object) -> dict:
+    return dict(range=[float(x[0]), float(x[-1]) if len(x) > 1 else float(x[0]) + 1], type="date" if dated else
+                "linear", title=dict(text="time" if dated else title), **kw) if len(x) else dict(title=dict(text=title))
+
+
 def price_window(series: np.ndarray, start: int | None, length: int, tick0: int = 0, label: str = "price",
-                 height: int = 260, max_points: int = MAX_LINE_POINTS) -> go.Figure:
-    """The replayed series (T,) against absolute tick, with the current window [start, start + length)
-    (relative ticks) highlighted and shaded; ``start=None`` before the first step. The full line is strided
-    to at most ``max_points`` points; the window is always drawn at full resolution."""
+                 height: int = 260, max_points: int = MAX_LINE_POINTS, times: np.ndarray | None = None) -> go.Figure:
+    """The replayed series (T,) against absolute tick (or ``times`` (T,): a date axis), with the current window
+    [start, start + length) (relative ticks) highlighted and shaded; ``start=None`` before the first step. The
+    full line is strided to at most ``max_points`` points; the window is always drawn at full resolution."""
     y = np.asarray(series, dtype=np.float64)
     s = stride(len(y), max_points)
-    x = tick0 + np.arange(len(y))
+    x, dated = _tick_x(len(y), tick0, times)
     data = [dict(type="scatter", x=x[::s], y=y[::s], mode="lines", name=label, line=dict(color=GREY, width=1.2),
                  hoverinfo="skip")]
     shapes = []
@@ -68,9 +96,9 @@ def price_window(series: np.ndarray, start: int | None, length: int, tick0: int 
         a, b = int(start), int(min(start + length, len(y)))
         data.append(dict(type="scatter", x=x[a:b], y=y[a:b], mode="lines", name="current window",
                          line=dict(color=WINDOW, width=2.5)))
-        shapes.append(dict(type="rect", xref="x", yref="paper", x0=tick0 + a, x1=tick0 + b - 1, y0=0, y1=1,
+        shapes.append(dict(type="rect", xref="x", yref="paper", x0=float(x[a]), x1=float(x[b - 1]), y0=0, y1=1,
                            fillcolor=WINDOW, opacity=0.15, line=dict(width=0)))
-    layout: dict = dict(shapes=shapes, xaxis=dict(range=[tick0, tick0 + max(len(y) - 1, 1)], title=dict(text="tick")))
+    layout: dict = dict(shapes=shapes, xaxis=_x_axis(x, dated, "tick"))
     if len(y):
         pad = 0.03 * (np.nanmax(y) - np.nanmin(y) + 1e-9)
         layout["yaxis"] = dict(range=[float(np.nanmin(y) - pad), float(np.nanmax(y) + pad)], title=dict(text=label))
@@ -79,10 +107,12 @@ def price_window(series: np.ndarray, start: int | None, length: int, tick0: int 
 
 def rolling_confidence(ticks: np.ndarray, confidence: np.ndarray, threshold: float,
                        alerts: np.ndarray | None = None, online: np.ndarray | None = None,
-                       x_range: tuple[float, float] | None = None, height: int = 250) -> go.Figure:
-    """Confidence per replayed window against its tick, the re-fit threshold as a dashed line, windows in a
-    low-confidence alert as red markers, and the online registry's confidence when given."""
-    t = np.asarray(ticks, dtype=np.float64)
+                       x_range: tuple[float, float] | None = None, height: int = 250,
+                       times: np.ndarray | None = None) -> go.Figure:
+    """Confidence per replayed window against its tick (or its ``times`` (M,): a date axis), the re-fit threshold
+    as a dashed line, windows in a low-confidence alert as red markers, and the online registry's confidence."""
+    dated = times is not None and is_time(times)
+    t = date_ms(times) if dated else np.asarray(ticks, dtype=np.float64)
     c = np.asarray(confidence, dtype=np.float64)
     if t.shape != c.shape:
         raise ValueError(f"ticks {t.shape} and confidence {c.shape} must have the same shape")
@@ -99,37 +129,41 @@ def rolling_confidence(ticks: np.ndarray, confidence: np.ndarray, threshold: flo
     shape, ann = hline(threshold, ALERT, f"re-fit threshold {threshold:.2f}")
     lo = float(min(threshold, np.nanmin(c) if c.size else threshold)) - 0.05
     layout = dict(shapes=[shape], annotations=ann, yaxis=dict(range=[max(0.0, lo), 1.0], title=dict(text="confidence")),
-                  xaxis=dict(title=dict(text="tick"), **({"range": list(x_range)} if x_range else {})))
+                  xaxis=dict(title=dict(text="time" if dated else "tick"), type="date" if dated else "linear",
+                             **({"range": list(x_range)} if x_range else {})))
     return fast_figure(data, layout, height)
 
 
 def replay_panel(series: np.ndarray, start: int | None, length: int, tick0: int, ticks: np.ndarray,
                  confidence: np.ndarray, threshold: float, alerts: np.ndarray | None = None,
                  online: np.ndarray | None = None, label: str = "price", height: int = 430,
-                 max_points: int = MAX_LINE_POINTS) -> go.Figure:
-    """``price_window`` above ``rolling_confidence`` on one shared tick axis, as a single figure: one chart
-    for the browser to redraw per frame instead of two, and the window lines up with its confidence."""
-    top, bottom = price_window(series, start, length, tick0, label, max_points=max_points), rolling_confidence(
-        ticks, confidence, threshold, alerts, online)
+                 max_points: int = MAX_LINE_POINTS, times: np.ndarray | None = None) -> go.Figure:
+    """``price_window`` above ``rolling_confidence`` on one shared tick axis (a date axis with ``times`` (T,)
+    per replayed tick), as a single figure: one chart for the browser to redraw per frame instead of two, and
+    the window lines up with its confidence."""
+    dated = times is not None and is_time(times)
+    win_times = np.asarray(times)[np.asarray(ticks, dtype=np.int64) - tick0] if dated else None
+    top, bottom = price_window(series, start, length, tick0, label, max_points=max_points,
+                               times=times if dated else None), rolling_confidence(
+        ticks, confidence, threshold, alerts, online, times=win_times)
     data = [t.to_plotly_json() for t in top.data]
     for t in bottom.data:
         data.append({**t.to_plotly_json(), "xaxis": "x", "yaxis": "y2"})
-    n = len(series)
-    x_range = [tick0, tick0 + max(n - 1, 1)]
     shapes = [dict(sh.to_plotly_json(), yref="y domain" if sh.yref == "paper" else sh.yref) for sh in top.layout.shapes]
     shapes += [dict(sh.to_plotly_json(), yref="y2") for sh in bottom.layout.shapes]
     anns = [dict(a.to_plotly_json(), yref="y2") for a in bottom.layout.annotations]
-    layout = dict(shapes=shapes, annotations=anns,
-                  xaxis=dict(range=x_range, anchor="y2", title=dict(text="tick")),
+    layout = dict(shapes=shapes, annotations=anns, xaxis={**top.layout.xaxis.to_plotly_json(), "anchor": "y2"},
                   yaxis=dict(domain=[0.45, 1.0], title=dict(text=label), range=top.layout.yaxis.range),
                   yaxis2=dict(domain=[0.0, 0.36], title=dict(text="confidence"), range=bottom.layout.yaxis.range))
     return fast_figure(data, layout, height)
 
 
 def neighbour_marker_trace(series: np.ndarray, block_starts: np.ndarray, block_len: int, ids: Sequence[int],
-                           weights: Sequence[float], regimes: np.ndarray | None = None) -> dict:
+                           weights: Sequence[float], regimes: np.ndarray | None = None,
+                           times: np.ndarray | None = None) -> dict:
     """The marker trace of ``neighbour_marks`` as a plain dict (x, y, size, colour, hover text), so a live
-    player can swap it per window. Live-appended neighbours (id -1) have no training block and are left out."""
+    player can swap it per window. Live-appended neighbours (id -1) have no training block and are left out.
+    ``times`` (T,) per training tick: x is the neighbour's mid time (ms since the epoch, for a date axis)."""
     y = np.asarray(series, dtype=np.float64)
     ids_a, w = np.asarray(ids, dtype=np.int64), np.asarray(weights, dtype=np.float64)
     if ids_a.shape != w.shape:
@@ -145,7 +179,8 @@ def neighbour_marker_trace(series: np.ndarray, block_starts: np.ndarray, block_l
                for i in ids_ok]
     text = [f"block {i}" + (f" · regime {int(regimes[i])}" if regimes is not None else "") + f" · w={ww:.3f}"
             for i, ww in zip(ids_ok, w_ok)]
-    return dict(type="scatter", x=mid.tolist(), y=y[mid].tolist(), mode="markers", name="neighbours", text=text,
+    x = date_ms(np.asarray(times)[mid]).tolist() if times is not None and is_time(times) else mid.tolist()
+    return dict(type="scatter", x=x, y=y[mid].tolist(), mode="markers", name="neighbours", text=text,
                 hovertemplate="%{text}<extra></extra>",
                 marker=dict(size=(8 + 60 * w_ok).tolist(), color=colours, opacity=0.85,
                             line=dict(color="white", width=1)))
@@ -153,15 +188,16 @@ def neighbour_marker_trace(series: np.ndarray, block_starts: np.ndarray, block_l
 
 def neighbour_marks(series: np.ndarray, block_starts: np.ndarray, block_len: int, ids: Sequence[int],
                     weights: Sequence[float], regimes: np.ndarray | None = None, label: str = "price",
-                    height: int = 230, max_points: int = MAX_LINE_POINTS) -> go.Figure:
+                    height: int = 230, max_points: int = MAX_LINE_POINTS,
+                    times: np.ndarray | None = None) -> go.Figure:
     """The training series (T,) with the retrieved neighbour blocks marked at their mid-point: marker size
     grows with the SPD weight, colour is the block's regime (when given). The line is strided to at most
-    ``max_points`` points (markers sit on the full-resolution series)."""
+    ``max_points`` points (markers sit on the full-resolution series). ``times`` (T,): a date axis."""
     y = np.asarray(series, dtype=np.float64)
     s = stride(len(y), max_points)
-    data = [dict(type="scatter", x=np.arange(len(y))[::s], y=y[::s], mode="lines", name=label,
+    x, dated = _tick_x(len(y), 0, times)
+    data = [dict(type="scatter", x=x[::s], y=y[::s], mode="lines", name=label,
                  line=dict(color="#9ca3af", width=1), hoverinfo="skip"),
-            neighbour_marker_trace(y, block_starts, block_len, ids, weights, regimes)]
-    layout = dict(xaxis=dict(range=[0, max(len(y) - 1, 1)], title=dict(text="training tick")),
-                  yaxis=dict(title=dict(text=label)))
+            neighbour_marker_trace(y, block_starts, block_len, ids, weights, regimes, times if dated else None)]
+    layout = dict(xaxis=_x_axis(x, dated, "training tick"), yaxis=dict(title=dict(text=label)))
     return fast_figure(data, layout, height, legend=False)

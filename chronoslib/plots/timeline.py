@@ -182,12 +182,12 @@ def _add_barcode(fig: go.Figure, order: np.ndarray, slot_labels: np.ndarray, blo
     z_all, colours, zmin, zmax = scale
     n = len(order)
     z = z_all[order][None, :]                                                         # (1, N) in slot order
-    if times is None:
-        x = np.arange(n) * block_len + block_len / 2
-    else:
-        x = date_ms(times[np.minimum(starts[order] + block_len // 2, len(times) - 1)])
-    fig.add_trace(go.Heatmap(x=x, z=z, zmin=zmin, zmax=zmax, colorscale=colours, showscale=False, name=name,
-                             customdata=order.astype(np.int32)[None, :], xgap=0, ygap=0,
+    z = z.astype(np.int8) if -128 <= zmin and zmax <= 127 else z                      # 1 byte per cell
+    # Slot panels: cells every block_len ticks from block_len / 2 (x0 / dx, no x array); dated: block mid times.
+    where: dict = dict(x0=block_len / 2, dx=block_len) if times is None else dict(
+        x=date_ms(times[np.minimum(starts[order] + block_len // 2, len(times) - 1)]))
+    fig.add_trace(go.Heatmap(**where, z=z, zmin=zmin, zmax=zmax, colorscale=colours, showscale=False, name=name,
+                             customdata=order.astype(np.int16 if n < 2 ** 15 else np.int32)[None, :], xgap=0, ygap=0,
                              hovertemplate=f"block %{{customdata}} · {label_name} %{{z}}<extra></extra>"),
                   row=cell[0], col=cell[1])
     fig.update_yaxes(showticklabels=False, showgrid=False, row=cell[0], col=cell[1])
