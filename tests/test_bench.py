@@ -35,7 +35,12 @@ def quick_json(tmp_path_factory):
 def test_quick_bench_prints_json_with_every_section(quick_json):
     r = quick_json
     assert {"meta", "fit_spec", "training", "pseudo_timeline", "predict_live", "predict_batch", "registry_large",
-            "gpu", "peak_rss_mb", "targets"} <= set(r)
+            "ann", "gpu", "peak_rss_mb", "targets"} <= set(r)
+    kn, tk = r["ann"]["knn_lists"], r["ann"]["top_k"]
+    assert kn["n"] == 20_000 and tk["entries"] == 100_000 and tk["exact_ms"] > 0 and tk["build_s"] > 0
+    for sec in (kn, tk):                          # faiss against the exact answer: more cells probed, more found
+        rec = [v["recall_at_k"] for v in sec["by_nprobe"].values()]
+        assert rec == sorted(rec) and 0.5 < rec[0] and rec[-1] > 0.95 and rec[-1] <= 1.0
     assert r["meta"]["quick"] is True and r["meta"]["threads"] == 1
     assert r["fit_spec"]["n_blocks"] == 48 and r["fit_spec"]["cpu_s"] > 0
     assert set(r["pseudo_timeline"]["exact"]) == {"48", "1000", "10000"}
