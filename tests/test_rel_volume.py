@@ -85,3 +85,22 @@ def test_only_rel_volume_needs_window_minus_one_ticks_of_history():
     bad = df.assign(Volume=df["Volume"].astype(float).where(df.index != 30, -5.0))
     with pytest.raises(BadValuesError, match="Volume"):
         build_dataset(bad, "v", transforms=["rel_volume"], holdout=0.0)
+
+
+def test_a_checkpoint_with_rel_volume_predicts_from_raw_rows_after_save_and_load(tmp_path):
+    from chronoslib import ChronosDefragEngine
+    from tests.conftest import small_config
+
+    df, _ = make_ohlcv(16 * 30 + 20, seed=6)
+    ds = build_dataset(df, "bars", transforms=ALL, holdout=0.25)
+    eng = ChronosDefragEngine(ds.configure(small_config(input_dim=5, epochs=1))).fit(ds.train)
+    path = str(tmp_path / "m.pt")
+    eng.save(path)
+    back = ChronosDefragEngine.load(path)
+    assert back.cfg.data.transforms == ALL and back.cfg.data.volume_col == "Volume"
+    end = ds.row_offset + ds.split + 24                            # a held-out tick, in frame rows
+    raw = df.iloc[:end][["Adj Close", "High", "Low", "Volume"]]    # only the source columns a live feed carries
+    i = end - ds.row_offset
+    a, b = back.predict_live_raw(raw), back.predict_live(ds.features[i - 16: i])
+    assert float(a.alpha_prediction) == float(b.alpha_prediction)
+    assert list(a.neighbour_indices) == list(b.neighbour_indices)
