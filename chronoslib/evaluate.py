@@ -27,10 +27,11 @@ def load_eval_dataset(source: str, holdout: float = 0.2, features: list[str] | N
 
     Files go through the data layer (``read_table`` + ``build_dataset``). Column roles: timestamp and label are
     detected by name unless given; the price column (detected by name: close / price / ...) feeds the alpha test
-    and is kept out of the raw features, which default to the other numeric columns (or to the engineered
-    ``transforms`` only, when some are given).
+    and is kept out of the raw features. With neither ``features`` nor ``transforms`` the features are
+    ``advice.default_recipe``'s (market data: stationary engineered features, never a price level; otherwise
+    the other numeric columns); given ``transforms`` alone, the engineered ones only.
     """
-    from . import columns, data, readers
+    from . import advice, columns, data, readers
 
     if source in data.SAMPLES:
         return data.load_sample(source, holdout=holdout)
@@ -45,10 +46,10 @@ def load_eval_dataset(source: str, holdout: float = 0.2, features: list[str] | N
     price = price_col or columns.detect_price_columns(df).get("price")
     feats = list(features or [])
     if not feats and not transforms:
-        ts = timestamp_col or columns.detect_timestamp_column(df)
-        lab = label_col or columns.detect_label_column(df)
-        feats = columns.feature_columns(df, exclude=(ts, lab, price))
-        if not feats:
+        rec = advice.default_recipe(df)
+        ts, lab = timestamp_col or rec.timestamp_col, label_col or rec.label_col
+        feats, transforms = [c for c in rec.feature_cols if c not in (ts, lab, price)], rec.transforms
+        if not feats and not transforms:
             raise DataError(f"{source}: no numeric feature column besides the timestamp, label and price "
                             f"({price!r}); columns: {cols}. Name features with --features or use --transforms")
     return data.build_dataset(df, os.path.basename(source), timestamp_col=timestamp_col or None,
@@ -64,13 +65,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed0", type=int, default=0, help="first seed")
     p.add_argument("--quick", action="store_true", help=f"small fast setting: {QUICK}")
     p.add_argument("--holdout", type=float, default=0.2, help="fraction of the end held out (files only)")
-    p.add_argument("--features", default="", help="comma-separated feature columns (default: numeric columns "
-                                                 "other than timestamp, label and price)")
+    p.add_argument("--features", default="", help="comma-separated feature columns (default: stationary features "
+                                                 "for market data, else the numeric columns other than timestamp, "
+                                                 "label and price)")
     p.add_argument("--label", default="", help="ground-truth regime column (default: 'regime' / 'label' if present)")
     p.add_argument("--price", default="", help="price column for the alpha test (default: 'price' / 'close')")
     p.add_argument("--timestamp", default="", help="timestamp column (default: detected)")
     p.add_argument("--transforms", default="", help="comma-separated feature engineering from prices: "
-                   "log_return, abs_return, hl_range, log_volume, rolling_vol (default: raw features)")
+                   "log_return, abs_return, hl_range, log_volume, rel_volume, rolling_vol (default: see --features)")
     p.add_argument("--nan-policy", choices=("refuse", "ffill"), default="refuse")
     p.add_argument("--sort", action="store_true", help="sort rows by timestamp instead of refusing disorder")
     p.add_argument("--block-len", type=int, default=None)

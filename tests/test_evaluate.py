@@ -70,3 +70,14 @@ def test_cli_evaluate_trains_the_pseudo_arm_on_the_chosen_ordering(tmp_path, cap
     with pytest.raises(SystemExit) as exc:
         main(["evaluate", str(p), "--ordering", "fastest"])
     assert exc.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_an_ohlcv_file_is_evaluated_on_stationary_features(tmp_path):
+    from tests.ohlcv_support import make_ohlcv
+
+    p = tmp_path / "bars.csv"
+    make_ohlcv(600, seed=0)[0].to_csv(p, index=False)
+    ds = load_eval_dataset(str(p))
+    assert ds.feature_names == ["log_return", "abs_return", "hl_range", "rel_volume", "rolling_vol"]
+    assert ds.config.price_col == "Adj Close" and ds.prices is not None
+    assert load_eval_dataset(str(p), features=["Open"]).feature_names == ["Open"]
