@@ -276,12 +276,14 @@ def _feature_matrix(name: str, values: dict[str, np.ndarray], roles: dict[str, s
     if transforms:
         srcs = {r: values[roles[r]][lead:] for r in needed_roles(transforms)}
         try:
-            parts.append(engineer(srcs, transforms, vol_window, roles))          # (T, K)
+            eng = engineer(srcs, transforms, vol_window, roles)                   # (T, K)
         except DataError as exc:
             raise BadValuesError(f"{name}: {exc}") from exc
-    if feats:
-        parts.append(np.column_stack([values[c][lead + w:] for c in feats]))     # (T, F - K)
-    x = np.concatenate(parts, axis=1).astype(np.float32)
+        parts = [eng[:, j] for j in range(eng.shape[1])]
+    parts += [values[c][lead + w:] for c in feats]                                # F - K columns (T,)
+    x = np.empty((len(parts[0]), len(parts)), dtype=np.float32)                   # one float32 copy, no stack
+    for j, col in enumerate(parts):
+        x[:, j] = col
     if not np.isfinite(x).all():
         r, c = np.argwhere(~np.isfinite(x))[0]
         names = [*transforms, *feats]

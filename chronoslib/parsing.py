@@ -85,6 +85,8 @@ def parse_timestamps(s: pd.Series, col: str) -> np.ndarray:
 
 def time_order(ts: np.ndarray, col: str, sort: bool, notes: list[str]) -> np.ndarray | None:
     """Row order that sorts ``ts`` (None: already increasing); duplicates and (unless ``sort``) disorder raise."""
+    if ts.size < 2 or bool((ts[1:] > ts[:-1]).all()):   # strictly increasing: no duplicate, no disorder (O(T),
+        return None                                      # where np.unique sorts: 0.15 s at 1M rows)
     uniq, first, counts = np.unique(ts, return_index=True, return_counts=True)
     if (counts > 1).any():
         k = int(np.argmax(counts > 1))

@@ -152,7 +152,9 @@ def _arrow_csv(raw: bytes | None, path: str | None, sep: str, encoding: str, dec
             return None                              # binary (not text), unsigned / huge integers: pandas' call
         cols.append(col)
         names.append(field.name if field.name.strip() else f"Unnamed: {i}")   # pandas' name for a blank header
-    return pa.table(cols, names=names).to_pandas()
+    table = pa.table(cols, names=names)
+    del cols   # with self_destruct, each column's buffers are freed once converted (peak: about one copy)
+    return table.to_pandas(split_blocks=True, self_destruct=True)
 
 
 def _pandas_csv(src: Any, sep: str, encoding: str, max_rows: int | None, decimal: str) -> pd.DataFrame:

@@ -147,3 +147,37 @@ def test_bad_input_gets_the_same_error_on_both_paths(case, monkeypatch):
             except DataError as exc:
                 out.append((type(exc).__name__, str(exc)))
     assert out[0] is not None and out[0] == out[1], out
+
+
+def _reference(text: bytes, feats: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(features (T, F) float32, timestamps (T,) datetime64[ns]) computed the plain pandas way."""
+    import io
+
+    df = pd.read_csv(io.BytesIO(text))
+    return (df[feats].to_numpy(dtype=np.float64).astype(np.float32),
+            pd.to_datetime(df["timestamp"]).to_numpy(dtype="datetime64[ns]"))
+
+
+def test_the_sample_and_a_generated_file_build_the_dataset_pandas_computes():
+    from chronoslib.data import SAMPLE_DIR, SAMPLE_RECIPES, load_sample
+    from chronoslib.data import SAMPLES as NAMES
+
+    first = list(NAMES)[0]
+    with open(f"{SAMPLE_DIR}/{NAMES[first]}", "rb") as f:
+        raw = f.read()
+    ds = load_sample(first)
+    x, ts = _reference(raw, SAMPLE_RECIPES[NAMES[first]]["feature_cols"])
+    np.testing.assert_array_equal(ds.features, x)
+    np.testing.assert_array_equal(ds.timestamps, ts)
+    np.testing.assert_array_equal(ds.labels, pd.read_csv(f"{SAMPLE_DIR}/{NAMES[first]}")["regime"].to_numpy())
+
+    rng = np.random.default_rng(11)
+    n = 20_000
+    gen = pd.DataFrame(rng.standard_normal((n, 6)).round(5), columns=[f"f{i}" for i in range(6)])
+    gen.insert(0, "timestamp", pd.date_range("2020-01-01", periods=n, freq="min"))
+    raw = gen.to_csv(index=False).encode()
+    ds = build_dataset(readers.read_table(raw, "gen.csv"), "gen")
+    x, ts = _reference(raw, [f"f{i}" for i in range(6)])
+    np.testing.assert_array_equal(ds.features, x)
+    np.testing.assert_array_equal(ds.timestamps, ts)
+    assert ds.feature_names == [f"f{i}" for i in range(6)] and ds.split == 16_000 and ds.notes == []
