@@ -299,6 +299,7 @@ def bench_gpu() -> dict[str, Any]:
 def run_all(quick: bool = False, max_n: int | None = None, only: str = "") -> dict[str, Any]:
     """Every section (``only="orderings"`` / ``"ann"``: just that section, for its long full-size run)."""
     from .bench_ann import bench_ann
+    from .bench_data import bench_data
     from .bench_orderings import bench_orderings
 
     torch.set_num_threads(1)
@@ -323,6 +324,10 @@ def run_all(quick: bool = False, max_n: int | None = None, only: str = "") -> di
         res["ann"] = bench_ann(quick)
         res["meta"]["bench_s"] = time.perf_counter() - t_all
         return res
+    if only == "data":
+        res["data"] = bench_data(quick)
+        res["meta"]["bench_s"] = time.perf_counter() - t_all
+        return res
     res["fit_spec"], eng, live = bench_fit_spec(1 if quick else 3)
     log("fit_spec")
     res["training"] = {"spec_48": bench_training(48, 24),
@@ -341,6 +346,8 @@ def run_all(quick: bool = False, max_n: int | None = None, only: str = "") -> di
     log("predict_live, predict_batch, registry_large")
     res["ann"] = bench_ann(quick)
     log("ann")
+    res["data"] = bench_data(quick)
+    log("data")
     res["gpu"] = bench_gpu()
     res["peak_rss_mb"] = peak_rss_mb()
     res["targets"] = target_table(res)
@@ -352,7 +359,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="run the benchmarks and print JSON")
     p.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
     p.add_argument("--max-n", type=int, default=None, help="skip pseudo-timeline sizes above this many blocks")
-    p.add_argument("--only", choices=["orderings", "ann"], default="", help="run only this section")
+    p.add_argument("--only", choices=["orderings", "ann", "data"], default="", help="run only this section")
     p.add_argument("--out", default="", help="also write the JSON to this file")
     p.add_argument("--from", dest="from_file", default="", help="render a saved JSON instead of measuring")
     p.add_argument("--markdown", action="store_true", help="print the README performance table, not JSON")
