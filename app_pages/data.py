@@ -4,6 +4,9 @@ The "table in hand" (a sample's raw table or an uploaded one) is kept in session
 turn it into the active ``Dataset`` through ``chronoslib.data.build_dataset``. Every error of the data layer
 (empty file, wrong delimiter, NaN cells, unsorted timestamps ...) is shown as a message, never a traceback.
 Below: the active dataset's figures, notes, a price / feature chart with the held-out span shaded and previews.
+Everything derived from a table or a dataset (column kinds, statistics, advice, the chart) is computed once per
+content key (the table token: sha1 of the upload's bytes; ``dataset_key``: sha1 of the dataset's arrays) through
+``app_pages.lib.cache``, so a rerun or a later visit on a 1M-row table recomputes none of it.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app_pages.lib import session
+from app_pages.lib import cache, session
 from chronoslib.advice import WHY_TRENDING, Recipe, default_recipe, min_blocks_advice, stationarity, suggest_block_len
 from chronoslib.columns import detect_price_columns, numeric_columns
 from chronoslib.data import (
@@ -43,8 +46,23 @@ def table() -> dict[str, Any] | None:
     return session.DATA_TABLE.get()
 
 
-def set_table(name: str, df: pd.DataFrame, recipe: dict[str, Any], kind: str) -> None:
-    token = hashlib.sha1(f"{kind}:{name}:{df.shape}:{list(df.columns)}".encode()).hexdigest()[:10]
+def dataset_key(ds: Dataset) -> str:
+    """sha1 of a dataset's name, split, feature names and arrays, computed once per Dataset object (~0.1 s at
+    1M rows) and remembered in the session next to it."""
+    memo = st.session_state.get("_dt_dataset_key")
+    if memo is None or memo[0] is not ds:
+        h = hashlib.sha1(f"{ds.name}:{ds.split}:{ds.feature_names}:{ds.row_offset}:{ds.config}".encode())
+        for a in (ds.features, ds.timestamps, ds.labels, ds.prices):
+            h.update(b"-" if a is None else np.ascontiguousarray(a).tobytes())
+        memo = (ds, h.hexdigest())
+        st.session_state["_dt_dataset_key"] = memo
+    return memo[1]
+
+
+def set_table(name: str, df: pd.DataFrame, recipe: dict[str, Any], kind: str, digest: str) -> None:
+    """Make ``df`` the table in hand; ``digest`` names its content (sha1 of the file's bytes, or the dataset's
+    key), so the token, the widgets keyed on it and the cached per-table work follow the content."""
+    token = hashlib.sha1(f"{kind}:{name}:{df.shape}:{digest}".encode()).hexdigest()[:10]
     session.DATA_TABLE.set({"name": name, "df": df, "token": token, "recipe": recipe, "kind": kind})
     if kind == "sample":  # a sample is applied as it is loaded; an upload waits for "Use this data"
         session.DATA_APPLIED.set(token)
@@ -85,7 +103,7 @@ def handle_upload(uploaded: Any) -> bool:
         st.error(f"Upload refused — {exc}", icon=":material/error:")
         return False
     rec = default_recipe(df)
-    set_table(uploaded.name, df, detected_recipe(rec), "upload")
+    set_table(uploaded.name, df, detected_recipe(rec), "upload", hashlib.sha1(uploaded.getvalue()).hexdigest())
     table()["advice"] = rec.reason      # why the controls start where they do
     session.DATA_UPLOAD_ID.set(uploaded.file_id)
     return True
@@ -98,7 +116,7 @@ def activate_sample(name: str, holdout: float) -> None:
         st.error(f"Could not load the sample {name!r}: {exc}")
         return
     session.set_dataset(ds)
-    set_table(name, ds.frame, recipe_of(ds), "sample")
+    set_table(name, ds.frame, recipe_of(ds), "sample", dataset_key(ds))
     session.DATA_FLASH.set(f"Loaded the sample **{name}**.")
     st.rerun()
 
@@ -113,7 +131,7 @@ def column_controls(t: dict[str, Any]) -> dict[str, Any]:
     """Widgets for the build_dataset arguments; keys carry the table's token so a new table resets them."""
     df, r, k = t["df"], t["recipe"], t["token"]
     cols = [str(c) for c in df.columns]
-    nums = numeric_columns(df)
+    nums, found = cache.computed(f"columns:{k}", lambda: (numeric_columns(df), detect_price_columns(df)))
     if t.get("advice"):
         st.caption(f"Preselected: {t['advice']}.")
     c1, c2, c3 = st.columns([1, 1.4, 1.2], gap="medium")
@@ -141,7 +159,6 @@ def column_controls(t: dict[str, Any]) -> dict[str, Any]:
                                help="\n".join(f"- **{n}**: {d}" for n, d in TRANSFORMS.items()))
     with c3:
         st.markdown("**Price sources**")
-        found = detect_price_columns(df)
         src = [AUTO] + [c for c in nums if c not in taken]
         roles = {}
         for role in ("price", "high", "low", "volume"):
@@ -193,7 +210,8 @@ def dataset_overview(ds: Dataset) -> None:
     m[2].metric("Training ticks", f"{ds.split:,}")
     m[3].metric("Held out", f"{t - ds.split:,}")
     if ds.labels is not None:
-        m[4].metric("Ground-truth regimes", f"{len(np.unique(ds.labels[ds.labels >= 0])):,}")
+        k = cache.computed(f"regimes:{dataset_key(ds)}", lambda: len(np.unique(ds.labels[ds.labels >= 0])))
+        m[4].metric("Ground-truth regimes", f"{k:,}")
     else:
         m[4].metric("Ground-truth regimes", "none")
     if ds.timestamps is not None and t:
@@ -216,7 +234,7 @@ def dataset_overview(ds: Dataset) -> None:
 def block_advice(ds: Dataset) -> None:
     """The block length the timestamps suggest and, when the training span holds too few such blocks, the
     length that gives enough."""
-    sug = suggest_block_len(ds.timestamps)
+    sug = cache.computed(f"block_len:{dataset_key(ds)}", lambda: suggest_block_len(ds.timestamps))
     st.caption(f"Suggested block length: **{sug.block_len} ticks**, {sug.reason}.")
     if (adv := min_blocks_advice(ds.split, sug.block_len)) is not None:
         st.warning(adv.message, icon=":material/view_module:")
@@ -239,9 +257,19 @@ def dataset_chart(ds: Dataset) -> None:
     if not cols:
         st.info("Pick at least one feature to draw.")
         return
-    fig = series_figure(ds.timestamps, cols, ds.split, price_name="price" if ds.prices is not None else None,
-                        labels=ds.labels if colour else None)
+    fig = cache.figure(f"series:{dataset_key(ds)}:{list(cols)}:{colour}", lambda: series_figure(
+        ds.timestamps, cols, ds.split, price_name="price" if ds.prices is not None else None,
+        labels=ds.labels if colour else None))
     st.plotly_chart(fig, width="stretch", key="dt_series")
+
+
+def feature_stats(ds: Dataset) -> pd.DataFrame:
+    """Mean, std, min, median and max of every feature over the training span (one row per feature)."""
+    x = ds.train.astype(np.float64)
+    if not len(x):
+        return pd.DataFrame()
+    return pd.DataFrame({"feature": ds.feature_names, "mean": x.mean(0), "std": x.std(0), "min": x.min(0),
+                         "median": np.median(x, 0), "max": x.max(0)})
 
 
 def dataset_tables(ds: Dataset) -> None:
@@ -254,10 +282,8 @@ def dataset_tables(ds: Dataset) -> None:
         st.caption(f"First {min(PREVIEW_ROWS, len(ds.features)):,} of {len(ds.features):,} rows, before "
                    "normalisation (the engine fits it on the training span).")
     with tab2:
-        x = ds.train.astype(np.float64)
-        stats = pd.DataFrame({"feature": ds.feature_names, "mean": x.mean(0), "std": x.std(0), "min": x.min(0),
-                              "median": np.median(x, 0), "max": x.max(0)}) if len(x) else pd.DataFrame()
-        st.dataframe(stats, width="stretch", hide_index=True)
+        st.dataframe(cache.computed(f"stats:{dataset_key(ds)}", lambda: feature_stats(ds)), width="stretch",
+                     hide_index=True)
     with tab3:
         st.dataframe(ds.frame.head(PREVIEW_ROWS), height=280, width="stretch")
         st.caption(f"First {min(PREVIEW_ROWS, len(ds.frame)):,} of {len(ds.frame):,} rows as loaded.")
@@ -266,7 +292,7 @@ def dataset_tables(ds: Dataset) -> None:
 # ---------------------------------------------------------------------------------------------- page
 ds = session.dataset()
 if table() is None:  # first visit: the table in hand is the active dataset's own
-    set_table(ds.name, ds.frame, recipe_of(ds), "sample" if ds.name in SAMPLES else "upload")
+    set_table(ds.name, ds.frame, recipe_of(ds), "sample" if ds.name in SAMPLES else "upload", dataset_key(ds))
 
 st.title("Data")
 st.caption("Start from a shipped sample or bring a CSV / Parquet file: one row per tick, a timestamp column, "
@@ -304,8 +330,9 @@ with st.expander(f"Columns & feature engineering of *{t['name']}*"
     choice = column_controls(t)
     if st.button("Use this data", type="primary", icon=":material/check:", key="dt_apply"):
         apply(t, choice)
-    st.markdown(f"**Raw table** (first {min(PREVIEW_ROWS, len(t['df'])):,} rows)")
-    st.dataframe(t["df"].head(PREVIEW_ROWS), height=240, width="stretch")
+    if pending:   # once applied, the "Raw table" tab below shows the same rows
+        st.markdown(f"**Raw table** (first {min(PREVIEW_ROWS, len(t['df'])):,} rows)")
+        st.dataframe(t["df"].head(PREVIEW_ROWS), height=240, width="stretch")
 
 flash = session.DATA_FLASH.get()
 if flash:

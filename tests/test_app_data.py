@@ -171,3 +171,31 @@ def _parquet(df: pd.DataFrame) -> bytes:
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)
     return buf.getvalue()
+
+
+def test_the_data_page_renders_the_sample_with_its_content_on_every_visit():
+    at = _app()
+    ds = load_sample(session.DEFAULT_SAMPLE)
+    first = None
+    for visit in range(2):   # the second visit is served from the page's caches: the same content
+        if visit:
+            at.switch_page("app_pages/overview.py").run()
+            at.switch_page("app_pages/data.py").run()
+        assert not at.exception and not at.error
+        assert [t.value for t in at.title] == ["Data"]
+        assert f"Active dataset: {ds.name}" in [h.value for h in at.subheader]
+        frames = [f.value for f in at.dataframe]
+        # model features (500 rows: time + features), statistics (one row per feature), raw table (500 rows);
+        # the raw table is not repeated inside the applied table's expander
+        assert len(frames) == 3
+        feat, stats, raw = frames
+        assert list(feat.columns) == ["time", *ds.feature_names] and len(feat) == 500
+        np.testing.assert_allclose(feat[ds.feature_names].to_numpy(), ds.features[:500])
+        assert list(stats["feature"]) == ds.feature_names
+        np.testing.assert_allclose(stats["median"], np.median(ds.train.astype(np.float64), 0))
+        assert len(raw) == 500 and "regime" in raw.columns
+        spec = at.get("plotly_chart")[0].proto.spec
+        assert "held out (2,048 ticks)" in spec
+        assert "Suggested block length" in _texts(at.caption)
+        first = first or spec
+        assert spec == first

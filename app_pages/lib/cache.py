@@ -8,6 +8,9 @@ samples large arrays and misses edits; the arrays themselves are passed as under
 CHRONOS_UMAP_WARMUP=0, set by tests, keeps it from starting) and ``sample_checkpoint_bytes`` (the shipped model's
 file, read once). ``st.cache_data`` hands every caller its own copy, so nothing shared is ever mutated; the
 warm-up is shared on purpose (one JIT compilation per process) and only its thread changes it.
+The Data page's per-table work: ``computed`` (any small result, copied per caller) and ``figure`` (a plotly
+figure, shared and never changed: ``st.plotly_chart`` serialises a copy) once per content key the caller builds
+(a sha1 of the upload's bytes or of the dataset's arrays), so a rerun on a 1M-row table redoes none of it.
 The library keeps no cache of its own: this module is the only one.
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 
 import numpy as np
 import streamlit as st
@@ -101,3 +105,25 @@ def sample_checkpoint_bytes(path: str) -> bytes:
     """The shipped checkpoint's bytes (shared and read-only: every session builds its own engine from them)."""
     with open(path, "rb") as f:
         return f.read()
+
+
+@st.cache_data(max_entries=4 * ENTRIES, show_spinner=False)
+def _computed(key: str, _compute: Callable[[], object]) -> object:
+    return _compute()
+
+
+def computed(key: str, compute: Callable[[], object]) -> object:
+    """``compute()`` once per ``key`` in this process (each caller gets its own copy). ``key`` must name the
+    content and the question (e.g. "columns:" + a sha1 of the table): the function itself is not hashed."""
+    return _computed(key, compute)
+
+
+@st.cache_resource(max_entries=ENTRIES, show_spinner=False)
+def _figure(key: str, _build: Callable[[], object]) -> object:
+    return _build()
+
+
+def figure(key: str, build: Callable[[], object]) -> object:
+    """The plotly figure ``build()`` makes, once per ``key`` (content of everything drawn + the choices) in
+    this process. Shared between callers, not copied (unpickling a 20k-point figure costs ~0.2 s): read-only."""
+    return _figure(key, build)
