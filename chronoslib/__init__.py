@@ -2,10 +2,15 @@
 
 Public API (see README): ``DefragConfig``, ``ChronosDefragEngine``, ``LivePrediction``,
 ``build_pseudo_timeline`` and the error types. The library never imports Streamlit.
+
+The names that need torch (the engine, the registry, the orderings) load on first use, so ``python -m
+chronoslib train`` can write its first progress event before torch has loaded (seconds on a busy machine).
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .config import DataConfig, DefragConfig, EncoderConfig, OptimConfig, PredictorConfig, RoutingConfig
-from .engine import ChronosDefragEngine, LivePrediction
 from .errors import (
     BadValuesError,
     CheckpointError,
@@ -24,8 +29,29 @@ from .errors import (
     TimestampError,
     UnreadableFileError,
 )
-from .registry import Registry
-from .timeline import build_pseudo_timeline, greedy_chain_exact, path_cost
+
+if TYPE_CHECKING:
+    from .engine import ChronosDefragEngine, LivePrediction
+    from .registry import Registry
+    from .timeline import build_pseudo_timeline, greedy_chain_exact, path_cost
+
+_LAZY = {"ChronosDefragEngine": "engine", "LivePrediction": "engine", "Registry": "registry",
+         "build_pseudo_timeline": "timeline", "greedy_chain_exact": "timeline", "path_cost": "timeline"}
+
+
+def __getattr__(name: str) -> Any:
+    """A public name that needs torch, imported on first use (PEP 562); ``chronoslib.x`` of a submodule too."""
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    if not name.startswith("_"):
+        try:
+            return importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "ChronosDefragEngine", "LivePrediction", "DefragConfig", "EncoderConfig", "RoutingConfig",

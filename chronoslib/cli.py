@@ -1,19 +1,27 @@
 """Argument parsing and the ``train`` command; ``bench`` and ``evaluate`` live in their own modules.
 
 ``main(argv)`` returns an exit status; user errors (ValueError / RuntimeError / OSError from the library)
-become one line on stderr and status 2.
+become one line on stderr and status 2. ``train`` reports progress through ``chronoslib.progress``: events
+appended to ``--events`` (the app's training job follows that file) and a bar or lines on stderr; its last
+stdout line is the JSON summary. Torch is imported only once the first events are written.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    from .progress import EventWriter
+
+OTHER_COMMANDS = ("bench", "evaluate")   # modules with an add_parser(sub) of their own
 
 
 class UsageError(ValueError):
@@ -28,8 +36,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    "either: advice.default_recipe: stationary features for market data, else every numeric column)")
     p.add_argument("--timestamp", default="", help="timestamp column (default: detected)")
     p.add_argument("--label", default="", help="ground-truth label column, excluded from features")
-    p.add_argument("--epochs", type=int, default=None, help="encoder epochs")
-    p.add_argument("--predictor-epochs", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=None, help="encoder epochs (default: from --budget)")
+    p.add_argument("--predictor-epochs", type=int, default=None, help="predictor epochs (default: from --budget)")
     p.add_argument("--block-len", type=int, default=None)
     p.add_argument("--latent-dim", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
@@ -50,13 +58,22 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="per-feature normalisation fitted on the training span (default zscore)")
     p.add_argument("--sort", action="store_true", help="sort rows by timestamp instead of refusing disorder")
     p.add_argument("--no-timestamp", action="store_true", help="the file has no timestamp column")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--budget", type=int, default=None,
+                   help="blocks seen per stage when the epochs are derived (default 60000: epochs = budget / "
+                        "training blocks, 1-30 encoder, 1-20 predictor)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads for training (default 1, or CHRONOS_JOB_THREADS: on a busy 2-core "
+                        "machine a second thread is slower)")
+    p.add_argument("--events", default="", help="append progress events (JSON lines) to this file")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr (the JSON summary still prints)")
     p.add_argument("--force", action="store_true",
                    help="overwrite an existing --out file that is not a ChronosDefrag checkpoint")
     p.set_defaults(func=cmd_train)
 
 
 MAX_EPOCHS = 10_000       # far above any useful run; a typo like 1e9 epochs is refused instead of running forever
+MAX_BUDGET = 10**9        # windows; far above any useful run
+MAX_THREADS = 256
 MAX_SEED = 2**63 - 1      # torch.manual_seed accepts [0, 2**64) but numpy's default_rng needs an int64-safe value
 
 
@@ -92,18 +109,69 @@ def check_out_path(out: str, inputs: Sequence[str], force: bool) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """Train with progress events (``--events``) and the terminal rendering; a failure is one "failed" event.
+
+    SIGTERM stops the run like an error (the checkpoint is written atomically, so --out is never partial)."""
+    from .progress import EventWriter, Renderer
+
+    args.started = time.monotonic()
+    writer = EventWriter(args.events, () if args.quiet else (Renderer(sys.stderr),))
+    writer.emit("starting", message=f"training on {args.data}")
+    previous = signal.signal(signal.SIGTERM, _terminate) if _in_main_thread() else None
+    try:
+        return _train(args, writer)
+    except BaseException as exc:  # user errors (main prints them), SIGTERM, a bug: the events say why it stopped
+        writer.emit("failed", message=one_line(exc))
+        raise
+    finally:
+        writer.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _threads(flag: int | None) -> int:
+    """--threads, else CHRONOS_JOB_THREADS, else 1 (measured: 2 threads lose to 1 on a busy 2-core machine)."""
+    if flag is None:
+        env = os.environ.get("CHRONOS_JOB_THREADS", "").strip()
+        if env and not env.isdigit():
+            raise UsageError(f"CHRONOS_JOB_THREADS must be a whole number of threads, got {env!r}")
+        flag = int(env) if env else 1
+    _bounded("--threads", flag, 1, MAX_THREADS)
+    return flag
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _train(args: argparse.Namespace, writer: EventWriter) -> int:
     from .config import DefragConfig
-    from .data import load_for_training
-    from .engine import ChronosDefragEngine
 
     _bounded("--epochs", args.epochs, 1, MAX_EPOCHS)
-    _bounded("--predictor-epochs", args.predictor_epochs, 0, MAX_EPOCHS)
+    _bounded("--predictor-epochs", args.predictor_epochs, 1, MAX_EPOCHS)
+    _bounded("--budget", args.budget, 1, MAX_BUDGET)
+    args.threads = _threads(args.threads)
     _bounded("--seed", args.seed, 0, MAX_SEED)
     check_out_path(args.out, [args.data, args.config], args.force)
     base = DefragConfig.from_json_file(args.config) if args.config else DefragConfig()
     cfg = base.with_overrides(encoder_epochs=args.epochs, predictor_epochs=args.predictor_epochs,
-                              block_len=args.block_len, batch_size=args.batch_size, latent_dim=args.latent_dim,
-                              seed=args.seed, normalize=args.normalize)
+                              window_budget=args.budget, block_len=args.block_len, batch_size=args.batch_size,
+                              latent_dim=args.latent_dim, seed=args.seed, normalize=args.normalize)
+    writer.emit("loading", message=f"reading {args.data}")
+    import torch  # the first events are out before torch and pandas load (seconds on a busy machine)
+
+    torch.set_num_threads(args.threads)
+    from .data import load_for_training
+    from .engine import ChronosDefragEngine
+    from .progress import RunTracker
+    from .training import encoder_steps, planned_epochs, predictor_steps
+
     features = [c.strip() for c in args.features.split(",") if c.strip()]
     transforms = [c.strip() for c in args.transforms.split(",") if c.strip()]
     ds, cfg = load_for_training(args.data, cfg, features=features, timestamp_col=args.timestamp,
@@ -112,28 +180,34 @@ def cmd_train(args: argparse.Namespace) -> int:
                                 vol_window=args.vol_window, nan_policy=args.nan_policy, sort=args.sort,
                                 no_timestamp=args.no_timestamp)
     cfg.validate()
-    if not args.quiet:
-        print(f"[data] {ds.name}: {len(ds.features)} ticks x {len(ds.feature_names)} features "
-              f"{ds.feature_names}, training on the first {ds.split}", file=sys.stderr)
-        for note in ds.notes:
-            print(f"[data] {note}", file=sys.stderr)
-
-    def progress(stage: str, step: int, total: int, metrics: dict) -> None:
-        if not args.quiet and stage == "encoder":
-            print(f"[encoder {step}/{total}] loss={metrics['loss']:.4f} infonce={metrics['infonce']:.4f} "
-                  f"ter={metrics['ter']:.4f} lcr={metrics['lcr']:.4f} entropy={metrics['entropy']:.3f}/"
-                  f"{metrics['entropy_target']:.3f} eff_rank={metrics['eff_rank']:.2f} {metrics['verdict']}",
-                  file=sys.stderr)
-
+    n, bs = ds.split // cfg.encoder.block_len, cfg.optim.batch_size
+    epochs = planned_epochs(cfg, n)
+    tracker = RunTracker(writer, epochs, (encoder_steps(n, bs), predictor_steps(n, bs)), n, args.started)
+    tracker.stage("encoder", f"{ds.name}: {len(ds.features)} ticks x {len(ds.feature_names)} features "
+                  f"{ds.feature_names}, training on the first {ds.split} ({n} blocks): {epochs[0]} encoder and "
+                  f"{epochs[1]} predictor epochs, {args.threads} thread(s)" + "".join(f"; {x}" for x in ds.notes),
+                  epoch=0, epochs=epochs[0], step=0, steps=encoder_steps(n, bs))
     t0 = time.perf_counter()
-    eng = ChronosDefragEngine(cfg).fit(ds.train, progress=progress)
+    eng = ChronosDefragEngine(cfg).fit(ds.train, progress=tracker)
     eng.meta.update(dataset=ds.name, features=list(ds.feature_names), data_notes=list(ds.notes))
     check_out_path(args.out, [args.data, args.config], args.force)  # again: it may have appeared while training
+    tracker.stage("saving", f"writing {args.out}")
     eng.save(args.out)
     summary = {k: v for k, v in eng.fit_summary.items()}
-    summary.update(out=args.out, seconds=round(time.perf_counter() - t0, 2))
+    summary.update(out=args.out, seconds=round(time.perf_counter() - t0, 2), encoder_epochs=epochs[0],
+                   predictor_epochs=epochs[1], threads=args.threads)
+    views = None  # the views file, once computed after the checkpoint (--views)
+    writer.emit("done", fraction=1.0, eta_s=0.0, message=f"saved {args.out} ({summary['seconds']:.1f} s)",
+                out=args.out, views=views, summary=json.loads(json.dumps(summary, default=float)))
     print(json.dumps(summary, default=float))
     return 0
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as the one line the command prints (its message's whitespace collapsed)."""
+    if isinstance(exc, SystemExit):
+        return f"stopped (exit status {exc.code})"
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 class _Parser(argparse.ArgumentParser):
@@ -145,18 +219,20 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    torch.set_num_threads(1)
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = _Parser(prog="python -m chronoslib", description="ChronosDefrag command line")
     sub = parser.add_subparsers(dest="cmd", required=True)
     _add_train(sub)
-    from . import bench, evaluate
+    # The other commands' modules import torch at once: a train run skips them, so its first event is out fast.
+    if argv[:1] != ["train"]:
+        import torch
 
-    bench.add_parser(sub)
-    evaluate.add_parser(sub)
+        torch.set_num_threads(1)
+        for name in OTHER_COMMANDS:
+            importlib.import_module(f".{name}", __package__).add_parser(sub)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
     except (ValueError, RuntimeError, OSError) as exc:
-        msg = " ".join(str(exc).split()) or type(exc).__name__  # one line, whatever the message held
-        print(f"error: {msg}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2

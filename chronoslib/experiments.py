@@ -46,7 +46,7 @@ from .metrics import agreement, block_majority, latent_mse, spearman, summarise
 from .predictor import TemporalPredictor, gather_windows
 from .registry import Registry
 from .timeline import resolve_method
-from .training import preceding_states, train_predictor
+from .training import planned_epochs, preceding_states, train_predictor
 
 ARMS = ("pseudo", "chrono", "random")
 PROTOCOLS = ("chrono_context", "routed")
@@ -229,7 +229,7 @@ def _fit_and_embed(features: np.ndarray, split: int, cfg: DefragConfig, seed: in
     from .engine import ChronosDefragEngine
 
     L = cfg.encoder.block_len
-    c = cfg.with_overrides(seed=seed, predictor_epochs=0)   # the engine's own predictor is not used here
+    c = cfg.with_overrides(seed=seed, predictor_epochs=1)   # the engine's own predictor is not used here
     n_fit = (split // L) * L        # whole blocks only: the split % L ticks before the held-out span go unused
     eng = ChronosDefragEngine(c).fit(features[:n_fit])
     z_tr = torch.from_numpy(eng.block_latents).float()                            # (N, D)
@@ -313,10 +313,12 @@ def run_evaluation(features: np.ndarray, split: int, cfg: DefragConfig, *, label
     cfg = cfg.with_overrides(encoder_epochs=None if encoder_epochs is None else int(encoder_epochs),
                              chain_method=ordering)
     pe = cfg.optim.predictor_epochs if predictor_epochs is None else int(predictor_epochs)
-    if pe < 1:
+    if predictor_epochs is not None and pe < 1:
         raise ConfigError(f"predictor_epochs must be >= 1 for the evaluation, got {pe}")
     x = np.asarray(features, dtype=np.float32)
     n_train, n_held = _check_inputs(x, int(split), cfg, seeds)
+    enc_ep, planned_pe = planned_epochs(cfg, n_train)    # a 0 in the config: derived from the window budget
+    cfg, pe = cfg.with_overrides(encoder_epochs=enc_ep), pe or planned_pe
     labels = None if labels is None else _checked_labels(labels, x.shape[0])
     prices = None if prices is None else _checked_prices(prices, x.shape[0])
     report = _reporter(progress, seeds * (1 + len(ARMS)))
