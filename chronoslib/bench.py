@@ -296,8 +296,8 @@ def bench_gpu() -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- driver
-def run_all(quick: bool = False, max_n: int | None = None, only: str = "") -> dict[str, Any]:
-    """Every section (``only="orderings"`` / ``"ann"``: just that section, for its long full-size run)."""
+def run_all(quick: bool = False, max_n: int | None = None, only: str = "", rows: int | None = None) -> dict[str, Any]:
+    """Every section (``only="orderings"`` / ``"ann"`` / ``"data"`` / ``"at_size"`` (``rows`` rows): just that one)."""
     from .bench_ann import bench_ann
     from .bench_data import bench_data
     from .bench_orderings import bench_orderings
@@ -328,6 +328,11 @@ def run_all(quick: bool = False, max_n: int | None = None, only: str = "") -> di
         res["data"] = bench_data(quick)
         res["meta"]["bench_s"] = time.perf_counter() - t_all
         return res
+    if only == "at_size":  # minutes at 1M rows: only on its own, never in the full run
+        from .bench_at_size import bench_at_size
+        res["at_size"] = bench_at_size(rows or 1_000_000)
+        res["meta"]["bench_s"] = time.perf_counter() - t_all
+        return res
     res["fit_spec"], eng, live = bench_fit_spec(1 if quick else 3)
     log("fit_spec")
     res["training"] = {"spec_48": bench_training(48, 24),
@@ -342,6 +347,12 @@ def run_all(quick: bool = False, max_n: int | None = None, only: str = "") -> di
     log("orderings")
     res["predict_live"] = bench_live(eng, live, 500 if quick else 3000)
     res["predict_batch"] = bench_batch(eng, live, 4096 if quick else 16_384, 1 if quick else 3)
+    from .bench_live import bench_batch_threads, bench_live_side_by_side
+    from .synthetic import make_regime_series
+    spec_train = make_regime_series(64 * 48 + 64 * 64, n_features=6, seed=0).data[: 64 * 48]  # fit_spec's blocks
+    res["predict_live_side_by_side"] = bench_live_side_by_side(eng, spec_train, live, 500 if quick else 2000,
+                                                               3 if quick else 5)
+    res["predict_batch_threads"] = bench_batch_threads(eng, live, 4096 if quick else 16_384, 1 if quick else 3)
     res["registry_large"] = bench_registry(eng, live, 100_000 if quick else 1_000_000, 100 if quick else 300)
     log("predict_live, predict_batch, registry_large")
     res["ann"] = bench_ann(quick)
@@ -359,7 +370,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="run the benchmarks and print JSON")
     p.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
     p.add_argument("--max-n", type=int, default=None, help="skip pseudo-timeline sizes above this many blocks")
-    p.add_argument("--only", choices=["orderings", "ann", "data"], default="", help="run only this section")
+    p.add_argument("--only", choices=["orderings", "ann", "data", "at_size"], default="", help="run only this section")
+    p.add_argument("--rows", type=int, default=None, help="rows of the generated file for --only at_size (1,000,000)")
     p.add_argument("--out", default="", help="also write the JSON to this file")
     p.add_argument("--from", dest="from_file", default="", help="render a saved JSON instead of measuring")
     p.add_argument("--markdown", action="store_true", help="print the README performance table, not JSON")
@@ -371,7 +383,7 @@ def run(args: argparse.Namespace) -> int:
         with open(args.from_file) as f:
             res = json.load(f)
     else:
-        res = run_all(quick=args.quick, max_n=args.max_n, only=args.only)
+        res = run_all(quick=args.quick, max_n=args.max_n, only=args.only, rows=args.rows)
     text = json.dumps(res, indent=1, default=float)
     if args.out:
         with open(args.out, "w") as f:

@@ -28,7 +28,7 @@ from .config import DefragConfig
 from .encoder import RegimeEncoder
 from .errors import CheckpointError, ConfigError, DataError, NotFittedError, RegistryEmptyError
 from .features import live_window, raw_features
-from .live_path import LivePath
+from .live_path import LivePath, in_chunks
 from .numeric_checks import (
     check_cast_finite,
     check_update,
@@ -279,8 +279,9 @@ class ChronosDefragEngine:
         Keys: alpha (M,), confidence (M,), forecast (M, forecast_dim), latent (M, D), neighbour_indices (M, k),
         neighbour_scores (M, k). Equal to calling ``predict_live`` on each window with the same timestamp.
         chunk: windows per encoder pass; 256 keeps a chunk's activations (256 x 32 x 64 floats per layer) in
-        cache (measured ~4x faster per window than 8192). threads: torch threads for this call only (restored
-        afterwards); None keeps the caller's setting (single-threaded in every entry point). precision: "fp32"
+        cache (measured ~4x faster per window than 8192). threads: worker threads sharing the chunks, each with
+        single-threaded ops, so the result is identical to threads=1; None: every core this process may use (at
+        most one per chunk; ~2x on 2 cores). precision: "fp32"
         (default, equal to predict_live) or "bf16": the encoder runs under bfloat16 autocast (~3x faster on CPUs
         with AVX512-BF16/AMX, slower elsewhere; latents differ by ~1e-3, so near-tied neighbours can swap); the
         registry query and predictor stay fp32.
@@ -296,22 +297,17 @@ class ChronosDefragEngine:
         x = self._normalised_windows(windows)
         tq = query_tick(timestamp, self.train_end_tick)
         reg, k = self.registry, self.cfg.routing.top_k
-        out: dict[str, list[torch.Tensor]] = {key: [] for key in ("alpha", "confidence", "forecast", "latent",
-                                                                  "neighbour_indices", "neighbour_scores")}
-        old_threads = torch.get_num_threads()
-        if threads is not None:
-            torch.set_num_threads(int(threads))
-        try:
+
+        def one(i: int) -> tuple[torch.Tensor, ...]:   # windows i .. i + chunk; inference_mode is per thread
             with torch.inference_mode():
-                for i in range(0, x.shape[0], chunk):
-                    q = self._encode_chunk(x[i:i + chunk], i, precision)          # (m, D) unit latents
-                    r = reg.route(q, tq, k)                                        # (m, k) neighbours, (m, S)
-                    fc = self.predictor.readout(self.predictor.step(q, r.state))   # (m, forecast_dim)
-                    for key, v in zip(out, (fc[:, 0], r.confidence, fc, q, r.ids, r.scores)):
-                        out[key].append(v)
-        finally:
-            torch.set_num_threads(old_threads)
-        return {key: torch.cat(v).numpy() for key, v in out.items()}
+                q = self._encode_chunk(x[i:i + chunk], i, precision)          # (m, D) unit latents
+                r = reg.route(q, tq, k)                                        # (m, k) neighbours, (m, S)
+                fc = self.predictor.readout(self.predictor.step(q, r.state))   # (m, forecast_dim)
+                return fc[:, 0], r.confidence, fc, q, r.ids, r.scores
+
+        parts = in_chunks(one, x.shape[0], int(chunk), threads)
+        keys = ("alpha", "confidence", "forecast", "latent", "neighbour_indices", "neighbour_scores")
+        return {key: torch.cat([p[j] for p in parts]).numpy() for j, key in enumerate(keys)}
 
     def _encode_chunk(self, x: torch.Tensor, first: int, precision: str) -> torch.Tensor:
         """Latents (m, D) of normalised windows x (m, L, F), the first being window ``first`` of the call."""

@@ -16,13 +16,17 @@ Buffers are per thread (``threading.local``), so concurrent ``predict_live`` cal
 ``window_tensor`` is the cheap input check: one isinstance / dtype / shape test for a float32 array of the
 model's shape, the full ``numeric_checks.live_windows`` otherwise; non-finite values are caught on the latent
 (a NaN or inf anywhere in the window reaches it through the first matmul) and then named on the input.
+``in_chunks`` runs a batch's chunks on worker threads (``predict_batch``: both cores of this machine).
 Knows nothing about registries, routing or training.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -127,3 +131,23 @@ class LivePath:
         if not bool(torch.isfinite(x).all()):
             raise DataError("window contains NaN or inf values")
         check_latents_finite(q)
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the platform has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def in_chunks(fn: Callable[[int], Any], n: int, chunk: int, workers: int | None = None) -> list[Any]:
+    """``[fn(0), fn(chunk), fn(2 chunk), ...]`` over items 0..n-1, in order, on ``workers`` threads (None: the
+    usable cores; never more than the chunks). torch ops release the GIL, so single-threaded ops on two
+    threads use two cores, and every chunk is computed exactly as it would be alone (no change of result)."""
+    starts = range(0, n, chunk)
+    w = min(usable_cores() if workers is None else int(workers), len(starts))
+    if w <= 1:
+        return [fn(i) for i in starts]
+    with ThreadPoolExecutor(w, thread_name_prefix="chronos-batch") as pool:
+        return list(pool.map(fn, starts))

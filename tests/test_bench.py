@@ -35,7 +35,7 @@ def quick_json(tmp_path_factory):
 def test_quick_bench_prints_json_with_every_section(quick_json):
     r = quick_json
     assert {"meta", "fit_spec", "training", "pseudo_timeline", "predict_live", "predict_batch", "registry_large",
-            "ann", "gpu", "peak_rss_mb", "targets"} <= set(r)
+            "ann", "gpu", "peak_rss_mb", "targets", "predict_live_side_by_side", "predict_batch_threads"} <= set(r)
     kn, tk = r["ann"]["knn_lists"], r["ann"]["top_k"]
     assert kn["n"] == 20_000 and tk["entries"] == 100_000 and tk["exact_ms"] > 0 and tk["build_s"] > 0
     for sec in (kn, tk):                          # faiss against the exact answer: more cells probed, more found

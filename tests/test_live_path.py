@@ -170,3 +170,38 @@ def test_predict_live_equals_predict_batch(small_engine, indexed):
         assert p64.neighbour_indices == list(b["neighbour_indices"][0])
     finally:
         reg.configure_index(*saved)
+
+
+def test_predict_batch_on_two_worker_threads_is_identical_to_one(small_engine):
+    eng, x = small_engine
+    w = np.stack([x[i:i + 16] for i in range(0, 560, 7)]).astype(np.float32)   # 80 windows, 8 chunks of 10
+    one, two = eng.predict_batch(w, chunk=10, threads=1), eng.predict_batch(w, chunk=10, threads=2)
+    default = eng.predict_batch(w, chunk=10)
+    for key in one:
+        assert np.array_equal(one[key], two[key]) and np.array_equal(one[key], default[key]), key
+    assert one["latent"].shape == (80, 8)
+
+
+def test_live_bench_rows_side_by_side_with_the_reference_stand_in(small_engine):
+    from chronoslib.bench_live import ReferenceLive, bench_batch_threads, bench_live_side_by_side
+    from chronoslib.synthetic import make_regime_series
+
+    eng, x = small_engine
+    ref = ReferenceLive(np.eye(64)[:10].astype(np.float32), np.arange(10) * 64, 640)
+    alpha, conf, ms = ref.predict_live(np.zeros((64, 6), np.float32))
+    assert alpha.shape == (1,) and np.isfinite(float(alpha)) and 0 <= conf <= 1 and ms > 0
+    s = make_regime_series(64 * 48 + 64 * 4, n_features=6, seed=0)
+    live = s.data[64 * 48:].reshape(-1, 64, 6)
+    from chronoslib.bench import spec_config
+    from chronoslib.engine import ChronosDefragEngine
+
+    cfg = spec_config()  # the bench's default-configuration engine, trained briefly (latency needs no training)
+    cfg.optim.encoder_epochs = cfg.optim.predictor_epochs = 1
+    ours = ChronosDefragEngine(cfg).fit(s.data[:64 * 48])
+    r = bench_live_side_by_side(ours, s.data[:64 * 48], live, n_calls=20, rounds=2)
+    for name in ("ours_default", "ours_reference_config", "reference"):
+        assert 0 < r[name]["p50_ms"] <= r[name]["p99_ms"], name
+    assert r["ratio_p50_ours_over_reference"] == r["ours_reference_config"]["p50_ms"] / r["reference"]["p50_ms"]
+    assert len(r["load_avg_1min"]) == 2 and r["reference_config"]["registry_entries"] == 48
+    b = bench_batch_threads(eng, x[:16 * 8].reshape(8, 16, 6), n=300, runs=1)
+    assert b["identical"] is True and b["windows_per_s_1_thread"] > 0 and b["windows_per_s_2_threads"] > 0
