@@ -9,7 +9,8 @@ training or loading (``ChronosDefragEngine._warm_up``); the weights must not cha
 * each causal conv reads its k shifted copies as one strided view of a zero-padded buffer (no pad / cat), and
   writes straight into the next conv's buffer (``out=``), so a window allocates almost nothing;
 * the last conv is only ever averaged over ticks (mean pooling), and the mean commutes with a linear map, so
-  it is one matrix-vector product on the mean of its input columns instead of an (L, k H) x (k H, H) product;
+  it is one matrix-vector product on the sum of its input columns instead of an (L, k H) x (k H, H) product
+  (1 / L and its bias folded into the latent head);
 * the predictor cell's update h + g (c - h) is one ``lerp`` and its two sigmoids one call.
 
 Buffers are per thread (``threading.local``), so concurrent ``predict_live`` calls never share one.
@@ -61,9 +62,12 @@ class LivePath:
         self.w0 = (w0 / s[:, None]).contiguous()
         self.b0 = (encoder.in_proj.bias.detach() - (c / s) @ w0).contiguous()   # (H,)
         self.blocks = [(_conv_matrix(b.conv1), _conv_matrix(b.conv2)) for b in encoder.blocks]
+        # Mean pooling folded into the head: z = (W_l / L) (sum_t h + W_2 sum_t cols) + (W_l b_2 + b_l), with the
+        # last block's skip input h and conv2 columns cols (sums are cheaper calls than means).
         self.last_w2 = self.blocks[-1][1][0].T.contiguous()                      # (H, k H) for one mv
-        self.wl = encoder.latent_head.weight.detach().clone()                    # (D, H)
-        self.bl = encoder.latent_head.bias.detach().clone()
+        wl, bl = encoder.latent_head.weight.detach(), encoder.latent_head.bias.detach()  # (D, H), (D,)
+        self.wl = (wl / e.block_len).contiguous()
+        self.bl = (bl + wl @ self.blocks[-1][1][1]).contiguous()
         hp = self.state_hidden = predictor.cfg.hidden_dim
         # Each cell's Linear over cat([x, h]) split into its x and h columns: (3 Hp, in), (3 Hp, Hp), (3 Hp,).
         self.cells = [(c.lin.weight.detach()[:, :-hp].contiguous(), c.lin.weight.detach()[:, -hp:].contiguous(),
@@ -99,9 +103,8 @@ class LivePath:
             if i + 1 < nb:                                                      # h + conv2(g), into the next block
                 nxt = torch.addmm(b2, self._columns(p2, k2, d2).reshape(length, -1), w2, out=bufs[i + 1][1])
                 nxt += h
-            else:                                                               # mean_t(h + conv2(g)): (H,)
-                pooled = torch.addmv(b2, self.last_w2, self._columns(p2, k2, d2).mean(0).reshape(-1))
-                pooled += h.mean(0)
+            else:                                                               # sum_t(h + conv2(g) - b2): (H,)
+                pooled = torch.addmv(h.sum(0), self.last_w2, self._columns(p2, k2, d2).sum(0).reshape(-1))
         z = torch.addmv(self.bl, self.wl, pooled)                               # (D,)
         return z / z.norm().clamp_min(1e-12)
 

@@ -283,7 +283,8 @@ class Registry:
             cos = q @ self._scan                                      # (count,)
             scored_at = time.perf_counter()
             top, slots = torch.topk(cos * self.decay_factors(t_query), k)  # (k,)
-            ids, ticks, states, cosk = self.ids[slots], self.ticks[slots], self.states[slots], cos[slots]
+            ids, ticks = self.ids.index_select(0, slots), self.ticks.index_select(0, slots)
+            states, cosk = self.states.index_select(0, slots), cos.index_select(0, slots)
         w = top.clamp_min(0)
         w = (w / w.sum()).nan_to_num_(nan=1.0 / k)                    # no positive score: uniform, as in blend
         return Route(ids=ids, weights=w, state=w @ states, confidence=(w @ cosk).clamp_(0.0, 1.0), scores=top,
