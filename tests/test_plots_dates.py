@@ -182,17 +182,34 @@ def test_projection_switches_to_webgl_then_to_a_density_layer_with_small_points(
     coords = rng.standard_normal((n, 2))
     labels = rng.integers(0, 3, n)
     fig = manifold.projection_figure(coords, labels, categorical=True, color_title="regime", focus=0)
-    heat = [t for t in fig.data if isinstance(t, go.Heatmap)]
-    points = [t for t in fig.data if not isinstance(t, go.Heatmap)]
+    heat = [t for t in fig.data if t.name == "density"]
+    points = [t for t in fig.data if t.name != "density"]
     assert all(isinstance(t, cls) for t in points) and bool(heat) == density
     assert sorted(int(b) for t in points[:3] for b in A(t.customdata)) == list(range(n))   # every block, once
     if density:
-        counts, _, _ = np.histogram2d(coords[:, 0], coords[:, 1], bins=manifold.DENSITY_BINS)
-        assert np.allclose(np.asarray(A(heat[0].z)).reshape(counts.T.shape), np.log1p(counts.T), atol=1e-5)
-        assert fig.data[0] is heat[0]                               # underneath the points
+        names = [t.name for t in fig.data]
+        assert names.index("density") == 3 and names[4] == "block 0"      # over the points, under the picks
+        assert isinstance(heat[0], go.Scattergl) and heat[0].hoverinfo == "skip"
+        x, y = np.asarray(A(heat[0].x)), np.asarray(A(heat[0].y))
+        ok = ~np.isnan(x)
+        assert ok.sum() > 100 and np.isnan(y[~ok]).all()                  # segments, NaN between them
+        # Contour lines stay around the point cloud (within its bounding box).
+        assert x[ok].min() >= coords[:, 0].min() and x[ok].max() <= coords[:, 0].max()
         assert points[0].marker.size == manifold.DENSE_MARKER and points[0].text is None
     else:
         assert points[0].marker.size == 7 and len(points[0].text) == int((labels == 0).sum())
+
+
+def test_contour_segments_lie_on_their_level():
+    xc, yc = np.linspace(-2, 2, 41), np.linspace(-2, 2, 41)
+    xx, yy = np.meshgrid(xc, yc)                                          # (ny, nx): rows are y
+    plane = manifold._contour_segments(xx + 2 * yy, xc, yc, 0.5)
+    pts = plane[~np.isnan(plane[:, 0])]
+    assert len(pts) > 40 and np.allclose(pts[:, 0] + 2 * pts[:, 1], 0.5)   # exact for a linear field
+    cone = manifold._contour_segments(-np.hypot(xx, yy), xc, yc, -1.0)
+    pts = cone[~np.isnan(cone[:, 0])]
+    assert np.allclose(np.hypot(pts[:, 0], pts[:, 1]), 1.0, atol=0.01)    # a circle of radius 1
+    assert len(manifold._contour_segments(np.zeros((5, 5)), xc[:5], yc[:5], 1.0)) == 0
 
 
 def test_figures_at_15625_blocks_stay_small():

@@ -77,8 +77,9 @@ def _tick_x(n: int, tick0: int, times: np.ndarray | None) -> tuple[np.ndarray, b
 
 
 def _x_axis(x: np.ndarray, dated: bool, title: str, **kw: object) -> dict:
+    # A date axis needs no title (its two-line date labels would run into it).
     return dict(range=[float(x[0]), float(x[-1]) if len(x) > 1 else float(x[0]) + 1], type="date" if dated else
-                "linear", title=dict(text="time" if dated else title), **kw) if len(x) else dict(title=dict(text=title))
+                "linear", title=dict(text=None if dated else title), **kw) if len(x) else dict(title=dict(text=title))
 
 
 def price_window(series: np.ndarray, start: int | None, length: int, tick0: int = 0, label: str = "price",
@@ -129,7 +130,7 @@ def rolling_confidence(ticks: np.ndarray, confidence: np.ndarray, threshold: flo
     shape, ann = hline(threshold, ALERT, f"re-fit threshold {threshold:.2f}")
     lo = float(min(threshold, np.nanmin(c) if c.size else threshold)) - 0.05
     layout = dict(shapes=[shape], annotations=ann, yaxis=dict(range=[max(0.0, lo), 1.0], title=dict(text="confidence")),
-                  xaxis=dict(title=dict(text="time" if dated else "tick"), type="date" if dated else "linear",
+                  xaxis=dict(title=dict(text=None if dated else "tick"), type="date" if dated else "linear",
                              **({"range": list(x_range)} if x_range else {})))
     return fast_figure(data, layout, height)
 

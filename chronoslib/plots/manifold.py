@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import plotly.colors as pc
 import plotly.graph_objects as go
+from scipy.ndimage import gaussian_filter
 
 from .style import (
     HIGHLIGHT,
@@ -69,7 +70,7 @@ def blocks_from_selection(selection: dict | None) -> list[int]:
     return sorted(found)
 
 
-# Above this many blocks the projection gets a density layer underneath, points shrink to DENSE_MARKER px and
+# Above this many blocks the projection gets density contours, points shrink to DENSE_MARKER px and
 # carry no hover strings (hover names the block from customdata): 15,625 blocks stay readable and ~0.5 MB.
 DENSE_POINTS = 5000
 DENSE_MARKER = 3
@@ -85,19 +86,21 @@ def projection_figure(coords: np.ndarray, color: np.ndarray, *, categorical: boo
     categorical: one trace per value (legend entries "<color_title> v", palette colours); otherwise one trace with
     a Viridis colour bar (NaN values go to a grey "no value" trace). Selected blocks get an open ring, the focused
     block a star and its neighbours diamonds; live points (M, dim) are drawn as crosses. Above ``DENSE_POINTS``
-    blocks (2-D) a grey density layer lies underneath and the points are small, WebGL, without hover strings.
+    blocks (2-D) density contours are drawn over the points, which are small, WebGL, without hover strings.
     """
     pts = _Points(np.asarray(coords, dtype=np.float64), hover)
     fig = go.Figure()
-    if pts.dense and pts.dim == 2:
-        _add_density(fig, pts.coords)
     if categorical:
         _add_categories(fig, pts, np.asarray(color), color_title)
     else:
         _add_colour_scale(fig, pts, np.asarray(color), color_title)
+    if pts.dense and pts.dim == 2:
+        _add_density(fig, pts.coords)
     _add_picks(fig, pts, selected, neighbours, focus)
     if live_xy is not None and len(live_xy):
         _add_live_points(fig, np.asarray(live_xy, dtype=np.float64), live_color, pts.dim)
+    if pts.dense:                          # 3 px markers would give 3 px legend symbols
+        fig.update_layout(legend_itemsizing="constant")
     return _projection_layout(fig, pts.dim, title, height)
 
 
@@ -185,18 +188,50 @@ def _add_picks(fig: go.Figure, pts: _Points, selected: Sequence[int], neighbours
                                                                     "line": {"color": "black", "width": 1}})
 
 
-def _add_density(fig: go.Figure, coords: np.ndarray, bins: int = DENSITY_BINS) -> None:
-    """How many blocks lie in each cell of a bins x bins grid over the 2-D projection, as a grey heatmap under
-    the points (log counts; empty cells transparent): where the points overlap, the shade still tells how many.
-    Computed here (a (bins, bins) float32 grid), not by the browser from every point again."""
-    x, y = coords[:, 0], coords[:, 1]
-    counts, xe, ye = np.histogram2d(x, y, bins=bins)                                  # (bins, bins): [x, y]
-    z = np.log1p(counts.T).astype(np.float32)                                         # heatmap rows are y
-    fig.add_trace(go.Heatmap(x=((xe[:-1] + xe[1:]) / 2).astype(np.float32),
-                             y=((ye[:-1] + ye[1:]) / 2).astype(np.float32), z=z, zmin=0,
-                             zmax=float(max(z.max(), 1e-6)), zsmooth="best", showscale=False, hoverinfo="skip",
-                             colorscale=[[0.0, "rgba(90,90,90,0)"], [1.0, "rgba(60,60,60,0.6)"]],
-                             name="density", showlegend=False))
+def _add_density(fig: go.Figure, coords: np.ndarray, bins: int = DENSITY_BINS, levels: int = 6) -> None:
+    """Density contours over the 2-D projection's points (under the picks): where 15k points overlap into solid
+    colour, the lines still say where the blocks concentrate. Log counts of a bins x bins grid, smoothed, and
+    contoured here; drawn as one WebGL line trace (an SVG contour would lie under the WebGL points)."""
+    counts, xe, ye = np.histogram2d(coords[:, 0], coords[:, 1], bins=bins)           # (bins, bins): [x, y]
+    z = gaussian_filter(np.log1p(counts.T), sigma=1.5)                                # rows are y
+    xc, yc = (xe[:-1] + xe[1:]) / 2, (ye[:-1] + ye[1:]) / 2
+    top = float(z.max())
+    parts = [_contour_segments(z, xc, yc, v) for v in np.linspace(0.15, 0.9, levels) * top] if top > 0 else []
+    xy = np.concatenate(parts) if parts else np.zeros((0, 2))
+    fig.add_trace(go.Scattergl(x=xy[:, 0].astype(np.float32), y=xy[:, 1].astype(np.float32), mode="lines",
+                               name="density", showlegend=False, hoverinfo="skip", connectgaps=False,
+                               line={"color": "rgba(30,30,30,0.55)", "width": 1}))
+
+
+# Marching squares: for each 4-bit case of a cell's corners above the level (1 bottom-left, 2 bottom-right,
+# 4 top-right, 8 top-left), the cell edges (0 bottom, 1 right, 2 top, 3 left) each contour segment joins.
+_CASES = {1: ((3, 0),), 2: ((0, 1),), 3: ((3, 1),), 4: ((1, 2),), 5: ((3, 0), (1, 2)), 6: ((0, 2),), 7: ((3, 2),),
+          8: ((2, 3),), 9: ((0, 2),), 10: ((0, 1), (2, 3)), 11: ((1, 2),), 12: ((3, 1),), 13: ((0, 1),),
+          14: ((3, 0),)}
+
+
+def _contour_segments(z: np.ndarray, xc: np.ndarray, yc: np.ndarray, level: float) -> np.ndarray:
+    """The iso-line z = level of a grid z (ny, nx) at centres xc (nx,), yc (ny,) as unjoined segments: rows of
+    (x, y), three per segment (start, end, NaN gap), (3 * n_segments, 2)."""
+    above = z > level
+    case = (above[:-1, :-1] * 1 + above[:-1, 1:] * 2 + above[1:, 1:] * 4 + above[1:, :-1] * 8)   # (ny-1, nx-1)
+
+    def edge(k: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """The level's crossing on edge k of cells (i, j): linear interpolation between its two corners."""
+        (i0, j0), (i1, j1) = {0: ((i, j), (i, j + 1)), 1: ((i, j + 1), (i + 1, j + 1)),
+                              2: ((i + 1, j), (i + 1, j + 1)), 3: ((i, j), (i + 1, j))}[k]
+        a, b = z[i0, j0], z[i1, j1]
+        t = np.clip((level - a) / np.where(b != a, b - a, 1.0), 0.0, 1.0)
+        return np.stack([xc[j0] + t * (xc[j1] - xc[j0]), yc[i0] + t * (yc[i1] - yc[i0])], axis=1)
+
+    out = []
+    for c, pairs in _CASES.items():
+        i, j = np.nonzero(case == c)
+        for e0, e1 in pairs:
+            if len(i):
+                seg = np.stack([edge(e0, i, j), edge(e1, i, j), np.full((len(i), 2), np.nan)], axis=1)
+                out.append(seg.reshape(-1, 2))
+    return np.concatenate(out) if out else np.zeros((0, 2))
 
 
 def _add_live_points(fig: go.Figure, lx: np.ndarray, live_color: np.ndarray | None, dim: int) -> None:

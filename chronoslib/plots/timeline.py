@@ -190,7 +190,7 @@ def _add_barcode(fig: go.Figure, order: np.ndarray, slot_labels: np.ndarray, blo
                              customdata=order.astype(np.int16 if n < 2 ** 15 else np.int32)[None, :], xgap=0, ygap=0,
                              hovertemplate=f"block %{{customdata}} · {label_name} %{{z}}<extra></extra>"),
                   row=cell[0], col=cell[1])
-    fig.update_yaxes(showticklabels=False, showgrid=False, row=cell[0], col=cell[1])
+    fig.update_yaxes(showticklabels=False, showgrid=False, ticks="", zeroline=False, row=cell[0], col=cell[1])
 
 
 def _timeline_layout(fig: go.Figure, layout: str, block_len: int, series_name: str, height: int, cells: dict,
