@@ -38,6 +38,7 @@ from chronoslib.readers import read_table
 NONE, AUTO = "(none)", "(detect)"
 UPLOAD_TYPES = ["csv", "tsv", "txt", "gz", "parquet", "pq"]
 PREVIEW_ROWS = 500
+CHART_POINTS = 2000   # per trace: two per pixel of a wide chart; the browser draws and parses half the default
 
 
 # ---------------------------------------------------------------------------------------------- table in hand
@@ -259,7 +260,7 @@ def dataset_chart(ds: Dataset) -> None:
         return
     fig = cache.figure(f"series:{dataset_key(ds)}:{list(cols)}:{colour}", lambda: series_figure(
         ds.timestamps, cols, ds.split, price_name="price" if ds.prices is not None else None,
-        labels=ds.labels if colour else None))
+        labels=ds.labels if colour else None, max_points=CHART_POINTS))
     st.plotly_chart(fig, width="stretch", key="dt_series")
 
 

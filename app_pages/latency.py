@@ -40,8 +40,7 @@ st.caption("Each `predict_live` call: encode the window → cosine against the r
 
 
 def _busy() -> list[str]:
-    job = train_job.training_job()
-    return busy_reasons(umap_warming=cache.umap_warming(), training=job is not None and job.running)
+    return busy_reasons(umap_warming=cache.umap_warming(), training=train_job.running())
 
 
 c1, c2, c3 = st.columns([2, 2, 3])

@@ -1,9 +1,11 @@
-"""Train page: the settings that matter, a background training run with live loss chart, and model files.
+"""Train page: the settings that matter, a training job with live progress and loss chart, and model files.
 
-Training runs on a thread (``train_job.TrainJob``) so the page stays responsive and can be cancelled; a
-fragment polls it for the progress bar and the per-epoch chart, and the finished engine becomes this
-session's model only (``train_job.poll_training``). Below: the active model's fit summary (timeline entropy,
-path costs, collapse verdict), saving it on the server, downloading it, and loading a checkpoint.
+Training is a job on the server's queue (``train_job``: its own process, ``python -m chronoslib train``), so
+the page stays responsive and a cancel kills it; a fragment reads the job's progress events for the progress
+bar (stage, step within the epoch, steps/s, time left, queue place) and the per-epoch chart, and the finished
+checkpoint becomes this session's model only (``train_job.poll_training``). Below: the active model's fit
+summary (timeline entropy, path costs, collapse verdict), saving it on the server, downloading it, and loading
+a checkpoint.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from typing import Any
 import streamlit as st
 import torch
 
-from app_pages.lib import model_store, session, train_job
+from app_pages.lib import cache, model_store, session, train_job
 from chronoslib import ChronosDefragEngine, DefragConfig
 from chronoslib.errors import CheckpointError
 from chronoslib.plots.training import loss_figure
+from chronoslib.training import planned_epochs
 
-LIVE_REFRESH_S = 1.0   # fragment poll interval while a run is in flight
+LIVE_REFRESH_S = 1.0   # fragment poll interval while a job is queued or running
 MIN_BLOCKS, RECOMMENDED_BLOCKS = 4, 50  # the engine refuses fewer than 4; 50+ make a useful manifold
 
 
@@ -43,6 +46,14 @@ def build_config(s: dict[str, Any]) -> DefragConfig:
     """DefragConfig from the form's values (the form's "hidden_dim" is the encoder's channel count)."""
     flat = {k: v for k, v in s.items() if k != "hidden_dim"}
     return DefragConfig().with_overrides(**flat, **{"encoder.hidden_dim": s["hidden_dim"]})
+
+
+def planned(s: dict[str, Any], ds) -> tuple[int, int]:
+    """(encoder, predictor) epochs a run with the settings ``s`` makes on ``ds`` (``training.planned_epochs``)."""
+    try:
+        return planned_epochs(build_config(s), ds.split // max(int(s["block_len"]), 1))
+    except ValueError:      # settings the form will refuse anyway
+        return int(s["encoder_epochs"]), int(s["predictor_epochs"])
 
 
 def collapse_banner(history: list[dict[str, Any]], summary: dict[str, Any], live: bool = False) -> None:
@@ -72,7 +83,7 @@ def collapse_banner(history: list[dict[str, Any]], summary: dict[str, Any], live
 def settings_form(ds) -> dict[str, Any] | None:
     """The knobs; returns the submitted values on Train, else None."""
     s = session.TRAIN_SETTINGS.get() or default_settings()
-    running = (job := train_job.training_job()) is not None and job.running
+    running = train_job.running()
     devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     with st.form("train_form", border=True):
         c1, c2, c3, c4 = st.columns(4, gap="medium")
@@ -87,9 +98,12 @@ def settings_form(ds) -> dict[str, Any] | None:
             hidden = st.number_input("Encoder channels", 2, 1024, int(s["hidden_dim"]), key="tr_hidden_dim")
         with c2:
             st.markdown("**Optimisation**")
-            enc_ep = st.number_input("Encoder epochs", 1, 2000, int(s["encoder_epochs"]), key="tr_encoder_epochs")
+            plan = planned(s, ds)
+            enc_ep = st.number_input("Encoder epochs", 0, 2000, int(s["encoder_epochs"]), key="tr_encoder_epochs",
+                                     help=f"0 = from the training budget ({plan[0]} for this data and block length)")
             pred_ep = st.number_input("Predictor epochs", 0, 2000, int(s["predictor_epochs"]),
-                                      key="tr_predictor_epochs")
+                                      key="tr_predictor_epochs",
+                                      help=f"0 = from the training budget ({plan[1]} for this data and block length)")
             batch = st.number_input("Batch size (blocks)", 2, 4096, int(s["batch_size"]), key="tr_batch_size",
                                     help="Blocks per contrastive batch: batch/2 chronological pairs (t, t+1).")
             lr = st.number_input("Learning rate", 1e-5, 1.0, float(s["lr"]), format="%.4f", step=1e-4, key="tr_lr")
@@ -125,9 +139,9 @@ def start(ds, values: dict[str, Any]) -> None:
     """Validate the submitted settings against the dataset and start a run; errors go in the page."""
     session.TRAIN_SETTINGS.set(values)
     try:
-        ds.check_blocks(int(values["block_len"]), MIN_BLOCKS)  # immediate, instead of from the thread
+        ds.check_blocks(int(values["block_len"]), MIN_BLOCKS)  # immediate, instead of from the job
         train_job.start_training(build_config(values), ds)
-    except (ValueError, RuntimeError) as exc:
+    except (ValueError, RuntimeError, OSError) as exc:
         st.error(f"Cannot start training: {exc}")
         return
     n_blocks = ds.split // int(values["block_len"])
@@ -137,18 +151,40 @@ def start(ds, values: dict[str, Any]) -> None:
 
 
 def live_panel() -> None:
-    """Progress bar, status and the loss chart of the run in flight; reruns the app when it ends."""
-    job = train_job.training_job()
-    if job is None:
+    """Progress of this session's job (queue place, stage, step, speed, time left), its loss chart and Cancel;
+    reruns the whole app when the job ends (``poll_training`` installs the model, the sidebar shows it)."""
+    job, ref = train_job.training_job(), train_job.training_ref()
+    if job is None or ref is None:
         return
-    if job.done:
-        if not job.installed:
-            st.rerun()  # whole app: poll_training installs the model and the sidebar shows it
+    q = cache.job_queue()
+    events, place = q.events(job.id), q.position(job.id)
+    if not job.active:
+        if not ref.get("ended"):
+            ref["ended"] = True
+            st.rerun(scope="app")
         return
-    stage, step, total, hist = job.snapshot()
-    st.progress(job.fraction(), text=f"Training on *{job.dataset_name}* — {job.status_line()}")
-    collapse_banner(hist, {}, live=True)
-    st.plotly_chart(loss_figure(hist, job.encoder_epochs, job.predictor_epochs), width="stretch", key="live_loss")
+    s = train_job.status(job, events, place)
+    c1, c2 = st.columns([5, 1], vertical_alignment="center")
+    c1.progress(min(max(s.fraction, 0.0), 1.0), text=f"**{s.headline}** — {s.detail}")
+    if c2.button("Cancel training", icon=":material/stop:", key="tr_cancel", width="stretch"):
+        train_job.cancel(job.id)
+        st.rerun(scope="app")
+    if s.state == "queued":
+        st.caption("Jobs run one after another on this server (CHRONOS_MAX_JOBS at a time); the sidebar lists "
+                   "the jobs ahead of yours.")
+    collapse_banner(s.history, {}, live=True)
+    st.plotly_chart(loss_figure(s.history, s.epochs[0], s.epochs[1]), width="stretch", key="live_loss")
+
+
+def ended_message(job) -> None:
+    """A finished job that did not produce this session's new model: why, in one line (never a traceback)."""
+    ref = train_job.training_ref() or {}
+    if job.state == "failed":
+        st.error(f"Training failed: {job.message}", icon=":material/error:")
+    elif job.state == "cancelled":
+        st.warning("Training was cancelled; the previous model is still active.", icon=":material/stop:")
+    elif ref.get("error"):
+        st.error(ref["error"])
 
 
 def model_summary(eng: ChronosDefragEngine) -> None:
@@ -173,7 +209,7 @@ def model_summary(eng: ChronosDefragEngine) -> None:
                          "more similar blocks than time does.")
         m[5].metric("Fit time", f"{fs.get('fit_seconds', float('nan')):.1f} s")
     if eng.history:
-        st.plotly_chart(loss_figure(eng.history, eng.cfg.optim.encoder_epochs, eng.cfg.optim.predictor_epochs),
+        st.plotly_chart(loss_figure(eng.history, *planned_epochs(eng.cfg, len(eng.block_latents))),
                         width="stretch", key="final_loss")
     else:
         st.info("This checkpoint carries no training history.")
@@ -276,20 +312,19 @@ ds = session.dataset()
 job = train_job.poll_training()
 st.title("Train")
 st.caption(f"Trains on the first {ds.split:,} ticks of *{ds.name}* ({ds.features.shape[1]} features); the last "
-           f"{ds.features.shape[0] - ds.split:,} ticks stay held out for replay. The run happens in the "
-           "background: you can keep using the app, and other browser sessions keep their own models.")
+           f"{ds.features.shape[0] - ds.split:,} ticks stay held out for replay. Training runs as a job in its own "
+           "process on this server's queue: you can keep using the app (and cancel from any page), and other "
+           "browser sessions keep their own models.")
 
 values = settings_form(ds)
 if values is not None:
     start(ds, values)
     job = train_job.training_job()
 
-if job is not None and job.running:
-    if st.button("Cancel training", icon=":material/stop:", key="tr_cancel"):
-        job.cancel()
+if job is not None and job.active:
     st.fragment(live_panel, run_every=LIVE_REFRESH_S)()
-elif job is not None and job.error:
-    (st.warning if job.cancelled else st.error)(job.error)
+elif job is not None:
+    ended_message(job)
 
 flash = session.TRAIN_FLASH.get()
 if flash:

@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from app_pages.lib import session  # noqa: E402
 from chronoslib import readers  # noqa: E402
+from tests.job_support import finish, own_job  # noqa: E402
 
 tomllib = pytest.importorskip("tomllib", reason="tomllib needs Python 3.11+")
 
@@ -55,14 +56,13 @@ def test_a_run_finishing_while_on_another_page_becomes_the_model_there():
     at.number_input(key="tr_encoder_epochs").set_value(2)
     at.number_input(key="tr_predictor_epochs").set_value(1)
     at.button(key="tr_train").click().run()
-    job = at.session_state[session.TRAIN_JOB.key]
+    before = at.session_state[session.ENGINE.key]
     at.switch_page("app_pages/data.py").run()  # the Data page never touches training itself
-    if job.running:
+    if own_job(at).active:
         assert any(p.proto.text.startswith("Training:") for p in at.sidebar.get("progress"))
-    assert job.join(120)
-    at.run()
+    assert finish(at).state == "done"
     assert not at.exception
-    assert at.session_state[session.ENGINE.key] is job.engine
+    assert at.session_state[session.ENGINE.key] is not before
     assert "trained in this session" in _sidebar(at)
 
 

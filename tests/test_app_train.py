@@ -1,4 +1,5 @@
-"""Train page through Streamlit's AppTest: defaults, a short background run, errors, collapse banner, model files."""
+"""Train page through Streamlit's AppTest: defaults, a short training job (the real train command in its own
+process), errors, cancel, collapse banner, model files."""
 
 import os
 
@@ -11,6 +12,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 from app_pages.lib import model_store, session  # noqa: E402
 from chronoslib import ChronosDefragEngine  # noqa: E402
 from chronoslib.data import load_sample  # noqa: E402
+from tests.job_support import finish, own_job  # noqa: E402
 
 APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app.py")
 SAMPLE_BYTES = open(session.SAMPLE_CHECKPOINT, "rb").read()
@@ -29,12 +31,6 @@ def _texts(elements) -> str:
 
 def _sidebar_text(at: AppTest) -> str:
     return "\n".join(str(getattr(e, "value", "")) for e in at.sidebar)
-
-
-def _finish(at: AppTest) -> None:
-    job = at.session_state[session.TRAIN_JOB.key]
-    assert job.join(120), "training did not finish in time"
-    at.run()
 
 
 def test_train_page_opens_on_the_shipped_model_with_its_fit_summary():
@@ -56,7 +52,9 @@ def test_a_short_run_trains_on_the_training_span_only_and_reaches_another_page()
     at.number_input(key="tr_block_len").set_value(32)
     at.button(key="tr_train").click().run()
     assert not at.exception and not at.error
-    _finish(at)
+    assert at.session_state[session.ENGINE.key] is before        # nothing changes until the job is done
+    assert at.get("progress"), "no progress bar right after pressing Train"
+    assert finish(at).state == "done"
     assert not at.exception and not at.error
     eng = at.session_state[session.ENGINE.key]
     ds = at.session_state[session.DATASET.key]
@@ -96,12 +94,13 @@ def test_cancel_stops_a_run_and_keeps_the_previous_model():
     before = at.session_state[session.ENGINE.key]
     at.number_input(key="tr_encoder_epochs").set_value(2000)
     at.button(key="tr_train").click().run()
+    assert own_job(at).active
     at.button(key="tr_cancel").click().run()
-    _finish(at)
-    job = at.session_state[session.TRAIN_JOB.key]
-    assert job.cancelled and len(job.snapshot()[3]) < 2000
+    job = finish(at, 30)
+    assert job.state == "cancelled" and not os.path.exists(job.out)
     assert at.session_state[session.ENGINE.key] is before
-    assert "cancelled" in _texts(at.warning)
+    assert "cancelled" in _texts(at.warning) and "previous model is still active" in _texts(at.warning)
+    assert not at.get("progress")
 
 
 def test_collapse_banner_appears_when_the_diagnostics_flag_the_model():

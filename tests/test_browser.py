@@ -68,8 +68,8 @@ def test_a_bad_upload_shows_a_readable_error_on_the_data_page(page, tmp_path):  
 def test_a_tiny_model_trains_through_the_ui_with_a_live_loss_chart(page):  # noqa: F811
     _ready(page)
     open_page(page, "Train")
-    page.get_by_label("Encoder epochs").fill("2")
-    page.get_by_label("Predictor epochs").fill("1")
+    page.get_by_role("spinbutton", name="Encoder epochs").fill("2")
+    page.get_by_role("spinbutton", name="Predictor epochs").fill("1")
     # Record whether the live panel (progress bar + loss chart) ever showed, however short the run.
     page.evaluate("""() => {
         window.__live = {progress: false, chart: false};

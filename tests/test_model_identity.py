@@ -15,6 +15,7 @@ from app_pages.lib import session  # noqa: E402
 from chronoslib import ChronosDefragEngine  # noqa: E402
 from chronoslib.identity import data_fingerprint, model_fingerprint  # noqa: E402
 from tests.conftest import small_config  # noqa: E402
+from tests.job_support import finish  # noqa: E402
 
 APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app.py")
 
@@ -39,17 +40,17 @@ def _replayed() -> AppTest:
 
 
 def _train_new_model(at: AppTest) -> ChronosDefragEngine:
-    """A 2-epoch model trained on the Train page's background thread, installed as the Train page does."""
+    """A 2-epoch model trained by the Train page's job, installed as the Train page does."""
     _ok(at.switch_page("app_pages/train.py").run())
     for key, value in (("tr_encoder_epochs", 2), ("tr_predictor_epochs", 1), ("tr_block_len", 32),
                        ("tr_latent_dim", 8), ("tr_hidden_dim", 16)):
         at.number_input(key=key).set_value(value)
+    before = at.session_state[session.ENGINE.key]
     _ok(at.button(key="tr_train").click().run())
-    job = at.session_state[session.TRAIN_JOB.key]
-    assert job.join(180), "training did not finish in time"
-    _ok(at.run())
+    assert finish(at, 180).state == "done"
+    _ok(at)
     eng = at.session_state[session.ENGINE.key]
-    assert eng is job.engine and at.session_state[session.MODEL_INFO.key]["origin"] == "trained in this session"
+    assert eng is not before and at.session_state[session.MODEL_INFO.key]["origin"] == "trained in this session"
     return eng
 
 

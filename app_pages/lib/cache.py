@@ -6,8 +6,10 @@ Owns: ``clustering`` (``regimes.cluster_regimes``), ``ordering`` (``timeline.bui
 samples large arrays and misses edits; the arrays themselves are passed as underscore, i.e. unhashed, arguments),
 ``umap_warmup`` (one ``projection.UmapWarmup`` per server through ``st.cache_resource``; the environment variable
 CHRONOS_UMAP_WARMUP=0, set by tests, keeps it from starting) and ``sample_checkpoint_bytes`` (the shipped model's
-file, read once). ``st.cache_data`` hands every caller its own copy, so nothing shared is ever mutated; the
-warm-up is shared on purpose (one JIT compilation per process) and only its thread changes it.
+file, read once); ``job_queue`` is the server's one training-job queue (``jobs.JobQueue``, set up from
+CHRONOS_JOB_DIR / CHRONOS_MAX_JOBS / CHRONOS_JOB_THREADS). ``st.cache_data`` hands every caller its own copy,
+so nothing shared is ever mutated; the warm-up and the queue are shared on purpose (one JIT compilation, one
+line of jobs per process) and only their own threads change them.
 The Data page's per-table work: ``computed`` (any small result, copied per caller) and ``figure`` (a plotly
 figure, shared and never changed: ``st.plotly_chart`` serialises a copy) once per content key the caller builds
 (a sha1 of the upload's bytes or of the dataset's arrays), so a rerun on a 1M-row table redoes none of it.
@@ -23,7 +25,7 @@ from collections.abc import Callable
 import numpy as np
 import streamlit as st
 
-from chronoslib import metrics, projection, regimes, timeline
+from chronoslib import jobs, metrics, projection, regimes, timeline
 from chronoslib.projection import Projection, UmapWarmup, latents_key
 
 ENTRIES = 16        # results kept per cached function (a 10k x 3 float32 projection is 120 kB)
@@ -127,3 +129,9 @@ def figure(key: str, build: Callable[[], object]) -> object:
     """The plotly figure ``build()`` makes, once per ``key`` (content of everything drawn + the choices) in
     this process. Shared between callers, not copied (unpickling a 20k-point figure costs ~0.2 s): read-only."""
     return _figure(key, build)
+
+
+@st.cache_resource(show_spinner=False)
+def job_queue() -> jobs.JobQueue:
+    """The server's training-job queue (shared by every session on purpose: one line, one set of slots)."""
+    return jobs.JobQueue(**jobs.queue_settings(os.environ))

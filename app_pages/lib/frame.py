@@ -1,4 +1,4 @@
-"""The frame every page shares: the sidebar (active dataset, model provenance, device, training progress) and
+"""The frame every page shares: the sidebar (active dataset, model provenance, device, training jobs) and
 ``model_view``, the gate of the pages that draw the model's blocks (no model, or blocks that do not fit the
 dataset: a message instead of the page). Not a page (it is not listed in st.navigation).
 """
@@ -13,17 +13,35 @@ import torch
 from chronoslib import ChronosDefragEngine, regimes
 from chronoslib.data import Dataset
 
-from . import session, train_job
+from . import cache, session, train_job
+
+JOBS_REFRESH_S = 1.0   # sidebar poll interval while any job is queued or running
 
 
-def _training_status() -> None:
-    """Sidebar progress of a run in flight; reruns the whole app when it ends so every page sees the model."""
-    job = train_job.training_job()
-    if job is None or job.installed:
-        return
-    if job.done:
-        st.rerun()
-    st.progress(job.fraction(), text=f"Training: {job.status_line()}")
+def _training_status(current_title: str) -> None:
+    """This session's job (progress and Cancel; the Train page shows its own), then every other job on the
+    server with its place, each with a Cancel; reruns the whole app when this session's job ends, so every page
+    sees the new model."""
+    own, ref = train_job.training_job(), train_job.training_ref()
+    if own is not None and ref is not None and not own.active and not ref.get("ended"):
+        ref["ended"] = True
+        st.rerun(scope="app")
+    q = cache.job_queue()
+    for job, place in train_job.queue_overview():
+        mine = own is not None and job.id == own.id
+        s = train_job.status(job, q.events(job.id) if mine else job.events, place)
+        if mine and current_title == "Train":     # the page shows its progress and Cancel
+            st.caption(f"This session's job: {s.headline}")
+            continue
+        if mine:
+            st.progress(min(max(s.fraction, 0.0), 1.0), text=f"Training: {s.headline} — {s.detail}")
+        else:
+            where = "running" if place == 0 else f"{train_job.ordinal(place or 1)} in line"
+            st.caption(f":material/schedule: {job.label}: {where}")
+        if st.button("Cancel training" if mine else "Cancel this job", key=f"sb_cancel_{job.id}",
+                     icon=":material/stop:", type="tertiary"):
+            train_job.cancel(job.id)
+            st.rerun(scope="app")
 
 
 def sidebar(current_title: str) -> None:
@@ -49,9 +67,9 @@ def sidebar(current_title: str) -> None:
             st.caption("**Model:** none yet — train one on the Train page")
         gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
         st.caption(f"**Device:** {'cuda · ' + gpu if gpu else 'cpu (no CUDA device)'}")
-        job = train_job.training_job()
-        if job is not None and job.running and current_title != "Train":
-            st.fragment(_training_status, run_every=1.0)()
+        if train_job.running() or train_job.queue_overview():
+            st.markdown("**Training jobs**")
+            st.fragment(_training_status, run_every=JOBS_REFRESH_S)(current_title)
 
 
 def model_view(purpose: str) -> tuple[ChronosDefragEngine, Dataset, Any]:

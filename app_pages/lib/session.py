@@ -62,11 +62,13 @@ DATASET: Slot[Dataset | None] = Slot("cd_dataset", _none)
 ENGINE: Slot[ChronosDefragEngine | None] = Slot("cd_engine", _none)
 MODEL_INFO: Slot[dict[str, Any]] = Slot("cd_model_info", dict)   # origin, dataset, when, id (+ "_obj")
 DATA_INFO: Slot[dict[str, Any] | None] = Slot("cd_data_info", _none)  # {"id": fingerprint, "_obj": id(dataset)}
-TRAIN_JOB: Slot[Any] = Slot("cd_train_job", _none)               # train_job.TrainJob | None
+TRAIN_JOB: Slot[dict[str, Any] | None] = Slot("cd_train_job", _none)   # {"id", "dataset", "installed"} of the job
+SESSION_TAG: Slot[str | None] = Slot("cd_session_tag", _none)    # names this session in the job queue's labels
 # Data page
 DATA_TABLE: Slot[dict[str, Any] | None] = Slot("cd_data_table", _none)   # the raw table the column controls edit
 DATA_APPLIED: Slot[str | None] = Slot("cd_data_applied", _none)          # token of the table now in use
 DATA_UPLOAD_ID: Slot[str | None] = Slot("cd_data_upload_id", _none)
+DATA_UPLOAD_SOURCE: Slot[dict[str, Any] | None] = Slot("cd_data_upload_source", _none)  # {"token", "name", "bytes"}
 DATA_FLASH: Slot[str | None] = Slot("cd_data_flash", _none)
 # Train page
 TRAIN_SETTINGS: Slot[dict[str, Any] | None] = Slot("cd_train_settings", _none)
