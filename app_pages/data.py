@@ -107,6 +107,8 @@ def handle_upload(uploaded: Any) -> bool:
     set_table(uploaded.name, df, detected_recipe(rec), "upload", hashlib.sha1(uploaded.getvalue()).hexdigest())
     table()["advice"] = rec.reason      # why the controls start where they do
     session.DATA_UPLOAD_ID.set(uploaded.file_id)
+    # the file's own bytes: a training job reads them with the same reader, so it builds the same dataset
+    session.DATA_UPLOAD_SOURCE.set({"token": table()["token"], "name": uploaded.name, "bytes": uploaded.getvalue()})
     return True
 
 
