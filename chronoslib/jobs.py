@@ -100,6 +100,7 @@ class JobQueue:
         self.remove_old()
         self._thread = threading.Thread(target=self._loop, name="chronos-jobs", daemon=True)
         self._thread.start()
+        atexit.register(self._kill_running)     # a job never outlives the server that started it
 
     # ------------------------------------------------------------------------------------------ public
     def submit(self, argv: Sequence[str], owner: str, label: str,
@@ -206,6 +207,12 @@ class JobQueue:
         while time.time() < end and any(j._proc is not None and j._proc.poll() is None for j in self.jobs()):
             time.sleep(0.05)
         self._closed.set()
+
+    def _kill_running(self) -> None:
+        with self._lock:
+            for job in self._jobs.values():
+                if job._proc is not None and job._proc.poll() is None:
+                    _signal_group(job._proc, signal.SIGKILL)
 
     # ------------------------------------------------------------------------------------------ scheduler
     def _loop(self) -> None:

@@ -208,3 +208,16 @@ def test_old_job_folders_are_removed_and_recent_ones_kept(tmp_path):
         assert sorted(os.listdir(root)) == ["new"]
     finally:
         q.close()
+
+
+def test_running_jobs_are_killed_when_the_process_that_queued_them_exits(tmp_path):
+    script = (f"import sys, time; sys.path.insert(0, {os.path.dirname(os.path.dirname(__file__))!r})\n"
+              "from chronoslib.jobs import JobQueue\n"
+              f"q = JobQueue({str(tmp_path / 'jobs')!r})\n"
+              f"job = q.submit({_argv(60)!r}, owner='s', label='x')\n"
+              "print(job._proc.pid, flush=True)\n"
+              "time.sleep(1.0)\n")
+    import subprocess
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    pid = int(out.stdout.split()[0])
+    _until(lambda: not _alive(pid), 5)
