@@ -305,7 +305,8 @@ class ChronosDefragEngine:
                 fc = self.predictor.readout(self.predictor.step(q, r.state))   # (m, forecast_dim)
                 return fc[:, 0], r.confidence, fc, q, r.ids, r.scores
 
-        parts = in_chunks(one, x.shape[0], int(chunk), threads)
+        # A sharded registry's route is a collective: every rank must route the same chunks in the same order.
+        parts = in_chunks(one, x.shape[0], int(chunk), 1 if getattr(reg, "collective", False) else threads)
         keys = ("alpha", "confidence", "forecast", "latent", "neighbour_indices", "neighbour_scores")
         return {key: torch.cat([p[j] for p in parts]).numpy() for j, key in enumerate(keys)}
 

@@ -7,7 +7,7 @@ CPU) and merged into the global top-k and its SPD-weighted neighbourhood, equal 
 * ``ShardedRegistry``: ``route(q, t, k)`` and ``len()`` like ``registry.Registry``, so an engine whose
   ``registry`` is one answers ``predict_batch`` from all shards (every rank calls it with the same windows:
   ``route`` is a collective).
-* ``merge_top_k``: the merge of per-shard top-k lists (pure; also the reference for tests).
+* ``merge_top_k``: the merge of per-shard top-k lists (no communication).
 
 Equal to the unsharded registry where the shards answer exactly (below their ``index_threshold``); above it
 each shard answers through its own index. Knows nothing about encoders or the engine; the shards are read-only
@@ -16,7 +16,9 @@ each shard answers through its own index. Knows nothing about encoders or the en
 
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
 from typing import Any
 
 import torch
@@ -54,16 +56,24 @@ def load_shard(path: str | os.PathLike, rank: int, world: int) -> tuple[Registry
     return Registry.from_state_dict(part), first, span
 
 
+def _fingerprint(q: torch.Tensor, t_query: float, k: int) -> float:
+    """52 bits of a hash of the query batch, exact in float64: equal on every rank iff they route the same."""
+    h = hashlib.blake2b(q.detach().contiguous().float().numpy().tobytes(), digest_size=8)
+    h.update(repr((float(t_query), int(k), tuple(q.shape))).encode())
+    return float(int.from_bytes(h.digest(), "little") >> 12)
+
+
 def merge_top_k(parts: torch.Tensor, k: int, state_dim: int) -> Route:
-    """Global top-k from per-shard lists packed as (W, M, k_s, 5 + S) float64 rows (score, cosine, tick, global
-    slot, block id, state...; -inf scores pad shards with fewer than k_s entries), and the SPD neighbourhood
+    """Global top-k from per-shard lists packed as (W, M, k_s, 6 + S) float64 rows (score, cosine, tick, global
+    slot, block id, query fingerprint, state...; -inf scores pad shards with fewer than k_s entries), and the SPD
+    neighbourhood
     blended from them (``registry.blend``), as the unsharded ``Registry.route`` would return it."""
     w, m, ks, _ = parts.shape
-    flat = parts.permute(1, 0, 2, 3).reshape(m, w * ks, -1)              # (M, W * k_s, 5 + S)
+    flat = parts.permute(1, 0, 2, 3).reshape(m, w * ks, -1)              # (M, W * k_s, 6 + S)
     top, j = torch.topk(flat[..., 0], k, dim=1)                          # (M, k) descending
-    best = flat.gather(1, j[..., None].expand(m, k, flat.shape[-1]))     # (M, k, 5 + S)
+    best = flat.gather(1, j[..., None].expand(m, k, flat.shape[-1]))     # (M, k, 6 + S)
     scores, cosines = top.float(), best[..., 1].float()
-    states = best[..., 5:5 + state_dim].float()                          # (M, k, S)
+    states = best[..., 6:6 + state_dim].float()                          # (M, k, S)
     weights, state, confidence = blend(scores, cosines, states)
     return Route(ids=best[..., 4].long(), weights=weights, state=state, confidence=confidence, scores=scores,
                  cosines=cosines, ticks=best[..., 2], slots=best[..., 3].long(), scored_at=0.0)
@@ -71,6 +81,8 @@ def merge_top_k(parts: torch.Tensor, k: int, state_dim: int) -> Route:
 
 class ShardedRegistry:
     """This rank's shard of a registry in a ``torch.distributed`` group; queries are collective."""
+
+    collective = True   # callers route one batch at a time, in the same order on every rank (predict_batch does)
 
     def __init__(self, local: Registry, first_slot: int, group: Any = None, span: float | None = None) -> None:
         """``local``: this rank's entries (``shard_state`` / ``load_shard``); ``first_slot``: the global slot of
@@ -81,6 +93,7 @@ class ShardedRegistry:
         self.local, self.first_slot, self.group = local, int(first_slot), group
         self.dim, self.state_dim, self.block_len = local.dim, local.state_dim, local.block_len
         self.world = dist.get_world_size(group)
+        self._lock = threading.Lock()   # one collective at a time from this process
         self.count = int(self._all_reduce(torch.tensor([float(local.count)]), dist.ReduceOp.SUM)[0])
         local.pin_span(self._global_span() if span is None else float(span))
 
@@ -107,16 +120,22 @@ class ShardedRegistry:
             raise DataError("a sharded registry does not take leave_out (route an unsharded registry for that)")
         q = q.reshape(-1, self.dim) if q.dim() != 2 else q
         k = min(int(k), self.count)
-        mine = self._local_top(q, t_query, k)                                 # (M, k, 5 + S)
+        mine = self._local_top(q, t_query, k)                                 # (M, k, 6 + S)
+        mine[..., 5] = _fingerprint(q, t_query, k)
         parts = [torch.empty_like(mine) for _ in range(self.world)]
-        dist.all_gather(parts, mine, group=self.group)
-        return merge_top_k(torch.stack(parts), k, self.state_dim)
+        with self._lock:
+            dist.all_gather(parts, mine, group=self.group)
+        gathered = torch.stack(parts)                                          # (W, M, k, 6 + S)
+        if not bool((gathered[..., 5] == mine[0, 0, 5]).all()):
+            raise DataError("the ranks routed different queries: every rank must route the same windows, one batch "
+                            "at a time and in the same order (predict_batch does this for a sharded registry)")
+        return merge_top_k(gathered, k, self.state_dim)
 
     def _local_top(self, q: torch.Tensor, t_query: float, k: int) -> torch.Tensor:
-        """This shard's top-k packed for the gather, (M, k, 5 + S) float64; -inf score rows pad a shard with
-        fewer than k entries."""
+        """This shard's top-k packed for the gather, (M, k, 6 + S) float64 (channel 5: the query's fingerprint,
+        set by ``route``); -inf score rows pad a shard with fewer than k entries."""
         m = q.shape[0]
-        out = torch.full((m, k, 5 + self.state_dim), 0.0, dtype=torch.float64)
+        out = torch.full((m, k, 6 + self.state_dim), 0.0, dtype=torch.float64)
         out[..., 0] = -float("inf")
         kl = min(k, self.local.count)
         if kl == 0:
@@ -125,7 +144,7 @@ class ShardedRegistry:
         out[:, :kl, 0], out[:, :kl, 1], out[:, :kl, 2] = r.scores.double(), r.cosines.double(), r.ticks
         out[:, :kl, 3] = (self._global_slots(r.slots)).double()
         out[:, :kl, 4] = r.ids.double()
-        out[:, :kl, 5:] = self.local.states[r.slots].double()
+        out[:, :kl, 6:] = self.local.states[r.slots].double()
         return out
 
     def _global_slots(self, slots: torch.Tensor) -> torch.Tensor:

@@ -4,9 +4,11 @@ spawns them by reference to this module); an assertion failing in one fails the 
 import os
 
 import numpy as np
+import pytest
 import torch
 import torch.distributed as dist
 
+from chronoslib.errors import DataError
 from chronoslib.registry import Registry
 from chronoslib.sharded import ShardedRegistry, load_shard, shard_state
 from chronoslib.synthetic import regime_latents
@@ -48,6 +50,8 @@ def route_worker(rank: int, world: int, folder: str) -> None:
             q = torch.nn.functional.normalize(torch.randn(12, 16, generator=torch.Generator().manual_seed(2)), dim=1)
             for t in (n * 2.0, n * 4.0 + 100.0, -50.0):
                 _same_route(sh.route(q, t, k), ref.route(q, t, k))
+        with pytest.raises(DataError, match="the ranks routed different queries"):   # misuse is named, not merged
+            sh.route(q if rank == 0 else q.flip(0), 0.0, 4)
     finally:
         dist.destroy_process_group()
 
@@ -66,7 +70,7 @@ def engine_worker(rank: int, world: int, folder: str) -> None:
         local, first, span = load_shard(path, rank, world)
         assert local.count < len(eng.registry) and span == eng.registry.span()
         eng.registry = ShardedRegistry(local, first, span=span)
-        got = eng.predict_batch(windows, chunk=5)
+        got = eng.predict_batch(windows, chunk=5)             # default threads: the chunks still go one by one
         assert np.array_equal(got["neighbour_indices"], ref["neighbour_indices"])
         for key in ("alpha", "confidence", "forecast", "latent", "neighbour_scores"):
             np.testing.assert_allclose(got[key], ref[key], rtol=1e-5, atol=1e-6, err_msg=key)
