@@ -114,6 +114,9 @@ def test_status_lines_for_each_state():
     wait_started(job)
     s = train_job.status(job, [event("loading", fraction=0.01)], 0)
     assert s.headline == "Reading the data…" and s.state == "running" and s.detail.endswith("elapsed")
+    s = train_job.status(job, [event("encoder", epoch=0, epochs=3, step=0, steps=488, message="m1.csv: ...")], 0)
+    assert s.headline == "Encoder: preparing 3 epoch(s)…" and not train_job.epoch_records([event(
+        "encoder", epoch=0, epochs=3, message="announced")])
     s = train_job.status(job, [], 0)
     assert s.headline == "Starting the training process…" and s.fraction == 0.0
     assert [train_job.ordinal(k) for k in (1, 2, 3, 4, 11, 12, 13, 21, 22, 101)] == [

@@ -181,6 +181,8 @@ def status(job: jobs.Job, events: list[dict[str, Any]], place: int | None, now: 
 def _headline(ev: dict[str, Any]) -> str:
     stage = ev.get("stage", "starting")
     text = STAGE_TEXT.get(stage, stage.replace("_", " ").capitalize())
+    if stage in ("encoder", "predictor") and ev.get("epoch") == 0:     # announced, no step taken yet
+        return f"{text}: preparing {ev.get('epochs') or '?'} epoch(s)…"
     if stage in ("encoder", "predictor") and ev.get("epoch") is not None:
         text += f" epoch {ev['epoch']}/{ev.get('epochs') or '?'}"
         if ev.get("step") is not None and ev.get("steps"):
