@@ -172,40 +172,69 @@ def orderings(latents: np.ndarray, as_trained: np.ndarray | None = None,
 
 
 # ---------------------------------------------------------------------------------------------- compute
-def compute_views(engine: Any, progress: ViewsProgress | None = None, dims: tuple[int, ...] = (2, 3)) -> ModelViews:
+def compute_views(engine: Any, progress: ViewsProgress | None = None, workers: int = 1) -> ModelViews:
     """The views of a fitted engine's training blocks (``engine.block_latents`` (N, D)); ``progress`` gets
-    (step name, step, total, {"seconds": ...}) after each step."""
+    (step name, step, total, {"seconds": ...}) after each step; ``workers=2`` runs the regimes, orderings and
+    bound in a forked second process while this one makes the projection (wall time: the longer of the two)."""
     z = getattr(engine, "block_latents", None)
     if z is None:
         raise DataError("the model has no training blocks (fit or load a checkpoint before computing its views)")
     routing = engine.cfg.routing
     return views_of_latents(np.asarray(z), engine.pseudo_timeline, routing.chain_method, routing.approx_threshold,
-                            progress=progress, dims=dims)
+                            progress=progress, workers=workers)
+
+
+def _timed(name: str, fn: Callable[[], Any], secs: dict[str, float]) -> Any:
+    t0 = time.perf_counter()
+    out = fn()
+    secs[name] = round(time.perf_counter() - t0, 3)
+    return out
+
+
+def _latent_steps(z: np.ndarray, as_trained: np.ndarray | None, trained_method: str | None,
+                  approx_threshold: int) -> tuple[regimes.RegimeResult, dict[str, np.ndarray], float, dict]:
+    """Regimes, orderings and the lower bound (everything but the projection), timed; picklable for a worker."""
+    secs: dict[str, float] = {}
+    reg = _timed("regimes", lambda: cluster(z), secs)
+    orders = _timed("orderings", lambda: orderings(z, as_trained, trained_method, approx_threshold), secs)
+    bound = _timed("lower_bound", lambda: float(metrics.mst_lower_bound(z)), secs)
+    return reg, orders, bound, secs
 
 
 def views_of_latents(latents: np.ndarray, as_trained: np.ndarray | None = None, trained_method: str | None = None,
                      approx_threshold: int = 50_000, progress: ViewsProgress | None = None,
-                     dims: tuple[int, ...] = (2, 3)) -> ModelViews:
+                     workers: int = 1) -> ModelViews:
     """``compute_views`` for bare latents (N, D), with the engine's pseudo-timeline when there is one."""
     z = np.asarray(latents)
     key = projection.latents_key(z)
     secs: dict[str, float] = {}
 
-    def step(name: str, fn: Callable[[], Any]) -> Any:
-        t0 = time.perf_counter()
-        out = fn()
-        secs[name] = round(time.perf_counter() - t0, 3)
-        if progress is not None:
-            progress(name, STEPS.index(name) + 1, len(STEPS), {"seconds": secs[name]})
-        return out
+    def report(names: tuple[str, ...]) -> None:
+        for name in names:
+            if progress is not None:
+                progress(name, STEPS.index(name) + 1, len(STEPS), {"seconds": secs[name]})
 
-    coords, sample, method = step("projection", lambda: embed(z, tuple(sorted(set(dims) | {2, 3}))))
-    reg = step("regimes", lambda: cluster(z))
-    orders = step("orderings", lambda: orderings(z, as_trained, trained_method, approx_threshold))
-    bound = step("lower_bound", lambda: metrics.mst_lower_bound(z))
+    args = (z, as_trained, trained_method, approx_threshold)
+    pool = None
+    if workers >= 2:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # Forked before umap-learn is imported here (no numba threads to copy); the child sees z without a copy.
+        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+        rest = pool.submit(_latent_steps, *args)
+    try:
+        coords, sample, method = _timed("projection", lambda: embed(z, (2, 3)), secs)
+        report(("projection",))
+        reg, orders, bound, more = rest.result() if pool is not None else _latent_steps(*args)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    secs.update(more)
+    report(("regimes", "orderings", "lower_bound"))
     for c in coords.values():
         c.setflags(write=False)
-    return ModelViews(key, coords[2], coords[3], method, sample, reg, orders, float(bound), secs)
+    return ModelViews(key, coords[2], coords[3], method, sample, reg, orders, bound, secs)
 
 
 # ---------------------------------------------------------------------------------------------- files

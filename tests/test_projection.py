@@ -122,3 +122,17 @@ def test_tiny_umap_keeps_separated_groups_apart():
     d = ((p.coords[:, None, :] - p.coords[None, :, :]) ** 2).sum(-1)
     np.fill_diagonal(d, np.inf)
     assert (lab[d.argmin(axis=1)] == lab).mean() > 0.95
+
+
+def test_exact_knn_lists_each_row_itself_first_then_its_nearest_rows_like_a_brute_force_sort():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((300, 8)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    idx, dist = projection.exact_knn(x, 6, chunk=64)                 # several chunks
+    d = np.sqrt(np.clip(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1), 0, None))
+    np.fill_diagonal(d, -1.0)
+    want = np.argsort(d, axis=1, kind="stable")[:, :6]
+    assert np.array_equal(idx[:, 0], np.arange(300)) and np.all(dist[:, 0] == 0)
+    assert np.array_equal(idx, want)
+    assert np.allclose(dist[:, 1:], np.take_along_axis(d, want, axis=1)[:, 1:], atol=1e-3)
+    assert np.all(np.diff(dist, axis=1) >= 0)
