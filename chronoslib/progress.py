@@ -184,9 +184,13 @@ class RunTracker:
         rate = steps / seconds if seconds > 0 else None
         left = (epochs - epoch) * seconds if seconds > 0 else None
         eta = self.eta(stage, left)
-        losses = {k: float(m[k]) for k in ("loss", "infonce", "ter", "lcr", "entropy") if k in m}
+        # the collapse statistics too: the app's live loss chart draws the TER target and its banner the verdict
+        losses = {k: float(m[k]) for k in ("loss", "infonce", "ter", "lcr", "entropy", "entropy_target", "mean_cos",
+                                           "eff_rank") if k in m}
+        health = {"verdict": m["verdict"], "collapsed": bool(m.get("collapsed"))} if "verdict" in m else {}
         self.writer.emit(stage, fraction=self._fraction(eta), epoch=epoch, epochs=epochs, step=steps, steps=steps,
-                         steps_per_s=rate, eta_s=eta, losses=losses, message=f"{stage} epoch {epoch}/{epochs} {text}")
+                         steps_per_s=rate, eta_s=eta, losses=losses, message=f"{stage} epoch {epoch}/{epochs} {text}",
+                         **health)
 
 
 class Renderer:

@@ -3,6 +3,7 @@ Train page's progress line (stage, step within the epoch, steps/s, time left) an
 failed job's one-line message, a finished job's checkpoint becoming this session's model only, and the sidebar
 of another session listing the job with a Cancel that stops it."""
 
+import json
 import os
 
 import pytest
@@ -137,3 +138,15 @@ def test_epoch_records_come_from_the_events_that_end_an_epoch():
     wait_started(job)
     s = train_job.status(job, events, 0)
     assert s.epochs == (5, 1) and len(s.history) == 2 and s.headline == "Building the registry…"
+
+
+def test_a_collapsed_epoch_of_a_running_job_shows_the_collapse_banner_and_the_target_line():
+    end = event("encoder", epoch=1, epochs=5, step=120, steps=120, message="encoder epoch 1/5 ...",
+                losses={"loss": 2.0, "infonce": 1.5, "ter": 0.1, "lcr": 0.4, "entropy": 0.2, "entropy_target": 1.0,
+                        "mean_cos": 0.97, "eff_rank": 1.1}, verdict="collapsed", collapsed=True)
+    job = fake_job([event("starting"), end, ENCODER_STEP], hold_s=60)
+    wait_started(job)
+    at = _session_with(job)
+    assert "Latent collapse" in _texts(at.error) and "mean pairwise cosine 0.97" in _texts(at.error)
+    traces = {t.get("name"): t for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]}
+    assert traces["target"]["y"] == [1.0] and traces["entropy"]["y"] == [0.2]

@@ -68,6 +68,10 @@ def test_the_sample_trains_through_the_queue_on_the_same_dataset_with_progress_e
     stages = [e["stage"] for e in events]
     assert stages[-1] == "done" and events[-1]["out"] == job.out
     assert stages.index("encoder") < stages.index("predictor") < stages.index("done")
+    ends = [e for e in events if e["stage"] == "encoder" and e["epoch"] and e["message"]]   # epoch ends
+    assert [e["epoch"] for e in ends] == [1] and ends[0]["verdict"] in ("healthy", "collapsing", "collapsed")
+    assert {"loss", "infonce", "ter", "lcr", "entropy", "entropy_target", "mean_cos", "eff_rank"} <= set(
+        ends[0]["losses"])
     fractions = [e["fraction"] for e in events]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert all(e["t"] >= events[0]["t"] for e in events)

@@ -208,8 +208,9 @@ def epoch_records(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     by_epoch: dict[tuple[str, int], dict[str, Any]] = {}
     for ev in events:
         if ev.get("stage") in ("encoder", "predictor") and (ev.get("epoch") or 0) >= 1 and ev.get("message"):
+            health = {k: ev[k] for k in ("verdict", "collapsed") if k in ev}
             by_epoch[(ev["stage"], int(ev["epoch"]))] = {"stage": ev["stage"], "epoch": int(ev["epoch"]),
-                                                        **(ev.get("losses") or {})}
+                                                        **(ev.get("losses") or {}), **health}
     return list(by_epoch.values())
 
 
