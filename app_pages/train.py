@@ -170,8 +170,8 @@ def live_panel() -> None:
         train_job.cancel(job.id)
         st.rerun(scope="app")
     if s.state == "queued":
-        st.caption("Jobs run one after another on this server (CHRONOS_MAX_JOBS at a time); the sidebar lists "
-                   "the jobs ahead of yours.")
+        st.caption(f"This server trains {q.max_concurrent} job(s) at a time, in the order they were started; "
+                   "the sidebar lists the jobs ahead of yours. The active model stays until yours is done.")
     collapse_banner(s.history, {}, live=True)
     st.plotly_chart(loss_figure(s.history, s.epochs[0], s.epochs[1]), width="stretch", key="live_loss")
 
