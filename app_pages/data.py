@@ -268,11 +268,12 @@ def dataset_chart(ds: Dataset) -> None:
 
 def feature_stats(ds: Dataset) -> pd.DataFrame:
     """Mean, std, min, median and max of every feature over the training span (one row per feature)."""
-    x = ds.train.astype(np.float64)
-    if not len(x):
+    if not len(ds.train):
         return pd.DataFrame()
-    return pd.DataFrame({"feature": ds.feature_names, "mean": x.mean(0), "std": x.std(0), "min": x.min(0),
-                         "median": np.median(x, 0), "max": x.max(0)})
+    # (F, T): one contiguous row per feature; medians down the strided columns of (T, F) took 0.7 s at 1M rows
+    x = np.ascontiguousarray(ds.train.T, dtype=np.float64)
+    return pd.DataFrame({"feature": ds.feature_names, "mean": x.mean(1), "std": x.std(1), "min": x.min(1),
+                         "median": np.median(x, 1), "max": x.max(1)})
 
 
 def dataset_tables(ds: Dataset) -> None:
