@@ -2,8 +2,9 @@
 
 fit: data (T, F) -> normalise (fitted on this span) -> blocks (N, L, F) -> encoder -> latents (N, D)
      -> pseudo-timeline pi -> registry -> predictor trained on windows in pi order -> registry states.
-predict_live: window (L, F) -> latent q -> ``Registry.route`` (SPD top-k, blended predictor state) -> one step
-     -> LivePrediction (alpha, confidence, neighbours, per-stage latency); predict_batch / update_registry route alike.
+predict_live: window (L, F) -> latent q (``live_path``) -> ``Registry.route_one`` (SPD top-k, blended predictor
+     state) -> one step -> LivePrediction (alpha, confidence, neighbours, per-stage latency); predict_batch (chunks
+     on worker threads) / update_registry go through ``Registry.route`` alike.
 The engine owns no maths of its own; each stage lives in its module and can be used alone.
 """
 
