@@ -3,15 +3,16 @@ query is answered by a local SPD top-k on every shard, gathered (``torch.distrib
 CPU) and merged into the global top-k and its SPD-weighted neighbourhood, equal to the unsharded answer.
 
 * ``shard_state``: the slice of a ``Registry.state_dict`` one rank holds, and its first global slot.
-* ``load_shard``: that slice read from a saved checkpoint through a memory map (only the slice is copied).
+* ``load_shard``: that slice read from a saved checkpoint through a memory map (only the slice is copied);
+  ``load_engine_shard``: the saved engine with that slice as its (sharded) registry.
 * ``ShardedRegistry``: ``route(q, t, k)`` and ``len()`` like ``registry.Registry``, so an engine whose
   ``registry`` is one answers ``predict_batch`` from all shards (every rank calls it with the same windows:
   ``route`` is a collective).
 * ``merge_top_k``: the merge of per-shard top-k lists (no communication).
 
 Equal to the unsharded registry where the shards answer exactly (below their ``index_threshold``); above it
-each shard answers through its own index. Knows nothing about encoders or the engine; the shards are read-only
-(online appends go to an unsharded registry).
+each shard answers through its own index. Knows nothing about encoders; of the engine only how to load one
+around a shard. The shards are read-only (online appends go to an unsharded registry).
 """
 
 from __future__ import annotations
@@ -43,17 +44,40 @@ def shard_state(state: dict[str, Any], rank: int, world: int) -> tuple[dict[str,
     return part, a
 
 
+def _mapped_registry(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any], float]:
+    """(checkpoint dict, its registry state, span of the whole registry in ticks), memory-mapped: tensors are
+    read from the file only where they are used."""
+    data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    state = data.get("registry") if isinstance(data, dict) else None
+    if not isinstance(state, dict) or "ticks" not in state or "block_len" not in state:
+        raise DataError(f"{path}: no registry in this checkpoint (expected a 'registry' entry with ticks)")
+    t = state["ticks"]
+    span = max(float(t.max() - t.min()) + int(state["block_len"]), 1.0) if t.numel() else 1.0
+    return data, state, span
+
+
 def load_shard(path: str | os.PathLike, rank: int, world: int) -> tuple[Registry, int, float]:
     """This rank's slice of the registry saved in checkpoint ``path``: (local registry, first global slot, span
     of the whole registry in ticks). The file is memory-mapped, so only the slice is read into memory."""
-    data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    state = data.get("registry") if isinstance(data, dict) else None
-    if not isinstance(state, dict) or "ticks" not in state:
-        raise DataError(f"{path}: no registry in this checkpoint (expected a 'registry' entry with ticks)")
+    _, state, span = _mapped_registry(path)
     part, first = shard_state(state, rank, world)
-    t = state["ticks"]
-    span = max(float(t.max() - t.min()) + int(state["block_len"]), 1.0) if t.numel() else 1.0
     return Registry.from_state_dict(part), first, span
+
+
+def load_engine_shard(path: str | os.PathLike, rank: int, world: int, group: Any = None) -> Any:
+    """The engine saved at ``path`` with this rank's shard as its registry (a ``ShardedRegistry``; collective:
+    every rank of ``group`` calls this). The whole registry is never built here: the checkpoint is memory-mapped
+    and the engine is restored, with every field checked as in ``ChronosDefragEngine.load``, from the checkpoint
+    with only this rank's slice in it. For ``predict_batch``; ``predict_live`` needs an unsharded registry."""
+    from .checkpoint import checkpoint_bytes
+    from .engine import ChronosDefragEngine
+
+    data, state, span = _mapped_registry(path)
+    part, first = shard_state(state, rank, world)
+    payload = {key: v for key, v in data.items() if key not in ("format", "format_version", "registry")}
+    eng = ChronosDefragEngine.load(checkpoint_bytes({**payload, "registry": part}))
+    eng.registry = ShardedRegistry(eng.registry, first, group, span)
+    return eng
 
 
 def _fingerprint(q: torch.Tensor, t_query: float, k: int) -> float:

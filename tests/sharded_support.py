@@ -10,7 +10,7 @@ import torch.distributed as dist
 
 from chronoslib.errors import DataError
 from chronoslib.registry import Registry
-from chronoslib.sharded import ShardedRegistry, load_shard, shard_state
+from chronoslib.sharded import ShardedRegistry, load_engine_shard, load_shard, shard_state
 from chronoslib.synthetic import regime_latents
 
 
@@ -57,8 +57,8 @@ def route_worker(rank: int, world: int, folder: str) -> None:
 
 
 def engine_worker(rank: int, world: int, folder: str) -> None:
-    """predict_batch of an engine whose registry is a shard (read from the checkpoint through a memory map)
-    equals the unsharded engine's."""
+    """predict_batch of an engine whose registry is a shard (read from the checkpoint through a memory map, by
+    hand and through load_engine_shard) equals the unsharded engine's."""
     from chronoslib import ChronosDefragEngine
 
     _init(rank, world, folder)
@@ -69,10 +69,14 @@ def engine_worker(rank: int, world: int, folder: str) -> None:
         ref = eng.predict_batch(windows)
         local, first, span = load_shard(path, rank, world)
         assert local.count < len(eng.registry) and span == eng.registry.span()
-        eng.registry = ShardedRegistry(local, first, span=span)
-        got = eng.predict_batch(windows, chunk=5)             # default threads: the chunks still go one by one
-        assert np.array_equal(got["neighbour_indices"], ref["neighbour_indices"])
-        for key in ("alpha", "confidence", "forecast", "latent", "neighbour_scores"):
-            np.testing.assert_allclose(got[key], ref[key], rtol=1e-5, atol=1e-6, err_msg=key)
+        manual = ChronosDefragEngine.load(path)
+        manual.registry = ShardedRegistry(local, first, span=span)
+        loaded = load_engine_shard(path, rank, world)
+        assert loaded.registry.local.count == local.count and len(loaded.registry) == len(eng.registry)
+        for sharded in (manual, loaded):
+            got = sharded.predict_batch(windows, chunk=5)     # default threads: the chunks still go one by one
+            assert np.array_equal(got["neighbour_indices"], ref["neighbour_indices"])
+            for key in ("alpha", "confidence", "forecast", "latent", "neighbour_scores"):
+                np.testing.assert_allclose(got[key], ref[key], rtol=1e-5, atol=1e-6, err_msg=key)
     finally:
         dist.destroy_process_group()
