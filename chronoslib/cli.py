@@ -19,9 +19,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import numpy as np
+
+    from .config import DefragConfig
     from .progress import EventWriter
 
-OTHER_COMMANDS = ("bench", "evaluate")   # modules with an add_parser(sub) of their own
+OTHER_COMMANDS = ("bench", "evaluate", "views_cli")   # modules with an add_parser(sub) of their own
 
 
 class UsageError(ValueError):
@@ -64,7 +67,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads for training (default 1, or CHRONOS_JOB_THREADS: on a busy 2-core "
                         "machine a second thread is slower)")
+    p.add_argument("--nproc", type=int, default=1,
+                   help="train as N local processes (data-parallel encoder, torchrun); torchrun itself can "
+                        "also start the command (--nnodes, --rdzv-endpoint, ...)")
     p.add_argument("--events", default="", help="append progress events (JSON lines) to this file")
+    p.add_argument("--views", default="", help="after saving, also compute the model's views into this .npz "
+                   "(what the app's Manifold / Timeline pages draw; see `views`)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr (the JSON summary still prints)")
     p.add_argument("--force", action="store_true",
                    help="overwrite an existing --out file that is not a ChronosDefrag checkpoint")
@@ -115,10 +123,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .progress import EventWriter, Renderer
 
     args.started = time.monotonic()
-    writer = EventWriter(args.events, () if args.quiet else (Renderer(sys.stderr),))
+    lead = os.environ.get("RANK", "0") == "0"       # under torchrun only rank 0 reports, renders and saves
+    writer = EventWriter(args.events if lead else "", () if args.quiet or not lead else (Renderer(sys.stderr),))
     writer.emit("starting", message=f"training on {args.data}")
     previous = signal.signal(signal.SIGTERM, _terminate) if _in_main_thread() else None
     try:
+        if args.nproc > 1 and _world_size() == 1:
+            return _launch(args, writer)
         return _train(args, writer)
     except BaseException as exc:  # user errors (main prints them), SIGTERM, a bug: the events say why it stopped
         writer.emit("failed", message=one_line(exc))
@@ -127,6 +138,49 @@ def cmd_train(args: argparse.Namespace) -> int:
         writer.close()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _world_size() -> int:
+    from .distributed import env_world_size
+
+    return env_world_size()
+
+
+def _launch(args: argparse.Namespace, writer: EventWriter) -> int:
+    """--nproc N: the same command as N local ranks under torchrun (rank 0 writes the events from here on)."""
+    from .distributed import launch_local
+
+    _bounded("--nproc", args.nproc, 1, MAX_THREADS)
+    argv, skip = [], False
+    for a in args.argv:                            # the command line without --nproc
+        if skip or a.startswith("--nproc="):
+            skip = False
+            continue
+        skip = a == "--nproc"
+        if not skip:
+            argv.append(a)
+    code = launch_local(args.nproc, argv)
+    if code != 0 and args.events:
+        from .progress import read_events
+
+        events, _ = read_events(args.events)
+        if not events or events[-1]["stage"] != "failed":  # a rank died without saying why
+            writer.emit("failed", message=f"a training process exited with status {code}")
+    return code
+
+
+def _encoder_worker(cfg: DefragConfig, data: np.ndarray) -> None:
+    """Ranks > 0 of a data-parallel run: the encoder's share of the training, nothing else (rank 0 builds the
+    pseudo-timeline, the predictor and the registry from the same encoder weights, then saves)."""
+    import torch
+
+    from .engine import ChronosDefragEngine
+    from .training import train_encoder
+
+    eng = ChronosDefragEngine(cfg)
+    _, _, blocks = eng._normalised_blocks(eng._as_array(data))
+    encoder, _ = eng._initial_models(False, blocks.device)
+    train_encoder(encoder, blocks, cfg, torch.Generator().manual_seed(cfg.seed), [], None)  # as fit seeds it
 
 
 def _threads(flag: int | None) -> int:
@@ -159,6 +213,10 @@ def _train(args: argparse.Namespace, writer: EventWriter) -> int:
     args.threads = _threads(args.threads)
     _bounded("--seed", args.seed, 0, MAX_SEED)
     check_out_path(args.out, [args.data, args.config], args.force)
+    if args.views:
+        from .views_cli import check_views_path
+
+        check_views_path(args.views, [args.data, args.config, args.out])   # before training, not after
     base = DefragConfig.from_json_file(args.config) if args.config else DefragConfig()
     cfg = base.with_overrides(encoder_epochs=args.epochs, predictor_epochs=args.predictor_epochs,
                               window_budget=args.budget, block_len=args.block_len, batch_size=args.batch_size,
@@ -180,16 +238,32 @@ def _train(args: argparse.Namespace, writer: EventWriter) -> int:
                                 vol_window=args.vol_window, nan_policy=args.nan_policy, sort=args.sort,
                                 no_timestamp=args.no_timestamp)
     cfg.validate()
+    world, backend = _world_size(), "none"
+    if world > 1:
+        from . import distributed
+
+        backend = distributed.init_from_env(cfg.device)
+        if distributed.rank() != 0:
+            _encoder_worker(cfg, ds.train)
+            distributed.shutdown()
+            return 0
     n, bs = ds.split // cfg.encoder.block_len, cfg.optim.batch_size
     epochs = planned_epochs(cfg, n)
-    tracker = RunTracker(writer, epochs, (encoder_steps(n, bs), predictor_steps(n, bs)), n, args.started)
+    tracker = RunTracker(writer, epochs, (encoder_steps(n, bs, max(2, world)), predictor_steps(n, bs)), n,
+                         args.started)
+    ranks = (f" x {world} ranks ({backend})" if world > 1 else "") + "".join(f"; {x}" for x in ds.notes)
     tracker.stage("encoder", f"{ds.name}: {len(ds.features)} ticks x {len(ds.feature_names)} features "
                   f"{ds.feature_names}, training on the first {ds.split} ({n} blocks): {epochs[0]} encoder and "
-                  f"{epochs[1]} predictor epochs, {args.threads} thread(s)" + "".join(f"; {x}" for x in ds.notes),
-                  epoch=0, epochs=epochs[0], step=0, steps=encoder_steps(n, bs))
+                  f"{epochs[1]} predictor epochs, {args.threads} thread(s){ranks}",
+                  epoch=0, epochs=epochs[0], step=0, steps=tracker.enc_steps)
     t0 = time.perf_counter()
     eng = ChronosDefragEngine(cfg).fit(ds.train, progress=tracker)
-    eng.meta.update(dataset=ds.name, features=list(ds.feature_names), data_notes=list(ds.notes))
+    eng.meta.update(dataset=ds.name, features=list(ds.feature_names), data_notes=list(ds.notes),
+                    world_size=world, backend=backend)
+    if world > 1:
+        from . import distributed
+
+        distributed.shutdown()
     check_out_path(args.out, [args.data, args.config], args.force)  # again: it may have appeared while training
     tracker.stage("saving", f"writing {args.out}")
     eng.save(args.out)
@@ -197,6 +271,11 @@ def _train(args: argparse.Namespace, writer: EventWriter) -> int:
     summary.update(out=args.out, seconds=round(time.perf_counter() - t0, 2), encoder_epochs=epochs[0],
                    predictor_epochs=epochs[1], threads=args.threads)
     views = None  # the views file, once computed after the checkpoint (--views)
+    if args.views:
+        from .views_cli import write_views
+
+        summary["view_seconds"] = write_views(eng, args.views, writer)
+        views = args.views
     writer.emit("done", fraction=1.0, eta_s=0.0, message=f"saved {args.out} ({summary['seconds']:.1f} s)",
                 out=args.out, views=views, summary=json.loads(json.dumps(summary, default=float)))
     print(json.dumps(summary, default=float))
@@ -231,6 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in OTHER_COMMANDS:
             importlib.import_module(f".{name}", __package__).add_parser(sub)
     args = parser.parse_args(argv)
+    args.argv = argv
     try:
         return int(args.func(args))
     except (ValueError, RuntimeError, OSError) as exc:
