@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
 from . import metrics
 from .config import DefragConfig
+from .distributed import Shard, current_shard
 from .encoder import RegimeEncoder, augment
 from .losses import info_nce, latent_continuity_reg, temporal_entropy_reg
 from .predictor import TemporalPredictor, gather_windows, pseudo_windows
@@ -71,25 +73,26 @@ class StepReporter:
         self.progress(self.stage, step, steps, m)
 
 
-def anchor_batches(n_blocks: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
+def anchor_batches(n_blocks: int, batch_size: int, gen: torch.Generator, min_group: int = 2) -> list[torch.Tensor]:
     """Shuffled anchors a in [0, N-2], grouped so each batch holds batch_size // 2 pairs (a, a+1).
 
-    A last group with a single anchor is merged into the previous one, so no batch is degenerate.
+    A last group with fewer than ``min_group`` anchors is merged into the previous one, so no batch is
+    degenerate (and with ``min_group`` = world size, every rank of a data-parallel run holds a pair).
     """
     anchors = torch.randperm(n_blocks - 1, generator=gen)
     groups = list(anchors.split(max(1, batch_size // 2)))
-    if len(groups) > 1 and groups[-1].numel() < 2:
+    if len(groups) > 1 and groups[-1].numel() < min_group:
         last = groups.pop()  # pop first: ``groups[-2] = cat(..., groups.pop())`` would index the shortened list
         groups[-1] = torch.cat([groups[-1], last])
     return groups
 
 
-def encoder_steps(n_blocks: int, batch_size: int) -> int:
+def encoder_steps(n_blocks: int, batch_size: int, min_group: int = 2) -> int:
     """Optimiser steps in one encoder epoch (the length of ``anchor_batches``)."""
     half = max(1, batch_size // 2)
     groups = -(-(n_blocks - 1) // half)
     last = (n_blocks - 1) - (groups - 1) * half
-    return groups - (groups > 1 and last < 2)
+    return groups - (groups > 1 and last < min_group)
 
 
 def predictor_steps(n_blocks: int, batch_size: int) -> int:
@@ -97,51 +100,88 @@ def predictor_steps(n_blocks: int, batch_size: int) -> int:
     return -(-(n_blocks - 1) // max(2, batch_size))
 
 
+class ContrastiveHead(torch.nn.Module):
+    """The encoder with its projection head as one module (what DistributedDataParallel wraps): views (B, L, F)
+    -> (latents (B, D), projections (B, P))."""
+
+    def __init__(self, encoder: RegimeEncoder) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, views: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.encoder(views)
+        return z, self.encoder.project(z)
+
+
+def contrastive_loss(model: torch.nn.Module, temperature: torch.Tensor, views: torch.Tensor, idx: torch.Tensor,
+                     cfg: DefragConfig, shard: Shard | None = None, global_pairs: int = 0) -> dict[str, Any]:
+    """The encoder objective of one batch. views (4m, L, F): view 1 of blocks idx = [a; a+1] (2m,), then view 2.
+
+    In one process the batch is the global batch. With a ``shard`` it is this rank's slice of a global batch of
+    ``global_pairs`` pairs: projections, latents and ids are gathered with gradient, so InfoNCE's negatives and
+    TER see the global batch, while LCR stays local. Returns the loss and its parts (tensors), the entropy
+    target and this process's anchors' view-1 latents (detached, for the collapse statistics)."""
+    e, dev = cfg.encoder, views.device
+    m = idx.shape[0] // 2
+    # Mixed precision on a GPU only (bf16 autocast: no loss scaling needed); CPU stays fp32 and exact.
+    # The losses (eigvalsh in TER) always run in fp32.
+    with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+        z, p = model(views)                                             # (4m, D), (4m, P)
+    z, p = z.float(), p.float()
+    z1, z2 = z.chunk(2)
+    p1, p2 = p.chunk(2)
+    g_z1, g_p1, g_p2, g_idx, lcr_w = z1, p1, p2, idx, 1.0
+    if shard is not None:
+        counts = [2 * c for c in shard.counts(global_pairs)]            # rows of [a; a+1] per rank
+        g_z1, g_p1, g_p2, g_idx = (shard.gather(t, counts) for t in (z1, p1, p2, idx))  # (2M, ...) global
+        lcr_w = shard.lcr_weight(m, global_pairs)
+    # (This order of the three terms keeps one-process training bit-identical to earlier releases.)
+    l_nce = info_nce(g_p1, g_p2, temperature, ids=g_idx)
+    ter, ent, target = temporal_entropy_reg(g_z1)
+    lcr = 0.5 * (latent_continuity_reg(z1[:m], z1[m:]) + latent_continuity_reg(z2[:m], z2[m:]))
+    loss = l_nce + e.entropy_weight * ter + e.continuity_weight * (lcr if shard is None else lcr_w * lcr)
+    return {"loss": loss, "infonce": l_nce, "ter": ter, "lcr": lcr, "entropy": ent, "entropy_target": target,
+            "seen": z1[:m].detach()}
+
+
 def train_encoder(encoder: RegimeEncoder, blocks: torch.Tensor, cfg: DefragConfig, gen: torch.Generator,
                   history: list[dict], progress: Progress | None = None) -> None:
     """Contrastive training on blocks (N, L, F), on the encoder's device.
 
     Every batch is made of chronological pairs (a, a+1) so that LCR sees adjacent blocks *with gradient* in
-    the same forward pass as InfoNCE (no extra encoder pass). Two augmented views of every block.
+    the same forward pass as InfoNCE (no extra encoder pass). Two augmented views of every block. Inside a
+    torch.distributed group of several ranks (``distributed.current_shard``) each rank trains on its share of
+    every global batch and the gradients are those of the global batch (see ``chronoslib.distributed``).
     """
     e, o = cfg.encoder, cfg.optim
     n = blocks.shape[0]
     dev = blocks.device
+    shard = current_shard(dev)
+    model = ContrastiveHead(encoder) if shard is None else shard.wrap(ContrastiveHead(encoder))
+    aug_gen = gen if shard is None else shard.augment_generator(cfg.seed)
     opt = torch.optim.AdamW(encoder.parameters(), lr=o.lr, weight_decay=o.weight_decay)
     epochs, _ = planned_epochs(cfg, n)
-    reporter = StepReporter("encoder_batch", epochs, encoder_steps(n, o.batch_size), progress)
+    min_group = 2 if shard is None else max(2, shard.world)     # every rank holds at least one pair
+    reporter = StepReporter("encoder_batch", epochs, encoder_steps(n, o.batch_size, min_group), progress)
     encoder.train()
     for epoch in range(epochs):
         t0 = time.perf_counter()
-        sums = {"loss": 0.0, "infonce": 0.0, "ter": 0.0, "lcr": 0.0, "entropy": 0.0, "entropy_target": 0.0}
+        sums = dict.fromkeys(("loss", "infonce", "ter", "lcr", "entropy", "entropy_target"), 0.0)
         seen: list[torch.Tensor] = []
-        groups = anchor_batches(n, o.batch_size, gen)
+        groups = anchor_batches(n, o.batch_size, gen, min_group)
         for step, a in enumerate(groups, 1):
-            a = a.to(dev)
-            m = a.numel()
-            idx = torch.cat([a, a + 1])                                  # (2m,) blocks t and t+1
+            mine = (a if shard is None else shard.share(a)).to(dev)
+            idx = torch.cat([mine, mine + 1])                           # (2m,) blocks t and t+1
             x = blocks[idx]                                             # (2m, L, F)
-            views = torch.cat([augment(x, e, gen), augment(x, e, gen)])  # (4m, L, F)
-            # Mixed precision on a GPU only (bf16 autocast: no loss scaling needed); CPU stays fp32 and exact.
-            # The losses (eigvalsh in TER) always run in fp32.
-            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-                z = encoder(views)                                      # (4m, D)
-                p = encoder.project(z)                                  # (4m, P)
-            z, p = z.float(), p.float()
-            z1, z2 = z.chunk(2)
-            p1, p2 = p.chunk(2)
-            l_nce = info_nce(p1, p2, encoder.temperature, ids=idx)
-            ter, ent, target = temporal_entropy_reg(z1)
-            lcr = 0.5 * (latent_continuity_reg(z1[:m], z1[m:]) + latent_continuity_reg(z2[:m], z2[m:]))
-            loss = l_nce + e.entropy_weight * ter + e.continuity_weight * lcr
+            views = torch.cat([augment(x, e, aug_gen), augment(x, e, aug_gen)])  # (4m, L, F)
+            out = contrastive_loss(model, encoder.temperature, views, idx, cfg, shard, a.numel())
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            out["loss"].backward()
             torch.nn.utils.clip_grad_norm_(encoder.parameters(), o.grad_clip)
             opt.step()
-            for k, v in (("loss", loss), ("infonce", l_nce), ("ter", ter), ("lcr", lcr), ("entropy", ent)):
-                sums[k] += float(v.detach())
-            sums["entropy_target"] += target
-            seen.append(z1[:m].detach())
+            for k in sums:
+                sums[k] += float(out[k].detach()) if isinstance(out[k], torch.Tensor) else out[k]
+            seen.append(out["seen"])
             reporter.step(epoch + 1, step, len(groups), sums, step)
         nb = len(groups)
         rec = {k: v / nb for k, v in sums.items()}
