@@ -21,22 +21,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from .bench_measure import clean, cpu_live, peak_rss_mb, repeat
+from .bench_measure import clean, cpu_live, peak_rss_mb, repeat, spec_config
 from .bench_report import TARGETS, target_table, to_markdown
 from .latency import SPEC_FIGURES, measure_live_latency
 
 
 # ---------------------------------------------------------------------------------------------- sections
-def spec_config() -> Any:
-    """The reference benchmark setting: 30 encoder + 20 predictor epochs, blocks of 64 x 6, batch 32."""
-    from .config import DefragConfig
-
-    cfg = DefragConfig()
-    cfg.optim.encoder_epochs, cfg.optim.predictor_epochs, cfg.optim.batch_size = 30, 20, 32
-    cfg.encoder.block_len, cfg.encoder.input_dim, cfg.device = 64, 6, "cpu"
-    return cfg
-
-
 def bench_fit_spec(runs: int) -> tuple[dict[str, Any], Any, np.ndarray]:
     """fit() on 48 blocks of 64 x 6 synthetic regime data; returns (section, engine, holdout windows)."""
     from .engine import ChronosDefragEngine

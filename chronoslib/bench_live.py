@@ -26,7 +26,7 @@ from torch import nn
 def reference_config() -> Any:
     """Our engine at the original release's sizes: encoder hidden 128, latent 64, 4 layers; predictor 128 x 3;
     top-16 neighbours (2 + 2 epochs: latency does not depend on training)."""
-    from .bench import spec_config
+    from .bench_measure import spec_config
 
     cfg = spec_config()
     cfg.encoder.hidden_dim, cfg.encoder.latent_dim, cfg.encoder.n_layers = 128, 64, 4

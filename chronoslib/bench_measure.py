@@ -137,3 +137,13 @@ def cpu_live(engine: Any, w: np.ndarray, n_calls: int) -> np.ndarray:
         engine.predict_live(w[i % len(w)])
         cpu[i] = (time.thread_time() - c0) * 1e3
     return cpu
+
+
+def spec_config() -> Any:
+    """The reference benchmark setting: 30 encoder + 20 predictor epochs, blocks of 64 x 6, batch 32."""
+    from .config import DefragConfig
+
+    cfg = DefragConfig()
+    cfg.optim.encoder_epochs, cfg.optim.predictor_epochs, cfg.optim.batch_size = 30, 20, 32
+    cfg.encoder.block_len, cfg.encoder.input_dim, cfg.device = 64, 6, "cpu"
+    return cfg

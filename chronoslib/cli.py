@@ -18,6 +18,8 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from .progress import one_line
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -280,13 +282,6 @@ def _train(args: argparse.Namespace, writer: EventWriter) -> int:
                 out=args.out, views=views, summary=json.loads(json.dumps(summary, default=float)))
     print(json.dumps(summary, default=float))
     return 0
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception as the one line the command prints (its message's whitespace collapsed)."""
-    if isinstance(exc, SystemExit):
-        return f"stopped (exit status {exc.code})"
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 class _Parser(argparse.ArgumentParser):

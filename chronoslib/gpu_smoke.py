@@ -42,7 +42,7 @@ def _step(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 
 def _train() -> tuple[dict[str, Any], Any, np.ndarray]:
-    from .bench import spec_config
+    from .bench_measure import spec_config
     from .engine import ChronosDefragEngine
     from .synthetic import make_regime_series
 

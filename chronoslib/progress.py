@@ -235,3 +235,10 @@ class Renderer:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as the one line the command prints (its message's whitespace collapsed)."""
+    if isinstance(exc, SystemExit):
+        return f"stopped (exit status {exc.code})"
+    return " ".join(str(exc).split()) or type(exc).__name__

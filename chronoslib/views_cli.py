@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from .errors import ConfigError
-from .progress import EventWriter, Renderer
+from .progress import EventWriter, Renderer, one_line
 from .views import STEPS, compute_views, save_views
 
 WORKERS = 2
@@ -60,7 +60,6 @@ def write_views(engine: Any, out: str, writer: EventWriter, workers: int = WORKE
 
 def cmd_views(args: argparse.Namespace) -> int:
     """Load the checkpoint, compute and save its views; a failure is one "failed" event, then the error."""
-    from .cli import one_line
     from .engine import ChronosDefragEngine
 
     t0 = time.perf_counter()

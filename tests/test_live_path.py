@@ -192,7 +192,7 @@ def test_live_bench_rows_side_by_side_with_the_reference_stand_in(small_engine):
     assert alpha.shape == (1,) and np.isfinite(float(alpha)) and 0 <= conf <= 1 and ms > 0
     s = make_regime_series(64 * 48 + 64 * 4, n_features=6, seed=0)
     live = s.data[64 * 48:].reshape(-1, 64, 6)
-    from chronoslib.bench import spec_config
+    from chronoslib.bench_measure import spec_config
     from chronoslib.engine import ChronosDefragEngine
 
     cfg = spec_config()  # the bench's default-configuration engine, trained briefly (latency needs no training)
