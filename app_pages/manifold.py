@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app_pages.lib import cache, frame, session
+from app_pages.lib import cache, frame, model_views, session
 from chronoslib import metrics, projection, regimes
 from chronoslib.plots.manifold import (
     DENSE_POINTS,
@@ -44,6 +44,8 @@ if session.MF_MODEL.get() != session.model_id():
     session.MF_BLOCK_INPUT.clear()
     session.MF_MODEL.set(session.model_id())
 key = projection.latents_key(view.latents)
+# Stored views (a job computed them), small enough to compute here, or a views job on its way.
+vs = model_views.resolve(n, key, eng.to_bytes)
 
 # ------------------------------------------------------------------------------------------------ controls
 c1, c2, c3, c4 = st.columns([1.1, 0.9, 1.6, 2.4])
@@ -61,7 +63,7 @@ if replay_records and (stale := session.stale_reason(session.REPLAY_TAG.get(), "
     st.info(f"{stale} Its live windows are not drawn; replay again on the **Live replay** page to see where "
             "live windows fall on this model's manifold.", icon=":material/history:")
     replay_records = []
-colour_opts = ["time", "regime cluster"]
+colour_opts = ["time", "regime cluster"] if vs.ready else ["time"]
 if view.truth is not None:
     colour_opts.append("ground truth")
 colour_opts.append("block volatility")
@@ -91,10 +93,12 @@ session.REGIME_CRITERION.set(crit)
 session.REGIME_K_RANGE.set((int(k_range[0]), int(k_range[1])))
 
 vol = view.table["vol"].to_numpy()
+reg = None           # regimes.RegimeResult once the views are ready
 try:
-    with st.spinner("Clustering regimes…"):
-        reg = cache.clustering(view.latents, k_fixed, vol, tuple(k_range), 0, crit if auto else "silhouette",
-                               key=key)
+    if vs.ready:
+        with st.spinner("Clustering regimes…"):
+            reg = cache.clustering(view.latents, k_fixed, vol, tuple(k_range), 0, crit if auto else "silhouette",
+                                   key=key)
 except (ValueError, RuntimeError) as exc:
     st.error(str(exc))
     st.stop()
@@ -102,7 +106,15 @@ except (ValueError, RuntimeError) as exc:
 # ------------------------------------------------------------------------------------------------ projection
 note = ""
 want = METHODS[method]
-if want == "umap":
+if not vs.ready:
+    model_views.pending_note(vs, key, "Meanwhile the projection is PCA (instant) and regime colours wait; the page "
+                             "switches by itself when the job is done.")
+    want = "pca"
+elif want == "umap" and vs.views is not None and vs.views.method != "umap":
+    st.info("umap-learn was unavailable where this model's views were computed; showing PCA.",
+            icon=":material/info:")
+    want = "pca"
+elif want == "umap" and vs.views is None:
     warm = cache.umap_warmup()
     if warm.state == "failed":
         note = f"UMAP is unavailable ({warm.error}); showing PCA."
@@ -128,9 +140,10 @@ if note:
 
     _wait_for_umap()
 
-labels_shown = {"regime cluster": reg.labels, "ground truth": view.truth}
+labels_shown = {"regime cluster": None if reg is None else reg.labels, "ground truth": view.truth}
 # Above DENSE_POINTS the projection ships no hover strings (it names the block): building them would be wasted.
-hover = block_hover_text(view.table, {"regime": reg.labels}) if n <= DENSE_POINTS else None
+hover = (block_hover_text(view.table, {} if reg is None else {"regime": reg.labels}) if n <= DENSE_POINTS
+         else None)
 
 # Selection state is read before the chart is drawn (Streamlit keeps the chart's last event under its key), so
 # a click or lasso shows up on this very run: a single clicked point becomes the inspected block, a lasso / box
@@ -175,11 +188,15 @@ with left:
                                   live_color=live_conf)
     st.plotly_chart(fig, width="stretch", key=session.MF_PROJECTION_EVENT.key, on_select="rerun",
                     selection_mode=("lasso", "box", "points"))
-    how = "cached" if cached else f"computed in {proj.seconds:.2f} s"
+    how = ("cached" if cached else f"computed in {proj.seconds:.2f} s") if vs.views is None or \
+        proj.method != vs.views.method else vs.views.describe() + ", computed with the model"
     st.caption(f"{proj.method.upper()} {proj.dim}-D of {n:,} blocks × {view.latents.shape[1]} latent dims "
                f"({how}; key {key[:10]}).")
 
 with right:
+    if reg is None:
+        st.caption("Regime clusters: waiting for the views job.")
+        st.stop()  # the rest of the page (price view, block inspector) needs regime labels
     st.markdown(f"**{reg.k} regimes** · " + ("chosen by " + reg.criterion if reg.criterion != "fixed" else "fixed K"))
     m1, m2 = st.columns(2)
     m1.metric("Silhouette (cosine)", f"{reg.silhouette:.3f}" if np.isfinite(reg.silhouette) else "—")

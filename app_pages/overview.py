@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages.lib import cache, session
-from chronoslib import regimes
+from app_pages.lib import cache, model_views, session
+from chronoslib import projection, regimes
 from chronoslib.plots.timeline import timeline_figure
 
 GUIDE = [
@@ -50,19 +50,26 @@ def render() -> None:
         try:
             view = regimes.block_view(eng.block_latents, eng.block_starts, int(eng.cfg.encoder.block_len),
                                       eng.pseudo_timeline, ds.features, ds.prices, ds.timestamps, ds.labels)
+            key = projection.latents_key(view.latents)
+            vs = model_views.resolve(len(view.starts), key, eng.to_bytes)   # queues a large model's views early
             if view.truth is not None:
                 labels, name = view.truth, "truth"
-            else:
+            elif vs.ready:
                 # The same cached clustering (and default settings) as the Manifold / Timeline pages.
-                labels = cache.clustering(view.latents, block_vol=view.table["vol"].to_numpy()).labels
+                labels = cache.clustering(view.latents, block_vol=view.table["vol"].to_numpy(), key=key).labels
                 name = "regime"
-            st.plotly_chart(timeline_figure(view.series, view.starts, view.block_len, view.order, labels,
-                                                  layout="side", label_name=name, series_name=view.series_name,
-                                                  times=view.x),
-                            width="stretch", key="overview_timeline")
-            st.caption("The active model's training blocks in time order (left) and in pseudo-timeline order (right), "
-                       f"coloured by {'ground-truth regime' if name == 'truth' else 'regime cluster'}. "
-                       "More on the Timeline page.")
+            else:
+                model_views.pending_note(vs, key, "The time-order / pseudo-timeline picture appears here when the "
+                                         "job is done.")
+                labels = None
+            if labels is not None:
+                st.plotly_chart(timeline_figure(view.series, view.starts, view.block_len, view.order, labels,
+                                                layout="side", label_name=name, series_name=view.series_name,
+                                                times=view.x),
+                                width="stretch", key="overview_timeline")
+                st.caption("The active model's training blocks in time order (left) and in pseudo-timeline order "
+                           f"(right), coloured by {'ground-truth regime' if name == 'truth' else 'regime cluster'}. "
+                           "More on the Timeline page.")
         except (ValueError, RuntimeError) as exc:
             st.warning(f"The active model and dataset do not line up ({exc}); load matching data or retrain.")
     st.subheader("Pages")

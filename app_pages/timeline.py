@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app_pages.lib import cache, frame, session
-from chronoslib import metrics
+from app_pages.lib import cache, frame, model_views, session
+from chronoslib import metrics, projection
 from chronoslib.plots.style import is_time
 from chronoslib.plots.timeline import ordering_figure, similarity_figure, timeline_figure, walk_figure
 from chronoslib.timeline import METHODS
@@ -27,12 +27,21 @@ st.caption("The same training blocks twice, coloured by regime. In real time, re
            "side: the timeline is *defragmented*.")
 
 eng, ds, view = frame.model_view("pseudo-timeline")
+key = projection.latents_key(view.latents)
+vs = model_views.resolve(len(view.starts), key, eng.to_bytes)
+if not vs.ready:
+    # Only what needs no clustering and no new ordering: the model's own pseudo-timeline against time order.
+    m0 = metrics.timeline_merit(view.latents, view.order)
+    model_views.pending_note(vs, key, f"Meanwhile: the model's own pseudo-timeline costs {m0['path_cost_pseudo']:.1f} "
+                             f"against {m0['path_cost_chrono']:.1f} in time order (timeline entropy "
+                             f"{m0['timeline_entropy']:.3f}); the comparison appears here when the job is done.")
+    st.stop()
 try:
     k = session.REGIME_K.get()
     k_range = session.REGIME_K_RANGE.get() or (2, 8)
     with st.spinner("Clustering regimes…"):
         reg = cache.clustering(view.latents, k, view.table["vol"].to_numpy(), tuple(k_range), 0,
-                               session.REGIME_CRITERION.get() if k is None else "silhouette")
+                               session.REGIME_CRITERION.get() if k is None else "silhouette", key=key)
 except (ValueError, RuntimeError) as exc:
     st.error(str(exc))
     st.stop()
@@ -57,7 +66,7 @@ ordering = c0.selectbox("Ordering", ordering_opts,
                              "inside regime clusters, fewest regime switches.")
 session.TL_ORDERING.set(ordering)
 with st.spinner("Ordering blocks…"):
-    orders = {m: cache.ordering(view.latents, m) for m in ORDERINGS}
+    orders = {m: cache.ordering(view.latents, m, key=key) for m in ORDERINGS}
 order = view.order if ordering == "as trained" else orders[ordering]
 labels = view.truth if label_kind == "ground truth" else reg.labels
 lname = "truth" if label_kind == "ground truth" else "regime"
@@ -92,7 +101,7 @@ st.caption(("The chronological panel is on real time; the pseudo-timeline's x is
 
 st.subheader("Orderings compared")
 rows = metrics.ordering_table(view.latents, {"time order": np.arange(n), "as trained": view.order, **orders}, labels,
-                              lower_bound=cache.lower_bound(view.latents))
+                              lower_bound=cache.lower_bound(view.latents, key=key))
 st.plotly_chart(ordering_figure(rows), width="stretch", key="tl_orderings")
 st.dataframe(pd.DataFrame([{"order": r["order"], "path cost": r["cost"], "lower bound": r["lower_bound"],
                             "optimality gap": f"{r['gap']:.1%}", f"{lname} switches": int(r["switches"]),
