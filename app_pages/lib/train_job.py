@@ -66,7 +66,8 @@ def start_training(cfg: DefragConfig, ds: Dataset) -> jobs.Job:
     name, content, sort = job_source(ds)
     recipe = job_recipe(ds, sort)
     argv = jobs.train_argv(os.path.join(jobs.JOB_DIR_TOKEN, name), os.path.join(jobs.JOB_DIR_TOKEN, jobs.CONFIG),
-                           recipe, threads=cache.job_queue().threads)
+                           recipe, threads=cache.job_queue().threads,
+                           views=os.path.join(jobs.JOB_DIR_TOKEN, jobs.VIEWS))   # what the model pages draw
     tag = session_tag()
     job = cache.job_queue().submit(argv, owner=tag, label=f"{ds.name} · session {tag}",
                                    files={name: content, jobs.CONFIG: json.dumps(cfg.to_dict()).encode()})
