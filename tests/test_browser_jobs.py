@@ -96,8 +96,10 @@ def test_a_large_upload_trains_as_a_job_with_progress_cancel_and_a_second_sessio
     try:
         other.set_default_timeout(30_000)
         other.goto(app_server + "/", wait_until="domcontentloaded")
+        t_open = time.time()
         other.wait_for_selector("h1")
         wait_idle(other, 30_000)
+        print(f"[jobs] a second session's page while the job runs: {time.time() - t_open:.1f} s")
         assert "shipped sample checkpoint" in _sidebar(other)
         other.wait_for_function("() => document.querySelector('[data-testid=\"stSidebar\"]')"
                                 "?.innerText.includes('big200k.csv · session')")
