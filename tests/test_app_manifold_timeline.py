@@ -107,8 +107,9 @@ def test_fixed_number_of_regimes_is_shared_with_the_timeline_page():
     assert not at.exception
     at.radio[0].set_value("regime cluster").run()
     assert any("K=4 (fixed)" in c.value for c in at.caption)
-    bars = [t for t in _chart(at, "tl_timeline")["data"] if t["type"] == "bar"]
-    assert len(set(_arr(bars[0]["marker"]["color"]).tolist())) == 4
+    barcode = next(t for t in _chart(at, "tl_timeline")["data"] if t["type"] == "heatmap")   # one cell a block
+    cells = _arr(barcode["z"]).astype(float).ravel()
+    assert len(set(cells[np.isfinite(cells)].tolist())) == 4
 
 
 def test_umap_choice_shows_pca_until_the_warm_up_is_ready(monkeypatch):
