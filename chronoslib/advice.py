@@ -77,7 +77,7 @@ def default_recipe(df: pd.DataFrame) -> Recipe:
        f0..f5 and a price) keeps those features and charts the price; no returns are added, so the file
        gives the shipped sample's recipe and its model.
     5. Without a price, a high / low pair gives ``hl_range`` and a volume ``rel_volume``; every other numeric
-       column is passed through (a table of numbers only: all of them, as before).
+       column is passed through (a table of plain numbers keeps every numeric column).
     """
     ts, lab = detect_timestamp_column(df) or "", detect_label_column(df) or ""
     found = detect_price_columns(df)
