@@ -44,9 +44,11 @@ def test_fit_exposes_latents_starts_timeline_and_history(small_engine):
 def test_progress_reports_every_stage_in_order():
     calls = []
     ChronosDefragEngine(small_config()).fit(_data(), progress=lambda s, i, n, m: calls.append((s, i, n)))
+    epochs = [c for c in calls if not c[0].endswith("_batch")]   # in-epoch calls come between the epoch ends
+    assert [c[0] for c in epochs] == ["encoder"] * 3 + ["pseudo_timeline"] + ["predictor"] * 2
+    assert epochs[2] == ("encoder", 3, 3)
     stages = [c[0] for c in calls]
-    assert stages == ["encoder"] * 3 + ["pseudo_timeline"] + ["predictor"] * 2
-    assert calls[2] == ("encoder", 3, 3)
+    assert stages[0] == "encoder_batch" and stages.index("predictor_batch") > stages.index("pseudo_timeline")
 
 
 def test_embed_matches_training_latents_and_is_causal(small_engine):

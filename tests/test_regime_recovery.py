@@ -22,8 +22,13 @@ SEEDS = (0, 1, 2)
 
 
 def _cfg(epochs: int, seed: int) -> DefragConfig:
+    """``epochs`` encoder epochs; 0 gives the untrained baseline. (A 0 in the config means "from the training
+    budget", so the baseline runs one epoch at a learning rate that leaves the encoder at its initialisation:
+    Adam moves each weight by about lr per step.)"""
     cfg = DefragConfig()
-    cfg.optim.encoder_epochs = epochs
+    cfg.optim.encoder_epochs = max(epochs, 1)
+    if epochs == 0:
+        cfg.optim.lr, cfg.encoder.learn_temperature = 1e-12, False
     cfg.optim.predictor_epochs = 2
     cfg.seed = seed
     return cfg

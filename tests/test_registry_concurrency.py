@@ -92,7 +92,7 @@ def _snapshots_under_a_writer(reg, take, rounds: int = 2000) -> None:
     stop, errors = threading.Event(), []
 
     def writer():
-        n = reg.count
+        n = int(reg.last_tick()) + 1             # after the newest entry: ticks keep rising across rounds
         while not stop.is_set():
             ids = torch.arange(n, n + 3)
             reg.add(_latent(ids, reg.dim), ids.double().numpy(), ids)
