@@ -42,3 +42,14 @@ def small_engine():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((16 * 40, 6)).astype(np.float32)
     return ChronosDefragEngine(small_config()).fit(x), x
+
+
+@pytest.fixture
+def spawn_safe_main(monkeypatch):
+    """Processes started with multiprocessing's spawn re-run ``__main__`` from its file; after an AppTest in the
+    same pytest process that is app.py, so the children would start the app. An empty ``__main__`` (no file)
+    makes them import only what their target needs."""
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))

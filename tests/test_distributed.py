@@ -70,7 +70,7 @@ def _one_step(rank: int, pairs: int) -> dict[str, float]:
     return {"worst": worst, "ref_norm": float(sum(v.norm() ** 2 for v in gr.values()) ** 0.5)}
 
 
-def test_one_step_on_a_global_batch_gives_the_one_process_gradients(tmp_path):
+def test_one_step_on_a_global_batch_gives_the_one_process_gradients(spawn_safe_main, tmp_path):
     out = str(tmp_path / "res.pt")
     mp.spawn(_step_worker, args=(str(tmp_path / "rdv"), out), nprocs=WORLD, join=True)
     for pairs, res in torch.load(out).items():
@@ -117,7 +117,7 @@ def _ari(z, s):
     return adjusted_rand_score(lab[pure], km[pure])
 
 
-def test_a_two_rank_fit_recovers_the_regimes_like_one_process(tmp_path):
+def test_a_two_rank_fit_recovers_the_regimes_like_one_process(spawn_safe_main, tmp_path):
     out = str(tmp_path / "ddp.pt")
     mp.spawn(_fit_worker, args=(str(tmp_path / "rdv"), out), nprocs=WORLD, join=True)
     assert os.path.exists(out)

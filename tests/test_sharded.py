@@ -24,11 +24,11 @@ def test_shards_cover_every_entry_once_in_order():
         shard_state(state, 3, 3)
 
 
-def test_sharded_route_on_two_gloo_processes_equals_the_unsharded_route(tmp_path):
+def test_sharded_route_on_two_gloo_processes_equals_the_unsharded_route(spawn_safe_main, tmp_path):
     mp.spawn(sharded_support.route_worker, args=(2, str(tmp_path)), nprocs=2, join=True)
 
 
-def test_predict_batch_over_a_sharded_registry_equals_the_unsharded_engine(tmp_path):
+def test_predict_batch_over_a_sharded_registry_equals_the_unsharded_engine(spawn_safe_main, tmp_path):
     from chronoslib import ChronosDefragEngine
 
     cfg = small_config()
