@@ -238,7 +238,13 @@ def block_advice(ds: Dataset) -> None:
     """The block length the timestamps suggest and, when the training span holds too few such blocks, the
     length that gives enough."""
     sug = cache.computed(f"block_len:{dataset_key(ds)}", lambda: suggest_block_len(ds.timestamps))
-    st.caption(f"Suggested block length: **{sug.block_len} ticks**, {sug.reason}.")
+    if not sug.period:
+        where = ""
+    elif ds.name in SAMPLES:    # the Train page keeps the configuration's length, the shipped model's
+        where = " The Train page keeps the shipped model's block length for a sample."
+    else:
+        where = " The Train page starts from it."
+    st.caption(f"Suggested block length: **{sug.block_len} ticks**, {sug.reason}.{where}")
     if (adv := min_blocks_advice(ds.split, sug.block_len)) is not None:
         st.warning(adv.message, icon=":material/view_module:")
 

@@ -19,18 +19,32 @@ import torch
 
 from app_pages.lib import cache, model_store, session, train_job
 from chronoslib import ChronosDefragEngine, DefragConfig
+from chronoslib.advice import min_blocks_advice, suggest_block_len
+from chronoslib.data import SAMPLES
 from chronoslib.errors import CheckpointError
 from chronoslib.plots.training import loss_figure
 from chronoslib.training import planned_epochs
 
 LIVE_REFRESH_S = 1.0   # fragment poll interval while a job is queued or running
-MIN_BLOCKS, RECOMMENDED_BLOCKS = 4, 50  # the engine refuses fewer than 4; 50+ make a useful manifold
+MIN_BLOCKS = 4        # the engine refuses fewer; advice.MIN_BLOCKS (50) is what makes a useful manifold
 
 
-def default_settings() -> dict[str, Any]:
-    """Form defaults: the library's DefragConfig, or a seconds-long run under CHRONOS_FAST_UI=1."""
+def suggested_block_len(ds) -> int | None:
+    """The block length the timestamps suggest (``advice.suggest_block_len``) for a dataset that is not a
+    shipped sample and has dates; None otherwise (a sample keeps the configuration's length, the one its
+    shipped model was trained with, so a retrain on it compares like with like)."""
+    if ds.name in SAMPLES or ds.timestamps is None:
+        return None
+    sug = cache.computed(f"block_len:{session.data_id()}", lambda: suggest_block_len(ds.timestamps))
+    return sug.block_len if sug.period else None
+
+
+def default_settings(ds=None) -> dict[str, Any]:
+    """Form defaults: the library's DefragConfig, or a seconds-long run under CHRONOS_FAST_UI=1; the block
+    length the timestamps suggest for an uploaded dataset with dates."""
     c = DefragConfig()
-    s = {"block_len": c.encoder.block_len, "latent_dim": c.encoder.latent_dim,
+    bl = (suggested_block_len(ds) if ds is not None else None) or c.encoder.block_len
+    s = {"block_len": bl, "latent_dim": c.encoder.latent_dim,
          "forecast_dim": c.predictor.forecast_dim, "hidden_dim": c.encoder.hidden_dim,
          "encoder_epochs": c.optim.encoder_epochs, "predictor_epochs": c.optim.predictor_epochs,
          "batch_size": c.optim.batch_size, "lr": c.optim.lr, "temperature": c.encoder.temperature,
@@ -44,7 +58,7 @@ def default_settings() -> dict[str, Any]:
 
 def build_config(s: dict[str, Any]) -> DefragConfig:
     """DefragConfig from the form's values (the form's "hidden_dim" is the encoder's channel count)."""
-    flat = {k: v for k, v in s.items() if k != "hidden_dim"}
+    flat = {k: v for k, v in s.items() if k not in ("hidden_dim", "data_id")}
     return DefragConfig().with_overrides(**flat, **{"encoder.hidden_dim": s["hidden_dim"]})
 
 
@@ -80,17 +94,31 @@ def collapse_banner(history: list[dict[str, Any]], summary: dict[str, Any], live
                 f"the final latents are healthy ({stats}).")
 
 
-def settings_form(ds) -> dict[str, Any] | None:
-    """The knobs; returns the submitted values on Train, else None."""
-    s = session.TRAIN_SETTINGS.get() or default_settings()
+def form_settings(ds) -> dict[str, Any]:
+    """The form's starting values: the last submitted ones, except that a new dataset starts from its own
+    suggested block length (the settings remember the dataset they were submitted for)."""
+    s = session.TRAIN_SETTINGS.get()
+    if s is None:
+        return default_settings(ds)
+    if s.get("data_id") != session.data_id():
+        s = {**s, "block_len": default_settings(ds)["block_len"]}
+    return s
+
+
+def settings_form(ds) -> tuple[dict[str, Any] | None, int]:
+    """The knobs; returns (the submitted values on Train, else None; the block length the form holds)."""
+    s = form_settings(ds)
     running = train_job.running()
     devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     with st.form("train_form", border=True):
         c1, c2, c3, c4 = st.columns(4, gap="medium")
         with c1:
             st.markdown("**Blocks & latents**")
+            sug = suggested_block_len(ds)
             block_len = st.number_input("Block length (ticks)", 2, 4096, int(s["block_len"]), key="tr_block_len",
-                                        help="Ticks per non-overlapping block; one latent per block.")
+                                        help="Ticks per non-overlapping block; one latent per block."
+                                        + (f" The data's timestamps suggest {sug} (see the Data page)." if sug
+                                           else ""))
             latent = st.number_input("Latent dim", 2, 512, int(s["latent_dim"]), key="tr_latent_dim",
                                      help="Size of the unit latent (encoder and predictor together).")
             forecast = st.number_input("Forecast dim", 1, 512, int(s["forecast_dim"]), key="tr_forecast_dim",
@@ -128,26 +156,38 @@ def settings_form(ds) -> dict[str, Any] | None:
             go = st.form_submit_button("Train", type="primary", icon=":material/play_arrow:", disabled=running,
                                        width="stretch", key="tr_train")
     if not go:
-        return None
+        return None, int(block_len)
     return {"block_len": block_len, "latent_dim": latent, "forecast_dim": forecast, "hidden_dim": hidden,
             "encoder_epochs": enc_ep, "predictor_epochs": pred_ep, "batch_size": batch, "lr": lr,
             "temperature": temp, "learn_temperature": learn_t, "entropy_weight": ent_w,
-            "continuity_weight": cont_w, "seed": seed, "device": device, "normalize": norm}
+            "continuity_weight": cont_w, "seed": seed, "device": device, "normalize": norm}, int(block_len)
+
+
+def use_block_len(n: int) -> None:
+    """Button callback: put ``n`` into the form's block length (before the form is drawn again)."""
+    st.session_state["tr_block_len"] = int(n)
+
+
+def block_warning(ds, block_len: int) -> None:
+    """The minimum-blocks warning (``advice.min_blocks_advice``) for the form's block length, with a button
+    that sets the largest length giving enough blocks."""
+    adv = min_blocks_advice(ds.split, block_len)
+    if adv is None:
+        return
+    st.warning(adv.message, icon=":material/view_module:")
+    if adv.offered is not None:
+        st.button(f"Use {adv.offered}-tick blocks", key="tr_use_offered", on_click=use_block_len,
+                  args=(adv.offered,), icon=":material/view_module:")
 
 
 def start(ds, values: dict[str, Any]) -> None:
     """Validate the submitted settings against the dataset and start a run; errors go in the page."""
-    session.TRAIN_SETTINGS.set(values)
+    session.TRAIN_SETTINGS.set({**values, "data_id": session.data_id()})
     try:
         ds.check_blocks(int(values["block_len"]), MIN_BLOCKS)  # immediate, instead of from the job
         train_job.start_training(build_config(values), ds)
     except (ValueError, RuntimeError, OSError) as exc:
         st.error(f"Cannot start training: {exc}")
-        return
-    n_blocks = ds.split // int(values["block_len"])
-    if n_blocks < RECOMMENDED_BLOCKS:
-        st.warning(f"Only {n_blocks} training blocks of {values['block_len']} ticks: at least "
-                   f"{RECOMMENDED_BLOCKS} are recommended for a meaningful manifold; consider a shorter block length.")
 
 
 def live_panel() -> None:
@@ -316,7 +356,8 @@ st.caption(f"Trains on the first {ds.split:,} ticks of *{ds.name}* ({ds.features
            "process on this server's queue: you can keep using the app (and cancel from any page), and other "
            "browser sessions keep their own models.")
 
-values = settings_form(ds)
+values, form_block_len = settings_form(ds)
+block_warning(ds, form_block_len)
 if values is not None:
     start(ds, values)
     job = train_job.training_job()

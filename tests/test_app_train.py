@@ -3,6 +3,8 @@ process), errors, cancel, collapse banner, model files."""
 
 import os
 
+import numpy as np
+import pandas as pd
 import pytest
 
 os.environ.setdefault("CHRONOS_FAST_UI", "1")  # tiny form defaults (latent 8, a few epochs)
@@ -10,9 +12,10 @@ os.environ.setdefault("CHRONOS_FAST_UI", "1")  # tiny form defaults (latent 8, a
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from app_pages.lib import model_store, session  # noqa: E402
-from chronoslib import ChronosDefragEngine  # noqa: E402
+from chronoslib import ChronosDefragEngine, DefragConfig  # noqa: E402
 from chronoslib.data import load_sample  # noqa: E402
 from tests.job_support import finish, own_job  # noqa: E402
+from tests.ohlcv_support import make_ohlcv  # noqa: E402
 
 APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app.py")
 SAMPLE_BYTES = open(session.SAMPLE_CHECKPOINT, "rb").read()
@@ -194,3 +197,63 @@ def test_safe_filename_keeps_saves_inside_the_model_folder(name, expected):
 def test_sample_dataset_is_what_the_page_trains_on():
     ds = load_sample(session.DEFAULT_SAMPLE)
     assert ds.train.shape == (ds.split, ds.features.shape[1])
+
+
+# ---------------------------------------------------------------------------------------------- Data -> Train
+def _upload_and_train_page(df) -> AppTest:
+    """The Data page with ``df`` uploaded as a CSV and applied with its preselected columns, then the Train page."""
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("app_pages/data.py").run()
+    at.radio(key="dt_source").set_value("Upload a file").run()
+    at.file_uploader(key="dt_upload").set_value(("bars.csv", df.to_csv(index=False).encode(), "text/csv")).run()
+    at.button(key="dt_apply").click().run()
+    assert not at.exception and not at.error
+    at.switch_page("app_pages/train.py").run()
+    assert not at.exception
+    return at
+
+
+def _median_per(ts, freq: str) -> int:
+    """Median ticks per calendar period (first and last, partial, left out), counted with pandas."""
+    counts = pd.Series(1, index=pd.DatetimeIndex(ts)).resample(freq).sum()
+    counts = counts[counts > 0].iloc[1:-1]
+    return int(round(float(np.median(counts))))
+
+
+def test_a_daily_upload_trains_on_stationary_features_with_a_month_long_block_by_default():
+    df, _ = make_ohlcv(2520, seed=0)                      # ten years of business days
+    at = _upload_and_train_page(df)
+    ds = at.session_state[session.DATASET.key]
+    assert ds.feature_names == ["log_return", "abs_return", "hl_range", "rel_volume", "rolling_vol"]
+    month = _median_per(ds.timestamps, "MS")              # trading days in a month: 21 or 22
+    assert month in (21, 22)
+    assert at.number_input(key="tr_block_len").value == month
+    assert ds.split // month >= 50 and "training blocks" not in _texts(at.warning)
+    assert f"suggest {month}" in at.number_input(key="tr_block_len").help
+
+
+def test_a_short_daily_upload_is_warned_and_offered_the_length_that_gives_fifty_blocks():
+    df, _ = make_ohlcv(700, seed=1)                       # 560 training days: 26 month-long blocks
+    at = _upload_and_train_page(df)
+    ds = at.session_state[session.DATASET.key]
+    bl = at.number_input(key="tr_block_len").value
+    offered = ds.split // 50
+    assert bl == _median_per(ds.timestamps, "MS") and ds.split // bl < 50
+    warning = _texts(at.warning)
+    assert f"Only {ds.split // bl} training blocks of {bl} ticks" in warning
+    assert f"A block length of {offered} gives {ds.split // offered}" in warning
+    at.button(key="tr_use_offered").click().run()
+    assert at.number_input(key="tr_block_len").value == offered and "training blocks" not in _texts(at.warning)
+
+
+def test_a_minute_bar_upload_gets_hour_long_blocks_and_a_sample_keeps_the_shipped_length():
+    df, _ = make_ohlcv(3900, seed=2)                      # ten sessions of 390 one-minute bars (09:30-16:00)
+    days = pd.bdate_range("2024-03-04", periods=10)
+    df["Date"] = [str(d + pd.Timedelta(hours=9, minutes=30 + m)) for d in days for m in range(390)]
+    at = _upload_and_train_page(df)
+    ds = at.session_state[session.DATASET.key]
+    assert _median_per(ds.timestamps, "h") == 60 and at.number_input(key="tr_block_len").value == 60
+    sample = AppTest.from_file(APP, default_timeout=60).run()
+    sample.switch_page("app_pages/train.py").run()
+    shipped = sample.session_state[session.ENGINE.key].cfg.encoder.block_len
+    assert sample.number_input(key="tr_block_len").value == shipped == DefragConfig().encoder.block_len
