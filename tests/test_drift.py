@@ -97,3 +97,55 @@ def test_drift_verdict_levels_and_actions():
     low = drift.drift_verdict([False] * 5, low_confidence_alert=True)
     assert low["verdict"] == "drifted" and low["reason"] == "regime confidence stayed below the re-fit threshold"
     assert v["reason"].startswith("100% of the last 5 window(s)")
+
+
+def _direct_timeline(ref, z, window, alpha):
+    """The drift timeline from the full pooled kernel matrix, window by window (the O(N^3) way)."""
+    ref, z = ref.astype(np.float64), z.astype(np.float64)
+    pooled = np.concatenate([ref, z])
+    d2 = ((pooled[:, None, :] - pooled[None, :, :]) ** 2).sum(-1)
+    iu = np.triu_indices(len(ref), k=1)
+    bw = np.sqrt(np.median(d2[: len(ref), : len(ref)][iu]))
+    k = np.exp(-d2 / (2 * bw ** 2))
+    n = len(ref)
+    null_mmd, null_cd = [], []
+    for s0 in range(n - window + 1):
+        a = np.full(n, -1.0 / (n - window))
+        a[s0: s0 + window] = 1.0 / window
+        null_mmd.append(a @ k[:n, :n] @ a)
+        rest = np.delete(np.arange(n), np.arange(s0, s0 + window))
+        null_cd.append(np.linalg.norm(ref[s0: s0 + window].mean(0) - ref[rest].mean(0)))
+    stat, cd = [], []
+    for e in range(window - 1, len(z)):
+        idx = n + np.arange(e - window + 1, e + 1)
+        stat.append(k[np.ix_(idx, idx)].mean() + k[:n, :n].mean() - 2 * k[np.ix_(idx, np.arange(n))].mean())
+        cd.append(np.linalg.norm(z[idx - n].mean(0) - ref.mean(0)))
+    return (np.array(stat), np.array(cd), np.quantile(null_mmd, 1 - alpha), np.quantile(null_cd, 1 - alpha))
+
+
+@pytest.mark.parametrize("n,m,window", [(240, 60, 8), (40, 9, 2), (90, 30, 5)])
+def test_drift_timeline_equals_the_full_kernel_computation(n, m, window):
+    rng = np.random.default_rng(n)
+    ref = rng.normal(size=(n, 12))
+    ref[n // 2:] += 0.8                                    # two regimes in the training span
+    ref /= np.linalg.norm(ref, axis=1, keepdims=True)
+    z = rng.normal(size=(m, 12)) + 0.4
+    z /= np.linalg.norm(z, axis=1, keepdims=True)
+    tl = drift.drift_timeline(ref, z, window=window, step=1, alpha=0.05)
+    stat, cd, mmd_thr, cd_thr = _direct_timeline(ref, z, window, 0.05)
+    np.testing.assert_allclose(tl["mmd2"], stat, atol=1e-12)
+    np.testing.assert_allclose(tl["centroid_dist"], cd, atol=1e-12)
+    assert tl["mmd_threshold"][0] == pytest.approx(mmd_thr, abs=1e-12)
+    assert tl["centroid_threshold"][0] == pytest.approx(cd_thr, abs=1e-12)
+
+
+def test_median_bandwidth_above_its_row_cap_uses_evenly_spaced_rows():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(drift.MEDIAN_ROWS * 3 + 7, 4))
+    picked = x[np.linspace(0, len(x) - 1, drift.MEDIAN_ROWS).round().astype(int)]
+    assert drift.median_bandwidth(x) == pytest.approx(drift.median_bandwidth(picked), rel=1e-12)
+    # The scale of the whole sample: within a few per cent of the median over many random pairs.
+    i, j = rng.integers(0, len(x), (2, 200_000))
+    keep = i != j
+    ref = np.median(np.linalg.norm(x[i[keep]] - x[j[keep]], axis=1))
+    assert drift.median_bandwidth(x) == pytest.approx(ref, rel=0.03)
