@@ -287,7 +287,8 @@ def bench_gpu() -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------- driver
 def run_all(quick: bool = False, max_n: int | None = None, only: str = "", rows: int | None = None) -> dict[str, Any]:
-    """Every section (``only="orderings"`` / ``"ann"`` / ``"data"`` / ``"at_size"`` (``rows`` rows): just that one)."""
+    """Every section (``only="orderings"`` / ``"ann"`` / ``"data"`` / ``"live"`` / ``"at_size"`` (``rows`` rows):
+    just that one)."""
     from .bench_ann import bench_ann
     from .bench_data import bench_data
     from .bench_orderings import bench_orderings
@@ -316,6 +317,11 @@ def run_all(quick: bool = False, max_n: int | None = None, only: str = "", rows:
         return res
     if only == "data":
         res["data"] = bench_data(quick)
+        res["meta"]["bench_s"] = time.perf_counter() - t_all
+        return res
+    if only == "live":
+        from .bench_live import bench_live_only
+        res["live"] = bench_live_only(quick)
         res["meta"]["bench_s"] = time.perf_counter() - t_all
         return res
     if only == "at_size":  # minutes at 1M rows: only on its own, never in the full run
@@ -360,7 +366,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="run the benchmarks and print JSON")
     p.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
     p.add_argument("--max-n", type=int, default=None, help="skip pseudo-timeline sizes above this many blocks")
-    p.add_argument("--only", choices=["orderings", "ann", "data", "at_size"], default="", help="run only this section")
+    p.add_argument("--only", choices=["orderings", "ann", "data", "live", "at_size"], default="",
+                   help="run only this section")
     p.add_argument("--rows", type=int, default=None, help="rows of the generated file for --only at_size (1,000,000)")
     p.add_argument("--out", default="", help="also write the JSON to this file")
     p.add_argument("--from", dest="from_file", default="", help="render a saved JSON instead of measuring")

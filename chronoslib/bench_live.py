@@ -124,6 +124,14 @@ def _percentiles(fn: Any, windows: np.ndarray, n_calls: int) -> tuple[float, flo
     return float(np.percentile(s, 50) * 1e3), float(np.percentile(s, 99) * 1e3)
 
 
+def stage_medians(engine: Any, windows: np.ndarray, n_calls: int) -> dict[str, float]:
+    """Median of each ``stage_latency_ms`` entry (and of ``system_latency_ms`` as "total") over n_calls calls."""
+    got = [engine.predict_live(windows[i % len(windows)]) for i in range(n_calls)]
+    out = {k: float(np.median([p.stage_latency_ms[k] for p in got])) for k in got[0].stage_latency_ms}
+    out["total"] = float(np.median([p.system_latency_ms for p in got]))
+    return out
+
+
 def bench_live_side_by_side(engine: Any, train: np.ndarray, windows: np.ndarray, n_calls: int = 2000,
                             rounds: int = 5) -> dict[str, Any]:
     """p50 / p99 of our predict_live at the default configuration (``engine``) and at the reference
@@ -147,6 +155,8 @@ def bench_live_side_by_side(engine: Any, train: np.ndarray, windows: np.ndarray,
             got[name].append(_percentiles(fn, w, n_calls))
     out: dict[str, Any] = {name: {"p50_ms": float(np.median([r[0] for r in v])),
                                   "p99_ms": float(np.median([r[1] for r in v]))} for name, v in got.items()}
+    for name, eng in (("ours_default", engine), ("ours_reference_config", ours_ref)):
+        out[name]["stage_p50_ms"] = stage_medians(eng, w, n_calls)
     for q in ("p50_ms", "p99_ms"):
         out[f"ratio_{q[:3]}_ours_over_reference"] = out["ours_reference_config"][q] / out["reference"][q]
     out.update(rounds=rounds, calls_per_round=n_calls, load_avg_1min=loads,
@@ -171,3 +181,24 @@ def bench_batch_threads(engine: Any, windows: np.ndarray, n: int = 16_384, runs:
     same = all(np.array_equal(outs[1][k], outs[2][k]) for k in outs[1])
     return {"windows": n, "windows_per_s_1_thread": float(np.median(rates[1])),
             "windows_per_s_2_threads": float(np.median(rates[2])), "identical": bool(same)}
+
+
+def bench_live_only(quick: bool = False) -> dict[str, Any]:
+    """``bench --only live``: the side-by-side rows, predict_batch at 1 and 2 threads and the live-path targets,
+    on the default configuration fitted to the reference benchmark's 48 blocks (about a minute)."""
+    from .bench_measure import spec_config
+    from .engine import ChronosDefragEngine
+    from .synthetic import make_regime_series
+
+    s = make_regime_series(64 * 48 + 64 * 64, n_features=6, seed=0)
+    train, live = s.data[: 64 * 48], s.data[64 * 48:].reshape(-1, 64, 6)
+    engine = ChronosDefragEngine(spec_config()).fit(train)
+    side = bench_live_side_by_side(engine, train, live, 500 if quick else 2000, 3 if quick else 7)
+    batch = bench_batch_threads(engine, live, 4096 if quick else 16_384, 1 if quick else 3)
+    rows = [("predict_live p50 at the default configuration (ms)", side["ours_default"]["p50_ms"], 0.15),
+            ("predict_live p50 / reference p50 at its configuration", side["ratio_p50_ours_over_reference"], 0.2),
+            ("predict_live p99 / reference p99 at its configuration", side["ratio_p99_ours_over_reference"], 0.2)]
+    targets = [{"name": n, "value": v, "target_max": t, "met": bool(v <= t)} for n, v, t in rows]
+    targets.append({"name": "predict_batch windows/s at 2 threads", "value": batch["windows_per_s_2_threads"],
+                    "target_min": 35_000.0, "met": bool(batch["windows_per_s_2_threads"] >= 35_000.0)})
+    return {"side_by_side": side, "batch_threads": batch, "targets": targets}
