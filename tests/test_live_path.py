@@ -172,6 +172,21 @@ def test_predict_live_equals_predict_batch(small_engine, indexed):
         reg.configure_index(*saved)
 
 
+def test_predict_live_equals_predict_batch_on_random_windows(small_engine):
+    # Windows unlike the training data (wider spread, shifted): the folded normalisation and the pooled last conv
+    # must still match the batch encoder where the activations are far from the trained range.
+    eng, x = small_engine
+    rng = np.random.default_rng(11)
+    w = (x.mean(0) + 3 * x.std(0) * rng.standard_normal((10, 16, 6))).astype(np.float32)
+    b = eng.predict_batch(w)
+    for i in range(len(w)):
+        p = eng.predict_live(w[i])
+        assert p.neighbour_indices == list(b["neighbour_indices"][i])
+        np.testing.assert_allclose(p.latent.numpy(), b["latent"][i], atol=1e-5)
+        np.testing.assert_allclose(p.forecast.numpy(), b["forecast"][i], atol=1e-5)
+        np.testing.assert_allclose(p.neighbour_scores, b["neighbour_scores"][i], atol=1e-5)
+
+
 def test_predict_batch_on_two_worker_threads_is_identical_to_one(small_engine):
     eng, x = small_engine
     w = np.stack([x[i:i + 16] for i in range(0, 560, 7)]).astype(np.float32)   # 80 windows, 8 chunks of 10
