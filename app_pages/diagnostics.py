@@ -11,10 +11,12 @@ retrieved neighbours and the confidence, with a verdict and the suggested action
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import streamlit as st
 
-from app_pages.lib import session
+from app_pages.lib import cache, session
 from chronoslib import drift, metrics, replay
 from chronoslib.features import source_columns
 from chronoslib.plots.health import collapse_figure, drift_figure, similarity_histogram
@@ -28,7 +30,10 @@ if eng is None:
 # ---------------------------------------------------------------------- collapse
 st.header("Collapse")
 z = np.asarray(eng.block_latents)
-stats = metrics.collapse_stats(z)
+mid = session.model_id()
+# Everything below is computed once per model (and source / settings) in this server: a 15k-block model's
+# statistics take seconds, a later visit milliseconds.
+stats = cache.computed(f"dg_collapse:{mid}", lambda: metrics.collapse_stats(z))
 box = {"healthy": st.success, "collapsing": st.warning, "collapsed": st.error}[stats["verdict"]]
 box(f"**{stats['verdict'].capitalize()}** — {len(z):,} block latents: mean pairwise cosine "
     f"**{stats['mean_cos']:.3f}** (collapsing ≥ {metrics.COLLAPSING_MEAN_COS}, collapsed ≥ "
@@ -46,8 +51,8 @@ with left:
     else:
         st.info("This model has no encoder training history (per-epoch curves appear after training).")
 with right:
-    st.plotly_chart(similarity_histogram(metrics.pairwise_similarities(z)), width="stretch",
-                    key="dg_sims")
+    st.plotly_chart(cache.figure(f"dg_sims:{mid}", lambda: similarity_histogram(metrics.pairwise_similarities(z))),
+                    width="stretch", key="dg_sims")
 
 # ---------------------------------------------------------------------- drift
 st.header("Drift")
@@ -90,11 +95,14 @@ try:
         if KINDS[src_name] == "upload" and upload is None:
             st.info("Upload a file to check it for drift.")
             st.stop()
-        src = replay.build_source(KINDS[src_name], ds, eng, upload)
-        an = replay.batch_analysis(eng, src)
+        given = "" if upload is None else hashlib.sha1(upload.getvalue()).hexdigest()
+        src, an = cache.computed(f"dg_source:{mid}:{session.data_id()}:{KINDS[src_name]}:{given}", lambda: (
+            (s := replay.build_source(KINDS[src_name], ds, eng, upload)), replay.batch_analysis(eng, s)))
         label = src.name
     window = int(min(d["window"], len(an["latent"]), len(z) - 2))
-    tl = drift.drift_timeline(z, an["latent"], window=window, step=1, alpha=float(d["alpha"]))
+    seen = hashlib.sha1(np.ascontiguousarray(an["latent"]).tobytes()).hexdigest()
+    tl = cache.computed(f"dg_drift:{mid}:{seen}:{window}:{d['alpha']}", lambda: drift.drift_timeline(
+        z, an["latent"], window=window, step=1, alpha=float(d["alpha"])))
 except (ValueError, RuntimeError) as exc:
     st.error(str(exc))
     st.stop()

@@ -8,6 +8,8 @@ figures from ``chronoslib.plots``.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -75,7 +77,11 @@ c3.caption(f"{n:,} blocks of {view.block_len} ticks. Regime clusters: K={reg.k} 
                                    else ""))
 
 # ------------------------------------------------------------------------------------------------ figures of merit
-m = metrics.timeline_merit(view.latents, order, labels)
+# What the figures below draw: the model's data, this order and these labels (a sha1 of both, so any change to
+# the clustering or the ordering draws afresh) -- later visits reuse the figures instead of rebuilding them.
+drawn_sha = hashlib.sha1(np.asarray(order).tobytes() + np.asarray(labels).tobytes()).hexdigest()
+drawn = f"{session.model_id()}:{session.data_id()}:{key}:{drawn_sha}"
+m = cache.computed(f"tl_merit:{drawn}", lambda: metrics.timeline_merit(view.latents, order, labels))
 cols = st.columns(4)
 cols[0].metric("Path cost (pseudo)", f"{m['path_cost_pseudo']:.1f}",
                f"{(m['path_cost_ratio'] - 1) * 100:+.0f} % (time order {m['path_cost_chrono']:.1f})",
@@ -90,18 +96,18 @@ cols[3].metric("Adjacency purity (pseudo)", f"{m['purity_pseudo']:.1%}",
                f"{(m['purity_pseudo'] - m['purity_chrono']) * 100:+.1f} pts (time order {m['purity_chrono']:.1%})",
                help=f"Share of consecutive block pairs that carry the same {lname} label.")
 
-st.plotly_chart(timeline_figure(view.series, view.starts, view.block_len, order, labels,
-                                      layout=layout_opts[layout], label_name=lname, series_name=view.series_name,
-                                      times=view.x),
-                width="stretch", key="tl_timeline")
+st.plotly_chart(cache.figure(f"tl_timeline:{drawn}:{layout}:{lname}", lambda: timeline_figure(
+    view.series, view.starts, view.block_len, order, labels, layout=layout_opts[layout], label_name=lname,
+    series_name=view.series_name, times=view.x)), width="stretch", key="tl_timeline")
 st.caption(("The chronological panel is on real time; the pseudo-timeline's x is the block slot in its order. "
             if is_time(view.x) else "x is the block slot in each order (linked zoom). ")
            + "The pseudo-timeline series is rebuilt from each block's own returns in the new order, so every block "
            "keeps its shape; the strips below show the label sequence.")
 
 st.subheader("Orderings compared")
-rows = metrics.ordering_table(view.latents, {"time order": np.arange(n), "as trained": view.order, **orders}, labels,
-                              lower_bound=cache.lower_bound(view.latents, key=key))
+rows = cache.computed(f"tl_orderings:{drawn}", lambda: metrics.ordering_table(
+    view.latents, {"time order": np.arange(n), "as trained": view.order, **orders}, labels,
+    lower_bound=cache.lower_bound(view.latents, key=key)))
 st.plotly_chart(ordering_figure(rows), width="stretch", key="tl_orderings")
 st.dataframe(pd.DataFrame([{"order": r["order"], "path cost": r["cost"], "lower bound": r["lower_bound"],
                             "optimality gap": f"{r['gap']:.1%}", f"{lname} switches": int(r["switches"]),
@@ -114,16 +120,17 @@ st.caption("Optimality gap = path cost / lower bound − 1, the lower bound bein
            f"Switches and runs count consecutive blocks with different / the same {lname} label.")
 
 st.subheader("Latent similarity in both orders")
-st.plotly_chart(similarity_figure(view.latents, order), width="stretch", key="tl_similarity")
+st.plotly_chart(cache.figure(f"tl_similarity:{drawn}", lambda: similarity_figure(view.latents, order)),
+                width="stretch", key="tl_similarity")
 st.caption("Cosine similarity between block latents. In time order, similar blocks are scattered; in pseudo-timeline "
            "order they form blocks along the diagonal." + (f" Pooled to tiles for {n:,} blocks." if n > 300 else ""))
 
 st.subheader("Walk along the pseudo-timeline")
 st.caption("Press ▶ Play or drag the slider: each step of the pseudo-timeline is marked on the real-time series "
            "(top) and on the permutation map (bottom), showing how the walk jumps through time.")
-st.plotly_chart(walk_figure(view.series, view.starts, view.block_len, order, labels, x=view.x,
-                                  label_name=lname, series_name=view.series_name),
-                width="stretch", key="tl_walk")
+st.plotly_chart(cache.figure(f"tl_walk:{drawn}:{lname}", lambda: walk_figure(
+    view.series, view.starts, view.block_len, order, labels, x=view.x, label_name=lname,
+    series_name=view.series_name)), width="stretch", key="tl_walk")
 jumps = np.abs(np.diff(view.starts[order])) // view.block_len
 st.caption(f"Median jump between consecutive pseudo-timeline steps: {int(np.median(jumps))} blocks in real time; "
            f"{np.mean(jumps == 1):.0%} of steps go to the chronologically next block.")
