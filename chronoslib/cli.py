@@ -260,8 +260,7 @@ def _train(args: argparse.Namespace, writer: EventWriter) -> int:
                   epoch=0, epochs=epochs[0], step=0, steps=tracker.enc_steps)
     t0 = time.perf_counter()
     eng = ChronosDefragEngine(cfg).fit(ds.train, progress=tracker)
-    eng.meta.update(dataset=ds.name, features=list(ds.feature_names), data_notes=list(ds.notes),
-                    world_size=world, backend=backend)
+    eng.meta.update(dataset=ds.name, features=list(ds.feature_names), data_notes=list(ds.notes))
     if world > 1:
         from . import distributed
 

@@ -10,8 +10,10 @@ gathers the projections, latents and block ids of the whole global batch *with g
 batch, LCR stays local (weighted so the ranks' mean is the global mean). Every rank then holds the same global
 loss; the gather's backward sums the W identical upstream gradients (a factor W) and DistributedDataParallel
 averages over W ranks, so each step's gradient equals the one-process gradient of the same global batch. (A
-detached gather with the local slice put back would give 1/W of it.) Augmentations use a per-rank generator,
-so a run is reproducible for a given world size. This module knows nothing about the engine, files or events.
+detached gather with the local slice put back would give 1/W of it.) Every rank draws the augmented views of the
+whole global batch from that shared generator and keeps its own rows (``Shard.rows``), so a run of any world size
+sees the one-process views and the one-process generator state afterwards: it is reproducible, and it differs
+from one process by rounding only. This module knows nothing about the engine, files or events.
 """
 
 from __future__ import annotations
@@ -56,6 +58,13 @@ def shutdown() -> None:
 
 def rank() -> int:
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def group_info() -> tuple[int, str]:
+    """(world size, backend) of the process group this process is in; (1, "none") outside one."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return 1, "none"
+    return dist.get_world_size(), str(dist.get_backend())
 
 
 @dataclass
@@ -106,9 +115,11 @@ class Shard:
         """Factor on this rank's local LCR mean so that the ranks' average is the global batch's mean."""
         return local_pairs * self.world / max(global_pairs, 1)
 
-    def augment_generator(self, seed: int) -> torch.Generator:
-        """The per-rank generator of augmentations (views differ across ranks, reproducibly)."""
-        return torch.Generator().manual_seed(int(seed) * 1_000_003 + 7919 * (self.rank + 1))
+    def rows(self, n: int) -> torch.Tensor:
+        """Rows of this rank's pairs in a global batch [a; a+1] of ``n`` anchors: its anchors' positions, then
+        their successors' (the rows ``share`` picks, in the layout ``contrastive_loss`` expects)."""
+        mine = self.share(torch.arange(n))
+        return torch.cat([mine, mine + n])
 
     def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
         """``module`` under DistributedDataParallel (gradients averaged over the ranks at each backward)."""

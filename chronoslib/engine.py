@@ -26,6 +26,7 @@ from .checkpoint import checkpoint_bytes, read_checkpoint, save_checkpoint
 from .checkpoint_validate import build_parts, check_architecture, checkpoint_payload
 from .columns import feature_columns, frame_values
 from .config import DefragConfig
+from .distributed import group_info
 from .encoder import RegimeEncoder
 from .errors import CheckpointError, ConfigError, DataError, NotFittedError, RegistryEmptyError
 from .features import live_window, raw_features
@@ -141,7 +142,8 @@ class ChronosDefragEngine:
         self.block_latents, self.block_starts, self.pseudo_timeline = z.numpy(), sl.starts, order
         self.history, self.train_end_tick = history, int(arr.shape[0])
         self.fit_summary = self._fit_summary(sl, chain_s, time.perf_counter() - t_start)
-        self.meta["fitted_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.meta.update(fitted_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                         **dict(zip(("world_size", "backend"), group_info())))   # (1, "none") in one process
         self._warm_up()
         return self
 

@@ -1,6 +1,7 @@
 """Data-parallel encoder training (chronoslib.distributed) on CPU with gloo: two processes spawned here, joined by a
 file:// rendezvous. One step on a global batch gives the one-process gradients; a two-rank fit of a labelled
-series recovers its regimes close to a one-process fit (three seeds; margin in the test), and its checkpoint loads."""
+series recovers its regimes close to a one-process fit (three seeds; margin in the test), and its checkpoint loads
+with the world size and backend in its provenance (one process: 1 and "none")."""
 
 
 import numpy as np
@@ -86,6 +87,10 @@ def test_shares_and_counts_agree():
             assert torch.equal(torch.cat(parts), a)
             assert [p.numel() for p in parts] == shards[0].counts(n)
             assert sum(s.lcr_weight(p.numel(), n) for s, p in zip(shards, parts)) / world == pytest.approx(1.0)
+            idx = torch.cat([a, a + 100])                  # a global batch [a; a+1] with its halves told apart
+            rows = [idx[s.rows(n)] for s in shards]        # each rank's anchors, then their successors
+            assert all(torch.equal(r, torch.cat([p, p + 100])) for r, p in zip(rows, parts))
+            assert sorted(torch.cat(rows).tolist()) == sorted(idx.tolist())   # every row on exactly one rank
 
 
 L = 64
@@ -95,7 +100,7 @@ def _series():
     return make_regime_series(L * 120, n_regimes=3, seed=17)
 
 
-SEEDS = (0, 1, 2)   # one seed's ARI swings by 0.2 with the views drawn; the mean over three is what we compare
+SEEDS = (0, 1, 2)   # one seed's ARI moves by up to 0.17 with rounding alone; the mean over three is compared
 
 
 def _cfg(seed: int = 0) -> DefragConfig:
@@ -132,10 +137,17 @@ def test_a_two_rank_fit_recovers_the_regimes_like_one_process(spawn_safe_main, t
     ari_u = _ari(untrained.block_latents, s)
     print(f"\nARI two ranks {ari_two.round(3)}, one process {ari_one.round(3)}, untrained {ari_u:.3f}")
     assert ari_one.mean() - ari_u > 0.3, (ari_one, ari_u)      # the comparison means something
-    # Measured mean ARI, two ranks vs one process: 0.977 vs 0.989 on this machine's kernels, 0.842 vs 0.978 on
-    # torch's plain kernels (ATEN_CPU_CAPABILITY=default; every seed lower there). Gradients agree to 1e-5 on
-    # both (the test above), so the trajectories part through the ranks' own augmentation draws; the margin
-    # holds both measurements with room, and the two-rank fit must still be far above the untrained encoder.
-    assert ari_one.mean() - ari_two.mean() <= 0.2, (ari_two, ari_one)
+    # The ranks see the one-process views and their gradients agree to 1e-5 (the test above), yet the runs
+    # part: the first step's InfoNCE is equal to 7 digits, the second differs by 4e-5 and the seventh by 3e-2
+    # (Adam's per-coordinate steps amplify rounding), as switching one process to torch's plain kernels does
+    # (a seed's ARI moved by 0.065 that way). Measured mean ARI, two ranks vs one process: 0.934 vs 0.989 on
+    # this machine's kernels, 0.945 vs 0.978 on the plain ones (ATEN_CPU_CAPABILITY=default); at 30 epochs
+    # 0.989 vs 0.956 and 0.857 vs 0.966. The margin holds the worst of these (0.109) with room; the two-rank
+    # fit must also be far above the untrained encoder.
+    assert ari_one.mean() - ari_two.mean() <= 0.15, (ari_two, ari_one)
     assert ari_two.mean() - ari_u > 0.5, (ari_two, ari_u)
     assert np.isfinite(two[0].predict_live(s.data[-L:]).regime_confidence)
+    assert all((e.meta["world_size"], e.meta["backend"]) == (2, "gloo") for e in two)   # through save / load
+    one[0].save(str(tmp_path / "one.pt"))
+    back = ChronosDefragEngine.load(str(tmp_path / "one.pt")).meta
+    assert (back["world_size"], back["backend"]) == (1, "none") and back["fitted_at"] == one[0].meta["fitted_at"]
