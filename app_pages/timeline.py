@@ -20,6 +20,8 @@ from chronoslib.plots.style import is_time
 from chronoslib.plots.timeline import ordering_figure, similarity_figure, timeline_figure, walk_figure
 from chronoslib.timeline import METHODS
 
+WALK_AUTO_BLOCKS = 5000   # above this many blocks the walk is drawn on request
+
 ORDERINGS = METHODS[:3]  # greedy, refined, regime
 
 st.title("Timeline: chronological vs defragmented")
@@ -126,11 +128,15 @@ st.caption("Cosine similarity between block latents. In time order, similar bloc
            "order they form blocks along the diagonal." + (f" Pooled to tiles for {n:,} blocks." if n > 300 else ""))
 
 st.subheader("Walk along the pseudo-timeline")
-st.caption("Press ▶ Play or drag the slider: each step of the pseudo-timeline is marked on the real-time series "
-           "(top) and on the permutation map (bottom), showing how the walk jumps through time.")
-st.plotly_chart(cache.figure(f"tl_walk:{drawn}:{lname}", lambda: walk_figure(
-    view.series, view.starts, view.block_len, order, labels, x=view.x, label_name=lname,
-    series_name=view.series_name)), width="stretch", key="tl_walk")
+# The animation's frames cost the browser about a second to draw at 13k blocks: a large model's page opens
+# without it and draws it on request.
+if st.toggle("Show the animated walk", value=n <= WALK_AUTO_BLOCKS, key="tl_show_walk",
+             help=f"On by default up to {WALK_AUTO_BLOCKS:,} blocks."):
+    st.caption("Press ▶ Play or drag the slider: each step of the pseudo-timeline is marked on the real-time series "
+               "(top) and on the permutation map (bottom), showing how the walk jumps through time.")
+    st.plotly_chart(cache.figure(f"tl_walk:{drawn}:{lname}", lambda: walk_figure(
+        view.series, view.starts, view.block_len, order, labels, x=view.x, label_name=lname,
+        series_name=view.series_name)), width="stretch", key="tl_walk")
 jumps = np.abs(np.diff(view.starts[order])) // view.block_len
 st.caption(f"Median jump between consecutive pseudo-timeline steps: {int(np.median(jumps))} blocks in real time; "
            f"{np.mean(jumps == 1):.0%} of steps go to the chronologically next block.")
