@@ -97,7 +97,9 @@ def jitter(x: torch.Tensor, std: float, gen: torch.Generator) -> torch.Tensor:
     """Add N(0, std^2) noise: (B, L, F) -> (B, L, F)."""
     if std <= 0:
         return x
-    return x + std * torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
+    # Drawn where the generator lives (the training generator is a CPU one), then moved: a CUDA batch gets the
+    # same noise as a CPU one, and torch refuses a CPU generator for a CUDA draw.
+    return x + std * torch.randn(x.shape, generator=gen, device=gen.device, dtype=x.dtype).to(x.device)
 
 
 def cyclic_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
@@ -105,7 +107,7 @@ def cyclic_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch
     b, length, f = x.shape
     if max_shift <= 0:
         return x
-    shifts = torch.randint(0, max_shift + 1, (b, 1), generator=gen, device=x.device)
+    shifts = torch.randint(0, max_shift + 1, (b, 1), generator=gen, device=gen.device).to(x.device)
     idx = (torch.arange(length, device=x.device).unsqueeze(0) + shifts) % length  # (B, L)
     return x.gather(1, idx.unsqueeze(-1).expand(b, length, f))
 
