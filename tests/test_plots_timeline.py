@@ -96,3 +96,21 @@ def test_ordering_figure_draws_the_gap_and_the_switches_of_each_order():
     assert list(fig.data[1].y) == [9.0, 7.0]
     no_labels = timeline.ordering_figure([{"order": "greedy", "gap": 0.3}])
     assert len(no_labels.data) == 1
+
+
+def test_more_blocks_than_half_the_point_budget_draw_one_tick_per_block_on_the_series():
+    assert timeline.block_offsets(64, 800, max_points=1500).tolist() == [63]      # 1,600 > 1,500: block ends
+    offs = timeline.block_offsets(64, 700, max_points=1500)                          # 1,400: still both edges
+    assert offs[0] == 0 and offs[-1] == 63 and len(offs) > 2
+    rng = np.random.default_rng(4)
+    n, L = 2000, 16
+    series = 100 * np.exp(np.cumsum(0.001 * rng.standard_normal(n * L)))
+    labels = (np.arange(n) // 50) % 3
+    fig = timeline.timeline_figure(series, np.arange(n) * L, L, rng.permutation(n), labels)
+    chrono = [t for t in fig.data if t.type in ("scatter", "scattergl")][:3]
+    for t in chrono:                          # every drawn point is a real tick of the series at a block end
+        x = np.asarray(t.x, dtype=float)
+        y = np.asarray(t.y, dtype=float)
+        ok = ~np.isnan(y)
+        assert np.allclose(y[ok], series[x[ok].astype(int)], rtol=1e-6)
+    assert sum(len(t.x) for t in chrono) <= 2 * n + 100
