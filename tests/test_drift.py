@@ -120,7 +120,17 @@ def _direct_timeline(ref, z, window, alpha):
         idx = n + np.arange(e - window + 1, e + 1)
         stat.append(k[np.ix_(idx, idx)].mean() + k[:n, :n].mean() - 2 * k[np.ix_(idx, np.arange(n))].mean())
         cd.append(np.linalg.norm(z[idx - n].mean(0) - ref.mean(0)))
-    return (np.array(stat), np.array(cd), np.quantile(null_mmd, 1 - alpha), np.quantile(null_cd, 1 - alpha))
+    return np.array(stat), np.array(cd), np.array(null_mmd), np.array(null_cd)
+
+
+def _joint_threshold_bracket(null_mmd, null_cd, rate, step=1e-5):
+    """Scan the common level q on a grid: the largest grid q whose thresholds leave at most ``rate`` of the null
+    windows over either statistic. The exact level lies in [q, q + step): thresholds bracketed for both."""
+    grid = np.arange(step, rate + step / 2, step)
+    ok = [np.mean((null_mmd > np.quantile(null_mmd, 1 - q)) | (null_cd > np.quantile(null_cd, 1 - q))) <= rate
+          for q in grid]
+    q = grid[np.nonzero(ok)[0][-1]] if any(ok) else 0.0
+    return [(np.quantile(x, 1 - min(q + step, rate)), np.quantile(x, 1 - q)) for x in (null_mmd, null_cd)]
 
 
 @pytest.mark.parametrize("n,m,window", [(240, 60, 8), (40, 9, 2), (90, 30, 5)])
@@ -132,11 +142,20 @@ def test_drift_timeline_equals_the_full_kernel_computation(n, m, window):
     z = rng.normal(size=(m, 12)) + 0.4
     z /= np.linalg.norm(z, axis=1, keepdims=True)
     tl = drift.drift_timeline(ref, z, window=window, step=1, alpha=0.05)
-    stat, cd, mmd_thr, cd_thr = _direct_timeline(ref, z, window, 0.05)
+    stat, cd, null_mmd, null_cd = _direct_timeline(ref, z, window, 0.05)
     np.testing.assert_allclose(tl["mmd2"], stat, atol=1e-12)
     np.testing.assert_allclose(tl["centroid_dist"], cd, atol=1e-12)
-    assert tl["mmd_threshold"][0] == pytest.approx(mmd_thr, abs=1e-12)
-    assert tl["centroid_threshold"][0] == pytest.approx(cd_thr, abs=1e-12)
+    # Both levels: per-statistic quantiles at one common level, the largest that keeps the share of training
+    # windows over either threshold at the target (alpha for drift, DRIFTED_FALSE_ALARM for drifted).
+    for sfx, rate in (("", 0.05), ("_drifted", drift.DRIFTED_FALSE_ALARM)):
+        mmd_thr, cd_thr = tl["mmd_threshold" + sfx][0], tl["centroid_threshold" + sfx][0]
+        (m_lo, m_hi), (c_lo, c_hi) = _joint_threshold_bracket(null_mmd, null_cd, rate)
+        assert m_lo - 1e-12 <= mmd_thr <= m_hi + 1e-12 and c_lo - 1e-12 <= cd_thr <= c_hi + 1e-12
+        over = (null_mmd > mmd_thr + 1e-12) | (null_cd > cd_thr + 1e-12)
+        assert over.mean() <= rate
+        expect = over.mean() if sfx == "" else max(over.mean(), 1 / (len(null_mmd) + 1))
+        assert tl["null" + (sfx or "_drift") + "_rate"][0] == pytest.approx(expect)
+        np.testing.assert_array_equal(tl[sfx[1:] or "drift"], (stat > mmd_thr) | (cd > cd_thr))
 
 
 def test_median_bandwidth_above_its_row_cap_uses_evenly_spaced_rows():
