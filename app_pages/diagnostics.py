@@ -72,7 +72,11 @@ src_name = c1.radio("Data", SOURCES, index=SOURCES.index(d["source"]) if d["sour
                     key="dg_source", horizontal=True)
 d["window"] = c2.slider("Trailing window (blocks)", 2, 32, int(d["window"]), key="dg_window",
                         help="How many consecutive non-overlapping blocks each drift statistic looks at.")
-d["alpha"] = c3.select_slider("False-alarm rate α", [0.01, 0.02, 0.05, 0.1], value=d["alpha"], key="dg_alpha")
+d["alpha"] = c3.select_slider(
+    "False-alarm rate α", [0.01, 0.02, 0.05, 0.1], value=d["alpha"], key="dg_alpha",
+    help="Share of the training span's own windows of this length that count as drifting (over either "
+         "threshold: the two statistics share one level so that together they flag α, not 2α). The drifted "
+         f"level is stricter: at most {drift.DRIFTED_FALSE_ALARM:.1%} of training windows (or α/2) exceed it.")
 d["source"] = src_name
 session.DIAG_SETTINGS.set(d)
 upload = None
@@ -109,13 +113,18 @@ except (ValueError, RuntimeError) as exc:
 
 # Confidence rule on non-overlapping blocks: alert after two blocks in a row under the re-fit threshold.
 al = drift.low_confidence_alert(an["confidence"], threshold, patience=2)
-verdict = drift.drift_verdict(tl["drift"], recent=max(2, window // 2), low_confidence_alert=al["alert"])
+# Drifting: the latest window is over the α level; drifted: over the stricter drifted level (or the confidence
+# rule). Each level is crossed by a stated share of training windows; trailing windows overlap, so a rule over
+# the last few of them would fire on several in a row after one stationary excursion.
+rates = (float(tl["null_drift_rate"][0]), float(tl["null_drifted_rate"][0]))
+verdict = drift.drift_verdict(tl["drift"], recent=1, low_confidence_alert=al["alert"], drifted_flags=tl["drifted"],
+                              false_alarm=rates)
 box = {"stable": st.success, "drifting": st.warning, "drifted": st.error}[verdict["verdict"]]
 box(f"**{verdict['verdict'].capitalize()}** ({label}, {len(an['latent'])} blocks): {verdict['reason']}. "
     f"{verdict['action']}")
 m = st.columns(5)
 m[0].metric("Windows over a threshold", f"{int(tl['drift'].sum())} / {len(tl['drift'])}")
-m[1].metric("Recent share drifting", f"{verdict['recent_share']:.0%}")
+m[1].metric("Windows at the drifted level", f"{int(tl['drifted'].sum())} / {len(tl['drifted'])}")
 m[2].metric("Mean confidence", f"{float(np.mean(an['confidence'])):.3f}")
 m[3].metric(f"Blocks below {threshold:.2f}", f"{int(al['below'].sum())} / {len(al['below'])}")
 m[4].metric("Neighbour age (ticks)", f"{float(np.nanmean(an['neighbour_age'])):,.0f}",
@@ -124,7 +133,9 @@ m[4].metric("Neighbour age (ticks)", f"{float(np.nanmean(an['neighbour_age'])):,
 win_times = None if src.timestamps is None else np.asarray(src.timestamps)[np.asarray(an["start"], dtype=np.int64)]
 st.plotly_chart(drift_figure(an["tick"], tl, an["confidence"], an["neighbour_age"], threshold, times=win_times),
                 width="stretch", key="dg_drift")
-st.caption(f"Each point looks at the last {window} non-overlapping blocks. Thresholds: the {1 - d['alpha']:.0%} "
-           "quantile of the same statistic over every contiguous training window of that length against the rest "
-           "of the training latents, so ordinary regime persistence is not flagged. Re-fit threshold on confidence "
-           f"({threshold:.2f}) from the Live replay settings.")
+st.caption(f"Each point looks at the last {window} non-overlapping blocks. Thresholds (dashed: drifting, dotted: "
+           "drifted) come from every contiguous training window of that length against the rest of the training "
+           f"latents, so ordinary regime persistence is not flagged: {rates[0]:.1%} of those windows are over either "
+           f"threshold (drifting), {rates[1]:.1%} over the stricter drifted level (never stated below 1 / (training "
+           "windows + 1)). On new data like the training span the verdict reads drifting or drifted at about those "
+           f"rates. Re-fit threshold on confidence ({threshold:.2f}) from the Live replay settings.")

@@ -31,3 +31,5 @@ def test_drift_figure_marks_drifting_windows():
     drift_pts = [tr for tr in fig.data if tr.name == "drift"]
     assert drift_pts and len(A(drift_pts[0].x)) == int(tl["drift"].sum())
     assert set(A(drift_pts[0].x)) <= set(ticks[tl["end"]].tolist())
+    strict = [tr for tr in fig.data if tr.name == "drifted level"]      # dotted, one per statistic's panel
+    assert len(strict) == 2 and A(strict[0].y) == tl["centroid_threshold_drifted"].tolist()

@@ -51,10 +51,10 @@ def similarity_histogram(sims: np.ndarray, height: int = 280) -> go.Figure:
 def drift_figure(ticks: np.ndarray, timeline: dict[str, np.ndarray], confidence: np.ndarray,
                  neighbour_age: np.ndarray, refit_threshold: float, times: np.ndarray | None = None,
                  height: int = 620) -> go.Figure:
-    """Four stacked panels against tick (or time): centroid distance and MMD^2 of the trailing window (with their
-    thresholds; drifting windows red), mean age of retrieved neighbours, and confidence with the re-fit
-    threshold. ``ticks`` (M,) per window; ``times`` (M,) datetimes per window put the panels on a date axis;
-    ``timeline`` from drift.drift_timeline over the same windows."""
+    """Four stacked panels against tick (or time): centroid distance and MMD^2 of the trailing window (thresholds
+    dashed, the drifted level dotted when the timeline has one; drifting windows red), mean age of retrieved
+    neighbours, and confidence with the re-fit threshold. ``ticks`` (M,) per window; ``times`` (M,) datetimes per
+    window put the panels on a date axis; ``timeline`` from drift.drift_timeline over the same windows."""
     dated = times is not None and is_time(times)
     if dated and len(times) != len(ticks):
         raise ValueError(f"times has {len(times)} values but there are {len(ticks)} windows")
@@ -72,6 +72,10 @@ def drift_figure(ticks: np.ndarray, timeline: dict[str, np.ndarray], confidence:
                       row=row, col=1)
         fig.add_trace(go.Scatter(x=te, y=timeline[thr], mode="lines", line=dict(color=ALERT, dash="dash"),
                                  name="threshold", showlegend=row == 1), row=row, col=1)
+        if f"{thr}_drifted" in timeline:        # the stricter level that makes the verdict "drifted"
+            fig.add_trace(go.Scatter(x=te, y=timeline[f"{thr}_drifted"], mode="lines",
+                                     line=dict(color=ALERT, dash="dot"), name="drifted level",
+                                     showlegend=row == 1), row=row, col=1)
         if drift.any():
             fig.add_trace(go.Scatter(x=te[drift], y=y[drift], mode="markers", marker=dict(color=ALERT, size=7),
                                      name="drift", showlegend=row == 1), row=row, col=1)
