@@ -1,6 +1,6 @@
 """Data-parallel encoder training (chronoslib.distributed) on CPU with gloo: two processes spawned here, joined by a
 file:// rendezvous. One step on a global batch gives the one-process gradients; a two-rank fit of a labelled
-series recovers its regimes close to a one-process fit (three seeds; margin in the test), and its checkpoint loads
+series recovers its regimes within 0.05 ARI of a one-process fit (mean of three seeds), and its checkpoint loads
 with the world size and backend in its provenance (one process: 1 and "none")."""
 
 
@@ -97,14 +97,18 @@ L = 64
 
 
 def _series():
-    return make_regime_series(L * 120, n_regimes=3, seed=17)
+    # 480 blocks for 10 epochs, not 120 for 20 (twice the block-epochs; the test takes ~1.5x as long, 43-58 s on
+    # 2 shared cores, 85 s once at load 4): a fit's ARI then sits near 1 with a spread small enough for a 0.05
+    # margin (figures in the test below). The shipped sample's 128 training blocks at its default 30 epochs
+    # spread as widely as 120 here.
+    return make_regime_series(L * 480, n_regimes=3, seed=17)
 
 
-SEEDS = (0, 1, 2)   # one seed's ARI moves by up to 0.17 with rounding alone; the mean over three is compared
+SEEDS = (0, 1, 2)   # the mean over three seeds is compared
 
 
 def _cfg(seed: int = 0) -> DefragConfig:
-    return DefragConfig().with_overrides(encoder_epochs=20, predictor_epochs=1, seed=seed)
+    return DefragConfig().with_overrides(encoder_epochs=10, predictor_epochs=1, seed=seed)
 
 
 def _fit_worker(rank: int, rendezvous: str, out: str) -> None:
@@ -138,13 +142,17 @@ def test_a_two_rank_fit_recovers_the_regimes_like_one_process(spawn_safe_main, t
     print(f"\nARI two ranks {ari_two.round(3)}, one process {ari_one.round(3)}, untrained {ari_u:.3f}")
     assert ari_one.mean() - ari_u > 0.3, (ari_one, ari_u)      # the comparison means something
     # The ranks see the one-process views and their gradients agree to 1e-5 (the test above), yet the runs
-    # part: the first step's InfoNCE is equal to 7 digits, the second differs by 4e-5 and the seventh by 3e-2
-    # (Adam's per-coordinate steps amplify rounding), as switching one process to torch's plain kernels does
-    # (a seed's ARI moved by 0.065 that way). Measured mean ARI, two ranks vs one process: 0.934 vs 0.989 on
-    # this machine's kernels, 0.945 vs 0.978 on the plain ones (ATEN_CPU_CAPABILITY=default); at 30 epochs
-    # 0.989 vs 0.956 and 0.857 vs 0.966. The margin holds the worst of these (0.109) with room; the two-rank
-    # fit must also be far above the untrained encoder.
-    assert ari_one.mean() - ari_two.mean() <= 0.15, (ari_two, ari_one)
+    # part by rounding (Adam's per-coordinate steps amplify it within an epoch), as switching one process to
+    # torch's plain kernels does. That is per-fit variance, not a systematic loss: over seeds 0-7 the mean ARI
+    # of 120 blocks at 20 epochs was 0.959 one process / 0.938 two ranks on this machine's (AVX-512) kernels and
+    # 0.895 / 0.927 on the plain ones (ATEN_CPU_CAPABILITY=default): the kernels alone moved one process by
+    # more than two ranks did, and single fits ranged 0.78-1.0 (sd 0.064), too wide for three seeds to resolve
+    # 0.05 (the shipped sample, 30 epochs: 0.927 / 0.962 and 0.913 / 0.936, fits 0.76-1.0). At 480 blocks and
+    # 10 epochs, seeds 0-7: 0.997 / 0.994 (AVX-512), 0.989 / 0.989 (plain); the 32 fits ranged 0.922-1.0 (sd
+    # 0.016), and means of three drawn from them differ by more than 0.05 in 0.2 % of draws. Seeds 0-2 here
+    # gave gaps of 0.005 (AVX-512) and 0.010 (plain). One process trained for 2 epochs instead of 10 scores
+    # 0.84 (5 epochs: 0.995): the margin catches a fit that barely trains, not a halved schedule.
+    assert abs(ari_one.mean() - ari_two.mean()) <= 0.05, (ari_two, ari_one)
     assert ari_two.mean() - ari_u > 0.5, (ari_two, ari_u)
     assert np.isfinite(two[0].predict_live(s.data[-L:]).regime_confidence)
     assert all((e.meta["world_size"], e.meta["backend"]) == (2, "gloo") for e in two)   # through save / load
