@@ -9,13 +9,15 @@ import torch
 
 from chronoslib.config import EncoderConfig, PredictorConfig
 from chronoslib.encoder import RegimeEncoder
-from chronoslib.errors import DataError
-from chronoslib.live_path import LivePath
+from chronoslib.errors import ConfigError, DataError
+from chronoslib.live_path import ONEDNN_MIN_HIDDEN, LivePath, kernel_for
 from chronoslib.predictor import TemporalPredictor
 from chronoslib.registry import Registry
 
+KERNELS = ["blas"] + (["onednn"] if kernel_for(10 ** 6) == "onednn" else [])
 
-def _parts(n_layers=3, kernel_size=3, hidden=8, p_layers=2, f=3, length=24, seed=0):
+
+def _parts(n_layers=3, kernel_size=3, hidden=8, p_layers=2, f=3, length=24, seed=0, kernel=None):
     torch.manual_seed(seed)
     enc = RegimeEncoder(EncoderConfig(input_dim=f, block_len=length, hidden_dim=hidden, latent_dim=6, proj_dim=5,
                                       n_layers=n_layers, kernel_size=kernel_size)).eval()
@@ -28,12 +30,14 @@ def _parts(n_layers=3, kernel_size=3, hidden=8, p_layers=2, f=3, length=24, seed
         torch.nn.init.normal_(c.lin.bias, std=0.3)
     rng = np.random.default_rng(seed)
     centre, scale = rng.normal(size=(1, f)).astype(np.float32), rng.uniform(0.5, 2, (1, f)).astype(np.float32)
-    return enc, pred, centre, scale, LivePath(enc, centre, scale, pred)
+    return enc, pred, centre, scale, LivePath(enc, centre, scale, pred, kernel)
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("n_layers,kernel_size", [(1, 3), (3, 3), (4, 2), (2, 5)])
-def test_encode_equals_the_encoder_on_the_normalised_window(n_layers, kernel_size):
-    enc, _, centre, scale, lp = _parts(n_layers, kernel_size)
+def test_encode_equals_the_encoder_on_the_normalised_window(n_layers, kernel_size, kernel):
+    enc, _, centre, scale, lp = _parts(n_layers, kernel_size, kernel=kernel)
+    assert lp.kernel == kernel
     x = torch.randn(24, 3) * 2 + 1
     with torch.inference_mode():
         ref = enc(((x - torch.from_numpy(centre)) / torch.from_numpy(scale))[None])[0]
@@ -44,6 +48,24 @@ def test_encode_equals_the_encoder_on_the_normalised_window(n_layers, kernel_siz
     torch.testing.assert_close(again, got, atol=0, rtol=0)
     assert not torch.allclose(other, got)
     assert abs(float(got.norm()) - 1) < 1e-5
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_a_wide_encoder_matches_on_either_kernel(kernel):
+    # The reference release's width (hidden 128, 4 layers, dilations up to 8) on windows of 64 ticks.
+    enc, _, centre, scale, lp = _parts(n_layers=4, hidden=128, f=6, length=64, kernel=kernel)
+    x = torch.randn(64, 6) * 3
+    with torch.inference_mode():
+        ref = enc(((x - torch.from_numpy(centre)) / torch.from_numpy(scale))[None])[0]
+        torch.testing.assert_close(lp.encode(x), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_the_kernel_follows_the_encoders_width():
+    assert _parts(hidden=8)[4].kernel == "blas"
+    wide = _parts(hidden=ONEDNN_MIN_HIDDEN)[4].kernel
+    assert wide == ("onednn" if torch.backends.mkldnn.is_available() else "blas")
+    with pytest.raises(ConfigError, match="kernel"):
+        _parts(kernel="cuda")
 
 
 @pytest.mark.parametrize("p_layers", [1, 2, 3])
@@ -57,8 +79,9 @@ def test_step_equals_the_predictor_step_and_readout(p_layers):
     torch.testing.assert_close(got, ref, atol=1e-6, rtol=1e-5)
 
 
-def test_threads_get_their_own_buffers():
-    enc, _, _, _, lp = _parts()
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_threads_get_their_own_buffers(kernel):
+    enc, _, _, _, lp = _parts(kernel=kernel)
     xs = [torch.randn(24, 3) for _ in range(4)]
     with torch.inference_mode():
         want = [lp.encode(x) for x in xs]
