@@ -164,15 +164,17 @@ class _OneDNNEncoder:
         self._local = threading.local()
 
     def _buffers(self) -> list:
-        """This thread's per block [(input interior, its taps view, column buffer, its taps part)] per conv."""
+        """This thread's per block, per conv: (input interior as a tensor and as an array, its taps view, column
+        buffer as a tensor, its taps part as an array)."""
         b = getattr(self._local, "b", None)
         if b is None:
             length, h, b = self.length, self.hidden, []
             for conv_pair in self.convs:
                 pair = []
-                for _, _, k, d in conv_pair:
-                    p, c = torch.zeros(length + (k - 1) * d, h), torch.empty(length, k * h)
-                    pair.append((p[(k - 1) * d:], p.as_strided((length, k, h), (h, d * h, 1)), c, c.view(length, k, h)))
+                for _, _, k, d in conv_pair:   # NumPy views for the copies: ~half torch's copy_ call here
+                    p, c = np.zeros((length + (k - 1) * d, h), np.float32), np.empty((length, k * h), np.float32)
+                    pair.append((torch.from_numpy(p[(k - 1) * d:]), p[(k - 1) * d:], _taps(p, length, k, d),
+                                 torch.from_numpy(c), c.reshape(length, k, h)))
                 b.append(pair)
             self._local.b = b
         return b
@@ -182,15 +184,15 @@ class _OneDNNEncoder:
         layers = self._buffers()
         _gelu_(torch.addmm(self.b0, x, self.w0, out=layers[0][0][0]))
         last = len(layers) - 1
-        for i, ((h, taps1, c1, ct1), (g, taps2, c2, ct2)) in enumerate(layers):
+        for i, ((h, _, taps1, c1, ct1), (_, g, taps2, c2, ct2)) in enumerate(layers):
             (w1, b1, _, _), (w2, b2, _, _) = self.convs[i]
-            ct1.copy_(taps1)
-            g.copy_(self._linear(c1, w1, b1, "gelu", [], "none"))                # GELU(conv1(h))
+            np.copyto(ct1, taps1)
+            np.copyto(g, self._linear(c1, w1, b1, "gelu", [], "none").numpy())             # GELU(conv1(h))
             if i < last:
-                ct2.copy_(taps2)
-                layers[i + 1][0][0].copy_(self._linear_add(c2, h, w2, b2, "add"))  # h + conv2(g)
+                np.copyto(ct2, taps2)
+                np.copyto(layers[i + 1][0][1], self._linear_add(c2, h, w2, b2, "add").numpy())  # h + conv2(g)
             else:
-                pooled = torch.addmv(h.sum(0), self.last_w2, taps2.sum(0).reshape(-1))
+                pooled = torch.addmv(h.sum(0), self.last_w2, torch.from_numpy(taps2.sum(0).reshape(-1)))
         z = torch.addmv(self.bl, self.wl, pooled)
         return z / z.norm().clamp_min(1e-12)
 
