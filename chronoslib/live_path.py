@@ -23,7 +23,8 @@ Two kernels, chosen once per model by its width (``kernel_for``), with the same 
   (1 + tanh(v / 2)) / 2 (gate rows pre-halved) makes the cell one matvec on [x, h, 1] and one tanh.
 * ``"onednn"`` (wider models, where oneDNN is available): torch's oneDNN linear with GELU and the residual add
   fused into the matmul (``torch.ops.mkldnn._linear_pointwise``) on weights reordered once; at hidden 128 its
-  matmul is ~1.6x NumPy's and MKL's on the machines measured, while its ~12 us call overhead loses at hidden 32.
+  matmul was ~1.6x NumPy's and MKL's on the AMD EPYC (AVX-512) machine measured, while its ~12 us call
+  overhead loses at hidden 32.
 
 Buffers are per thread (``threading.local``), so concurrent ``predict_live`` calls never share one.
 ``window_tensor`` is the cheap input check: one isinstance / dtype / shape test for a float32 array of the
