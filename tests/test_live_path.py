@@ -10,11 +10,11 @@ import torch
 from chronoslib.config import EncoderConfig, PredictorConfig
 from chronoslib.encoder import RegimeEncoder
 from chronoslib.errors import ConfigError, DataError
-from chronoslib.live_path import ONEDNN_MIN_HIDDEN, LivePath, kernel_for
+from chronoslib.live_path import WIDE_MIN_HIDDEN, LivePath, available_kernels, kernel_for
 from chronoslib.predictor import TemporalPredictor
 from chronoslib.registry import Registry
 
-KERNELS = ["blas"] + (["onednn"] if kernel_for(10 ** 6) == "onednn" else [])
+KERNELS = list(available_kernels())
 
 
 def _parts(n_layers=3, kernel_size=3, hidden=8, p_layers=2, f=3, length=24, seed=0, kernel=None):
@@ -60,11 +60,16 @@ def test_a_wide_encoder_matches_on_either_kernel(kernel):
         torch.testing.assert_close(lp.encode(x), ref, atol=1e-5, rtol=1e-5)
 
 
-def test_the_kernel_follows_the_encoders_width():
+def test_the_kernel_follows_the_encoders_width_and_the_cpu():
     assert _parts(hidden=8)[4].kernel == "blas"
-    wide = _parts(hidden=ONEDNN_MIN_HIDDEN)[4].kernel
-    assert wide == ("onednn" if torch.backends.mkldnn.is_available() else "blas")
-    with pytest.raises(ConfigError, match="kernel"):
+    assert _parts(hidden=WIDE_MIN_HIDDEN)[4].kernel == kernel_for(WIDE_MIN_HIDDEN)
+    assert kernel_for(WIDE_MIN_HIDDEN - 1, "GenuineIntel") == kernel_for(WIDE_MIN_HIDDEN - 1, "AuthenticAMD") == "blas"
+    have = available_kernels()
+    if {"mkl", "onednn"} <= set(have):   # both in this build: MKL's sgemm on Intel, oneDNN elsewhere
+        assert kernel_for(128, "GenuineIntel") == "mkl"
+        assert kernel_for(128, "AuthenticAMD") == kernel_for(128, "") == "onednn"
+    assert all(kernel_for(h, v) in have for h in (8, 128) for v in ("GenuineIntel", "AuthenticAMD", ""))
+    with pytest.raises(ConfigError, match="kernel must be one of blas"):
         _parts(kernel="cuda")
 
 
