@@ -257,13 +257,15 @@ class _Step:
         self._local = threading.local()
 
     def _buffers(self) -> list:
-        """This thread's per cell (v = [x, h, 1], its x part, its h part, pre-activations (3 Hp,))."""
+        """This thread's per cell (v = [x, h, 1], its x part, its h part, pre-activations (3 Hp,)), then the last
+        cell's output (Hp,) as the x part of a last entry."""
         b = getattr(self._local, "b", None)
         if b is None:
             b = []
             for _, n_in in self.cells:
                 v = np.ones(n_in + self.hidden + 1, np.float32)
                 b.append((v, v[:n_in], v[n_in:n_in + self.hidden], np.empty(3 * self.hidden, np.float32)))
+            b.append((None, np.empty(self.hidden, np.float32), None, None))   # the last cell's output
             self._local.b = b
         return b
 
@@ -284,7 +286,7 @@ class _Step:
             np.multiply(c, pre[hp:2 * hp], out=c)                   # GLU candidate
             np.subtract(c, h, out=c)
             np.multiply(c, pre[2 * hp:], out=c)                     # g (c - h)
-            x = bufs[j + 1][1] if j + 1 < len(bufs) else np.empty(hp, np.float32)
+            x = bufs[j + 1][1]
             np.add(h, c, out=x)                                     # h + g (c - h): the next cell's input
         out = self.head_w @ x
         out += self.head_b
