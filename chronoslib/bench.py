@@ -24,6 +24,7 @@ import torch
 from .bench_measure import clean, cpu_live, peak_rss_mb, repeat, spec_config
 from .bench_report import TARGETS, target_table, to_markdown
 from .latency import SPEC_FIGURES, measure_live_latency
+from .live_path import cpu_model, cpu_vendor
 
 
 # ---------------------------------------------------------------------------------------------- sections
@@ -302,7 +303,8 @@ def run_all(quick: bool = False, max_n: int | None = None, only: str = "", rows:
     res: dict[str, Any] = {"meta": {
         "quick": quick, "python": platform.python_version(), "torch": torch.__version__,
         "threads": torch.get_num_threads(), "load_avg_1min": os.getloadavg()[0],
-        "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+        "cpu": platform.processor() or platform.machine(), "cpu_model": cpu_model(), "cpu_vendor": cpu_vendor(),
+        "cores": os.cpu_count(),
         "when": time.strftime("%Y-%m-%d %H:%M:%S")}}
     def log(section: str) -> None:  # progress on stderr; stdout stays one JSON document
         print(f"[bench] {section} done at {time.perf_counter() - t_all:.1f} s", file=sys.stderr, flush=True)

@@ -160,6 +160,7 @@ def bench_live_side_by_side(engine: Any, train: np.ndarray, windows: np.ndarray,
     for q in ("p50_ms", "p99_ms"):
         out[f"ratio_{q[:3]}_ours_over_reference"] = out["ours_reference_config"][q] / out["reference"][q]
     out.update(rounds=rounds, calls_per_round=n_calls, load_avg_1min=loads,
+               kernels={"ours_default": engine._live.kernel, "ours_reference_config": ours_ref._live.kernel},
                reference_config={"hidden": 128, "latent": 64, "encoder_layers": 4, "predictor": "128 x 3",
                                  "top_k": 16, "registry_entries": len(ours_ref.registry)})
     return out

@@ -86,10 +86,19 @@ def _mkl_available() -> bool:
 
 def cpu_vendor() -> str:
     """The CPU's vendor id as Linux reports it ("GenuineIntel", "AuthenticAMD", ...; "" where unknown)."""
+    return _cpuinfo_field("vendor_id")
+
+
+def cpu_model() -> str:
+    """The CPU's model name as Linux reports it ("" where unknown)."""
+    return _cpuinfo_field("model name")
+
+
+def _cpuinfo_field(name: str) -> str:
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
             for line in f:
-                if line.startswith("vendor_id"):
+                if line.split(":", 1)[0].strip() == name:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass

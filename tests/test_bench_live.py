@@ -27,6 +27,10 @@ def test_bench_only_live_prints_the_live_rows():
     ratio = side["ours_reference_config"]["p50_ms"] / side["reference"]["p50_ms"]
     assert abs(side["ratio_p50_ours_over_reference"] - ratio) < 1e-9
     assert side["reference_config"]["hidden"] == 128 and side["reference_config"]["encoder_layers"] == 4
+    from chronoslib.live_path import available_kernels, cpu_model, kernel_for
+    assert side["kernels"] == {"ours_default": kernel_for(32), "ours_reference_config": kernel_for(128)}
+    assert set(side["kernels"].values()) <= set(available_kernels())
+    assert r["meta"]["cpu_model"] == cpu_model()
     assert batch["identical"] is True and batch["windows_per_s_1_thread"] > 0 and batch["windows_per_s_2_threads"] > 0
     targets = {t["name"]: t for t in r["live"]["targets"]}
     assert len(targets) == 4 and all(isinstance(t["met"], bool) for t in targets.values())
