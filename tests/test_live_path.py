@@ -160,6 +160,21 @@ def test_route_one_equals_route(case):
         assert abs(float(b.weights.sum()) - 1) < 1e-5
 
 
+def test_route_one_sees_writes_and_query_times_after_its_first_call():
+    # route_one keeps NumPy views of the scan and of the SPD factors: a write or a new query time must not be
+    # answered from the old ones.
+    reg = _registry()
+    q = torch.nn.functional.normalize(torch.randn(6, generator=torch.Generator().manual_seed(5)), dim=0)
+    for t_query in (260.0, 900.0, 260.0):
+        a, b = reg.route(q[None], t_query, 8), reg.route_one(q, t_query, 8)
+        assert torch.equal(b.slots, a.slots[0])
+        torch.testing.assert_close(b.scores, a.scores[0], atol=1e-6, rtol=1e-5)
+    reg.append_live(q[None], np.array([300.0]), torch.full((1, 5), 7.0), 1.0)
+    b = reg.route_one(q, 300.0, 8)
+    assert int(b.slots[0]) == 50 and float(b.cosines[0]) == pytest.approx(1.0, abs=1e-6)
+    assert torch.equal(b.slots, reg.route(q[None], 300.0, 8).slots[0])
+
+
 def test_route_one_with_no_positive_score_blends_uniformly():
     reg = Registry(8, 2, state_dim=1, block_len=1, decay=1.0)
     reg.add(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]]), np.arange(3.0), None,
