@@ -67,7 +67,9 @@ def _one_step(rank: int, pairs: int) -> dict[str, float]:
     gr, gd = _grads(ref), _grads(ddp_enc)
     assert gr.keys() == gd.keys() and len(gr) > 5
     worst = max(float((gr[k] - gd[k]).abs().max() / gr[k].abs().max().clamp_min(1e-12)) for k in gr)
-    return {"worst": worst, "ref_norm": float(sum(v.norm() ** 2 for v in gr.values()) ** 0.5)}
+    ref_norm = float(sum(v.norm() ** 2 for v in gr.values()) ** 0.5)
+    diff_norm = float(sum((gr[k] - gd[k]).norm() ** 2 for k in gr) ** 0.5)
+    return {"worst": worst, "global": diff_norm / ref_norm, "ref_norm": ref_norm}
 
 
 def test_one_step_on_a_global_batch_gives_the_one_process_gradients(spawn_safe_main, tmp_path):
@@ -75,7 +77,12 @@ def test_one_step_on_a_global_batch_gives_the_one_process_gradients(spawn_safe_m
     mp.spawn(_step_worker, args=(str(tmp_path / "rdv"), out), nprocs=WORLD, join=True)
     for pairs, res in torch.load(out).items():
         assert res["ref_norm"] > 1e-3, pairs                   # a real gradient, not zeros
-        assert res["worst"] < 1e-5, (pairs, res)               # relative to each tensor's largest entry
+        # fp32 rounding of the two summation orders, measured over 6 model seeds x both kernel sets (AVX-512 and
+        # ATEN_CPU_CAPABILITY=default): 2.0e-6 to 4.8e-6 of the whole gradient's norm; per tensor, relative to its
+        # largest entry, <= 3e-6 except the last conv's bias (a sum over every tick of every row, with
+        # cancellation): up to 2.6e-5. The halved-gradient trap and a row gathered without gradient are O(0.1-1).
+        assert res["global"] < 1e-5, (pairs, res)
+        assert res["worst"] < 1e-4, (pairs, res)
 
 
 def test_shares_and_counts_agree():
