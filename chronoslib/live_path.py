@@ -41,6 +41,7 @@ Knows nothing about registries, routing or training.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
@@ -94,6 +95,7 @@ def cpu_model() -> str:
     return _cpuinfo_field("model name")
 
 
+@functools.cache   # read once per process: the CPU does not change under a running engine
 def _cpuinfo_field(name: str) -> str:
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
