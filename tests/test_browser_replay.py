@@ -53,12 +53,26 @@ def test_playing_a_replay_updates_the_gauges_in_the_browser(page):  # noqa: F811
     page.get_by_role("button", name="Pause").click()
     wait_idle(page)
     page.get_by_role("button", name="Play").wait_for()
-    shown = _shown(page)
+    shown = _stopped_shown(page)
     # The server moves to the window the browser showed when paused (it predicts ahead while playing).
     _caption_says(page, shown)
     page.wait_for_timeout(600)
     assert _shown(page) == shown   # paused: nothing moves
     _caption_says(page, shown)
+
+
+def _stopped_shown(pg, timeout_s: float = 30.0) -> int:
+    """The player's count once it has stopped: the Pause rerun reaches the iframe a moment after the page shows
+    "Play" again (over a second on a loaded machine), and the player keeps animating queued windows until then."""
+    last, since, t0 = _shown(pg), time.time(), time.time()
+    while time.time() - t0 < timeout_s:
+        pg.wait_for_timeout(200)
+        now = _shown(pg)
+        if now != last:
+            last, since = now, time.time()
+        elif time.time() - since >= 1.0:
+            return now
+    raise AssertionError(f"the player still moves {timeout_s:.0f} s after Pause (shows {last})")
 
 
 def _caption_says(pg, shown: int, timeout_s: float = 30.0) -> None:
